@@ -1,0 +1,116 @@
+"""agentshell: a small, fast, pluggable agent shell.
+
+The public API plugins use. Names are imported on first use (PEP 562) so that
+``import agentshell`` — and ``agentshell --version`` — stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+_EXPORTS: dict[str, str] = {
+    # hooks and plugins
+    "hookimpl": "plugins",
+    "hookspec": "hookspecs",
+    "PluginHost": "plugins",
+    "PluginInfo": "plugins",
+    # the shell and commands
+    "Shell": "shell",
+    "Command": "commands",
+    "CommandContext": "commands",
+    "Arg": "commands",
+    "Option": "commands",
+    "ParsedArgs": "commands",
+    "Output": "output",
+    # agents
+    "AgentBackend": "agents",
+    "AgentCall": "agents",
+    "AgentRequest": "agents",
+    "AgentResponse": "agents",
+    "AgentRunner": "agents",
+    "AgentSpec": "agents",
+    "Outcome": "agents",
+    "Progress": "agents",
+    "TokenUsage": "agents",
+    "parse_json_content": "agents",
+    # errors
+    "AgentshellError": "errors",
+    "AgentError": "errors",
+    "AgentDisconnected": "errors",
+    "AgentTimeout": "errors",
+    "RateLimited": "errors",
+    "AuthRequired": "errors",
+    "BadAgentOutput": "errors",
+    "FatalAgentError": "errors",
+    "CommandError": "errors",
+    "ConfigError": "errors",
+    # telemetry
+    "Event": "telemetry",
+    "TelemetryBus": "telemetry",
+    "TelemetrySink": "telemetry",
+    # auth
+    "AuthProvider": "auth",
+    "Credentials": "auth",
+    "TokenStore": "auth",
+    # config
+    "Secret": "config",
+    # helpers
+    "redact": "redact",
+    "register_secret": "redact",
+    "atomic_write": "files",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentshell' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .agents import (
+        AgentBackend,
+        AgentCall,
+        AgentRequest,
+        AgentResponse,
+        AgentRunner,
+        AgentSpec,
+        Outcome,
+        Progress,
+        TokenUsage,
+        parse_json_content,
+    )
+    from .auth import AuthProvider, Credentials, TokenStore
+    from .commands import Arg, Command, CommandContext, Option, ParsedArgs
+    from .config import Secret
+    from .errors import (
+        AgentDisconnected,
+        AgentError,
+        AgentshellError,
+        AgentTimeout,
+        AuthRequired,
+        BadAgentOutput,
+        CommandError,
+        ConfigError,
+        FatalAgentError,
+        RateLimited,
+    )
+    from .files import atomic_write
+    from .hookspecs import hookspec
+    from .output import Output
+    from .plugins import PluginHost, PluginInfo, hookimpl
+    from .redact import redact, register_secret
+    from .shell import Shell
+    from .telemetry import Event, TelemetryBus, TelemetrySink

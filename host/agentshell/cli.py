@@ -1,0 +1,194 @@
+"""The ``agentshell`` command.
+
+    agentshell [-p MODULE]...                  the interactive shell
+    agentshell run "/cmd ..." ["/cmd2 ..."]    run commands, exit non-zero on failure
+    agentshell run -f FILE                     run a script of commands ('-' for stdin)
+    agentshell plugins [--json]                list plugins and their state
+    agentshell --version
+
+Start-up is a feature: ``--version`` answers before anything heavy is imported, and
+the modules behind the other paths import their dependencies when they need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .shell import Shell
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        from ._version import __version__
+
+        print(f"agentshell {__version__}")
+        return EXIT_OK
+    parser = _parser()
+    ns = parser.parse_args(args)
+    try:
+        import asyncio
+
+        if ns.cmd == "run":
+            return asyncio.run(_run(ns))
+        if ns.cmd == "plugins":
+            return asyncio.run(_plugins(ns))
+        return asyncio.run(_interactive(ns))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="agentshell",
+        description="A small, fast, pluggable agent shell.",
+        epilog="Run without a subcommand for the interactive shell. Type /help inside it.",
+    )
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "-p",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also load the plugin in MODULE (an importable module name); repeatable",
+    )
+    sub = parser.add_subparsers(dest="cmd")
+    run = sub.add_parser("run", help="run commands non-interactively")
+    run.add_argument("commands", nargs="*", metavar="COMMAND", help='a command line, e.g. "/help"')
+    run.add_argument("-f", "--file", help="read commands from FILE, one per line ('-' = stdin)")
+    run.add_argument(
+        "-k", "--keep-going", action="store_true", help="run every command even after a failure"
+    )
+    run.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE", dest="plugin2")
+    plugins = sub.add_parser("plugins", help="list plugins and their state")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
+    import importlib
+
+    from .output import Output
+    from .shell import Shell
+
+    shell = Shell(mode=mode, output=Output())
+    for module_name in [*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            from .plugins import PluginInfo, summarize_exception
+
+            shell.plugins.infos[module_name] = PluginInfo(
+                name=module_name,
+                module=module_name,
+                state="failed",
+                reason=f"import failed: {summarize_exception(exc)}",
+            )
+            shell.output.error(f"plugin {module_name}: {summarize_exception(exc)}")
+            continue
+        shell.plugins.register(module, module_name)
+    return shell
+
+
+async def _start(shell: Shell) -> int | None:
+    from .errors import AgentshellError
+
+    try:
+        await shell.start()
+    except AgentshellError as exc:
+        for line in str(exc).splitlines():
+            shell.output.error(line)
+        return EXIT_USAGE
+    return None
+
+
+async def _interactive(ns: argparse.Namespace) -> int:
+    shell = _make_shell(ns, "repl")
+    failed = await _start(shell)
+    if failed is not None:
+        return failed
+    try:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from .repl import repl
+
+            return await repl(shell)
+        from .repl import line_reader
+
+        return await line_reader(shell)
+    finally:
+        await shell.stop()
+
+
+def _read_script(path: str) -> list[str]:
+    from .errors import CommandError
+
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+async def _run(ns: argparse.Namespace) -> int:
+    from .errors import AgentshellError
+    from .repl import run_command
+
+    try:
+        lines = list(getattr(ns, "commands", []))
+        if getattr(ns, "file", None):
+            lines += _read_script(ns.file)
+    except AgentshellError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not lines:
+        print('error: nothing to run: give commands (agentshell run "/help") or -f FILE', file=sys.stderr)
+        return EXIT_USAGE
+    shell = _make_shell(ns, "run")
+    failed = await _start(shell)
+    if failed is not None:
+        return failed
+    status = EXIT_OK
+    echo = len(lines) > 1
+    try:
+        for line in lines:
+            if echo:
+                shell.output.print(f"» {line}")
+            code = await run_command(shell, line)
+            if code == EXIT_INTERRUPTED:
+                return EXIT_INTERRUPTED
+            if code:
+                status = status or code
+                if not getattr(ns, "keep_going", False):
+                    break
+            if shell.exit_requested:
+                break
+    finally:
+        await shell.stop()
+    return status
+
+
+async def _plugins(ns: argparse.Namespace) -> int:
+    shell = _make_shell(ns, "run")
+    shell.mode = "repl"  # a bad config must not hide the list
+    await shell.start()
+    try:
+        return await shell.execute("/plugins --json" if getattr(ns, "json", False) else "/plugins")
+    finally:
+        await shell.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

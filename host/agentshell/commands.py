@@ -1,0 +1,256 @@
+"""Slash commands: declaration, the registry, argument parsing and completion.
+
+A command declares its positional arguments and options; the registry parses a line
+into :class:`ParsedArgs` with clear one-line errors, and the same declarations drive
+tab completion (each argument or option may name a completer).
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import CommandError
+
+if TYPE_CHECKING:
+    from .shell import Shell
+
+#: a completer gets the shell and the text typed so far for this word
+Completer = Callable[["Shell", str], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A positional argument."""
+
+    name: str
+    help: str = ""
+    required: bool = True
+    variadic: bool = False  # takes every remaining positional word
+    complete: Completer | None = None
+    choices: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option: ``--name VALUE`` (or ``--name=VALUE``), or a flag when ``flag``."""
+
+    name: str  # with the dashes: "--from"
+    help: str = ""
+    flag: bool = False
+    metavar: str = "VALUE"
+    complete: Completer | None = None
+    choices: Sequence[str] | None = None
+    default: Any = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+
+@dataclass
+class ParsedArgs:
+    """Parsed arguments: attribute or item access by argument/option name."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.values.get(name)
+        return default if value is None else value
+
+
+@dataclass
+class CommandContext:
+    """What a command handler receives."""
+
+    shell: Shell
+    args: ParsedArgs
+    line: str
+    command: Command
+
+    @property
+    def out(self) -> Any:
+        return self.shell.output
+
+
+#: a handler returns an exit status (``None`` means 0) and may be async
+Handler = Callable[[CommandContext], "int | None | Awaitable[int | None]"]
+
+
+@dataclass
+class Command:
+    """A slash command. ``name`` is given without the slash."""
+
+    name: str
+    handler: Handler
+    help: str = ""
+    args: Sequence[Arg] = ()
+    options: Sequence[Option] = ()
+    aliases: Sequence[str] = ()
+    description: str = ""  # longer text for /help <command>
+    raw: bool = False  # pass the line unparsed as args.rest (for /set-env and friends)
+    plugin: str = ""  # filled in by the registry
+
+    @property
+    def usage(self) -> str:
+        parts = [f"/{self.name}"]
+        for arg in self.args:
+            label = f"<{arg.name}>" + ("..." if arg.variadic else "")
+            parts.append(label if arg.required else f"[{label}]")
+        for opt in self.options:
+            parts.append(f"[{opt.name}]" if opt.flag else f"[{opt.name} {opt.metavar}]")
+        return " ".join(parts)
+
+    def parse(self, words: Sequence[str]) -> ParsedArgs:
+        values: dict[str, Any] = {arg.name: None for arg in self.args}
+        for opt in self.options:
+            values[opt.dest] = False if opt.flag else opt.default
+        by_name = {opt.name: opt for opt in self.options}
+        positional: list[str] = []
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if word == "--":
+                positional.extend(words[i + 1 :])
+                break
+            if word.startswith("--") and len(word) > 2:
+                name, eq, inline = word.partition("=")
+                opt = by_name.get(name)
+                if opt is None:
+                    guess = difflib.get_close_matches(name, list(by_name), n=1)
+                    hint = f" (did you mean {guess[0]}?)" if guess else ""
+                    raise CommandError(f"/{self.name}: unknown option {name}{hint}; usage: {self.usage}")
+                if opt.flag:
+                    if eq:
+                        raise CommandError(f"/{self.name}: {name} takes no value")
+                    values[opt.dest] = True
+                else:
+                    if eq:
+                        value = inline
+                    elif i + 1 < len(words):
+                        i += 1
+                        value = words[i]
+                    else:
+                        raise CommandError(f"/{self.name}: {name} needs a {opt.metavar.lower()}")
+                    if opt.choices and value not in opt.choices:
+                        raise CommandError(
+                            f"/{self.name}: {name} must be one of {', '.join(opt.choices)}"
+                        )
+                    values[opt.dest] = value
+            else:
+                positional.append(word)
+            i += 1
+        for arg in self.args:
+            if arg.variadic:
+                values[arg.name] = positional
+                positional = []
+                continue
+            if positional:
+                value = positional.pop(0)
+                if arg.choices and value not in arg.choices:
+                    raise CommandError(
+                        f"/{self.name}: {arg.name} must be one of {', '.join(arg.choices)}"
+                    )
+                values[arg.name] = value
+            elif arg.required:
+                raise CommandError(f"/{self.name}: missing <{arg.name}>; usage: {self.usage}")
+        if positional:
+            raise CommandError(
+                f"/{self.name}: unexpected argument {positional[0]!r}; usage: {self.usage}"
+            )
+        return ParsedArgs(values)
+
+
+def split_line(line: str) -> list[str]:
+    """Split a command line like a POSIX shell; an unclosed quote is a clear error."""
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise CommandError(f"cannot parse the line: {exc}") from None
+
+
+class CommandRegistry:
+    """Commands by name (and alias), with the plugin that registered each."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+        self._aliases: dict[str, str] = {}
+        self.clashes: list[str] = []
+
+    def add(self, command: Command, plugin: str = "") -> bool:
+        """Register ``command``; on a name clash keep the first and record the clash."""
+        name = command.name.lstrip("/")
+        command.name = name
+        command.plugin = command.plugin or plugin
+        for key in (name, *command.aliases):
+            owner = self._commands.get(key) or self._commands.get(self._aliases.get(key, ""))
+            if owner is not None:
+                self.clashes.append(
+                    f"/{key} from plugin {plugin or '?'} clashes with /{owner.name} "
+                    f"from plugin {owner.plugin or '?'} (kept the latter)"
+                )
+                return False
+        self._commands[name] = command
+        for alias in command.aliases:
+            self._aliases[alias] = name
+        return True
+
+    def remove_plugin(self, plugin: str) -> None:
+        for name in [n for n, c in self._commands.items() if c.plugin == plugin]:
+            command = self._commands.pop(name)
+            for alias in command.aliases:
+                self._aliases.pop(alias, None)
+
+    def get(self, name: str) -> Command | None:
+        name = name.lstrip("/")
+        return self._commands.get(name) or self._commands.get(self._aliases.get(name, ""))
+
+    def names(self) -> list[str]:
+        return sorted(self._commands)
+
+    def all(self) -> list[Command]:
+        return [self._commands[n] for n in self.names()]
+
+    def suggest(self, name: str) -> list[str]:
+        candidates = list(self._commands) + list(self._aliases)
+        return difflib.get_close_matches(name.lstrip("/"), candidates, n=3, cutoff=0.5)
+
+    def resolve(self, line: str) -> tuple[Command, ParsedArgs]:
+        """Parse a full ``/command args...`` line."""
+        text = line.strip()
+        if not text.startswith("/"):
+            raise CommandError("commands start with '/'; type /help for the list")
+        head, _, rest = text[1:].partition(" ")
+        command = self.get(head)
+        if command is None:
+            guesses = self.suggest(head)
+            hint = f" — did you mean {', '.join('/' + g for g in guesses)}?" if guesses else ""
+            raise CommandError(f"unknown command /{head}{hint} (type /help for the list)")
+        if command.raw:
+            return command, ParsedArgs({"rest": rest.strip()})
+        return command, command.parse(split_line(rest))
+
+
+__all__ = [
+    "Arg",
+    "Command",
+    "CommandContext",
+    "CommandRegistry",
+    "Completer",
+    "Handler",
+    "Option",
+    "ParsedArgs",
+    "split_line",
+]

@@ -1,0 +1,167 @@
+"""Every hook agentshell defines: the contract between the host and its plugins.
+
+This module is the only place hooks are specified. Implement a hook by decorating a
+function of the same name with :data:`agentshell.hookimpl`. Any implementation may be
+a plain function or an ``async def``: the host awaits whatever is awaitable.
+
+Collection hooks receive a ``register`` callback instead of returning values, so the
+host knows which plugin registered what and can report name clashes between plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .agents import AgentCall, AgentResponse
+    from .shell import Shell
+
+hookspec = pluggy.HookspecMarker("agentshell")
+
+Register = Callable[..., None]
+
+
+# -- collection hooks -------------------------------------------------------------
+
+
+@hookspec
+def register_commands(register: Register) -> None:
+    """Register slash commands.
+
+    Called once at start-up, after every plugin is loaded. Call
+    ``register(Command(...))`` for each command the plugin provides (see
+    :class:`agentshell.Command`; ``name`` without the leading slash). Registering a
+    name another plugin already registered is reported as a clash and the first
+    registration is kept. Return nothing.
+    """
+
+
+@hookspec
+def register_agent_backends(register: Register) -> None:
+    """Register agent backends.
+
+    Called once at start-up. Call ``register(name, factory)`` where ``factory(shell)``
+    returns an object following :class:`agentshell.AgentBackend` (an async
+    ``complete(call) -> AgentResponse`` and an async ``aclose()``). Agents select a
+    backend by ``name`` in their ``backend =`` setting. Factories are only called when
+    an agent uses the backend, so heavy imports belong inside them. Return nothing.
+    """
+
+
+@hookspec
+def register_telemetry_sinks(register: Register) -> None:
+    """Register telemetry sinks.
+
+    Called once at start-up. Call ``register(name, factory, config_model=None)`` where
+    ``factory(shell, settings)`` returns an object following
+    :class:`agentshell.TelemetrySink` (``handle(event)`` and ``close()``), and
+    ``settings`` is the validated ``[telemetry.<name>]`` section (an instance of
+    ``config_model`` when given, else a dict). Sinks are created only when
+    configuration selects them. Return nothing.
+    """
+
+
+@hookspec
+def register_auth_providers(register: Register) -> None:
+    """Register auth providers.
+
+    Called once at start-up. Call ``register(name, factory)`` where ``factory(shell)``
+    returns an object following :class:`agentshell.AuthProvider`. An agent whose
+    ``auth`` setting is ``"<name>"`` or ``"<name>:<account>"`` gets its credentials from
+    that provider. Return nothing.
+    """
+
+
+@hookspec
+def register_config(register: Register) -> None:
+    """Register a plugin's configuration section.
+
+    Called when configuration is validated (start-up, and whenever ``/config reload``
+    runs). Call ``register(section, model)`` where ``model`` is a pydantic model
+    class; the ``[plugins.<section>]`` table of the merged configuration is validated
+    against it and available as ``shell.plugin_config(section)``. A missing table
+    gives the model's defaults. Return nothing.
+    """
+
+
+# -- lifecycle --------------------------------------------------------------------
+
+
+@hookspec
+def shell_started(shell: Shell) -> None:
+    """The shell is ready: config validated, plugins registered, telemetry running.
+
+    Called once before the first prompt (REPL) or the first command (``agentshell
+    run``). ``shell`` is the public :class:`agentshell.Shell`. Use it to open resources
+    or print warnings. Return nothing.
+    """
+
+
+@hookspec
+def shell_stopping(shell: Shell) -> None:
+    """The shell is about to exit (``/quit``, Ctrl-D, end of ``agentshell run``).
+
+    Called once; telemetry is still running, so events emitted here are delivered.
+    Close what ``shell_started`` opened. Return nothing.
+    """
+
+
+# -- agent-call interception ------------------------------------------------------
+
+
+@hookspec
+def before_agent_call(call: AgentCall) -> AgentResponse | None:
+    """Called before every attempt of an agent call, before the backend.
+
+    ``call`` is the :class:`agentshell.AgentCall` (agent spec, request, attempt
+    number, and ``call.context`` with labels such as ``spec_id`` and ``stage``).
+    An implementation may:
+
+    * return ``None`` to let the call go on;
+    * return an :class:`agentshell.AgentResponse` to answer the call without the
+      backend (a cache or a replay store) — the first response returned wins and
+      the remaining implementations are not called;
+    * raise an :class:`agentshell.AgentError` (for instance ``AgentDisconnected``) as
+      if the backend had raised it; the runner's retry policy handles it.
+    """
+
+
+@hookspec
+def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
+    """Called once after an agent call succeeded, with the final response.
+
+    ``response.attempts`` says how many attempts it took and ``response.cached`` is
+    true when a ``before_agent_call`` implementation answered it. Return nothing.
+    """
+
+
+@hookspec
+def agent_call_failed(call: AgentCall, error: BaseException) -> None:
+    """Called once after an agent call failed for good (retries exhausted, a
+    non-retryable error, or cancellation), with the final error. Return nothing.
+    """
+
+
+# -- presentation -----------------------------------------------------------------
+
+
+@hookspec
+def status_segments(shell: Shell) -> list[str] | str | None:
+    """Return text for the REPL's bottom toolbar.
+
+    Called on every toolbar refresh, so keep it cheap (no I/O). Return a string, a
+    list of strings, or ``None`` for nothing. Segments are shown in plugin order,
+    separated by ``" | "``.
+    """
+
+
+def _hook_names() -> list[str]:
+    return [name for name, value in globals().items() if getattr(value, "agentshell_spec", None)]
+
+
+HOOK_NAMES: tuple[str, ...] = tuple(_hook_names())
+
+__all__ = ["HOOK_NAMES", "Register", "hookspec"]

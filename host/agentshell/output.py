@@ -1,0 +1,89 @@
+"""Everything the shell and its plugins print goes through :class:`Output`.
+
+Messages are one line each and redacted; tables and other rich renderables use a
+lazily created ``rich`` console (rich is not imported until something needs it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO, Any
+
+from .redact import redact
+
+
+class Output:
+    def __init__(self, stream: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self._stream = stream
+        self._err = err
+        self._console: Any = None
+        self._lock = threading.RLock()
+        self._once: set[str] = set()
+
+    @property
+    def stream(self) -> IO[str]:
+        # resolved at use: the REPL swaps sys.stdout while a prompt is shown
+        return self._stream or sys.stdout
+
+    @property
+    def err(self) -> IO[str]:
+        return self._err or sys.stderr
+
+    @property
+    def console(self) -> Any:
+        """A ``rich.console.Console`` writing to this output."""
+        from rich.console import Console
+
+        if self._console is None or self._console.file is not self.stream:
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=False)
+        return self._console
+
+    def _write(self, text: str, stream: IO[str]) -> None:
+        with self._lock:
+            stream.write(redact(text) + "\n")
+            stream.flush()
+
+    def print(self, text: str = "") -> None:
+        self._write(text, self.stream)
+
+    def info(self, message: str) -> None:
+        self._write(message, self.stream)
+
+    def success(self, message: str) -> None:
+        self._write(f"✓ {message}", self.stream)
+
+    def warn(self, message: str) -> None:
+        self._write(f"warning: {message}", self.err)
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self._once:
+            self._once.add(key)
+            self.warn(message)
+
+    def error(self, message: str) -> None:
+        self._write(f"error: {message}", self.err)
+
+    def json(self, value: Any) -> None:
+        self._write(json.dumps(value, indent=2, default=str), self.stream)
+
+    def table(
+        self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+    ) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(redact("" if cell is None else str(cell)) for cell in row))
+        self.render(table)
+
+    def render(self, renderable: Any) -> None:
+        with self._lock:
+            self.console.print(renderable)
+
+
+__all__ = ["Output"]

@@ -1,0 +1,305 @@
+"""The plugin manager: discovery, enabling and disabling, isolation of broken plugins,
+and calling hooks that may be sync or async.
+
+Built-in features are plugins too: they are entry points of group ``agentshell`` in
+agentshell's own distribution and go through exactly the same path as a third party's.
+A plugin that fails to import, to register, or in a collection hook is marked failed
+with the reason (``/plugins`` shows it) and the shell goes on without it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from .errors import AgentError
+
+hookimpl = pluggy.HookimplMarker("agentshell")
+
+ENTRY_POINT_GROUP = "agentshell"
+PluginState = Literal["loaded", "disabled", "failed"]
+
+
+@dataclass
+class PluginInfo:
+    """What ``/plugins`` and ``agentshell plugins --json`` show about one plugin."""
+
+    name: str
+    module: str = ""
+    version: str = ""
+    distribution: str = ""
+    hooks: list[str] = field(default_factory=list)
+    state: PluginState = "loaded"
+    reason: str | None = None
+    builtin: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "version": self.version,
+            "distribution": self.distribution,
+            "hooks": list(self.hooks),
+            "state": self.state,
+            "reason": self.reason,
+            "builtin": self.builtin,
+        }
+
+
+def summarize_exception(exc: BaseException) -> str:
+    """One line: the exception and where it was raised (file:line in the plugin)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    for frame in reversed(frames):
+        name = frame.filename.replace(os.sep, "/")
+        if not any(part in name for part in ("pluggy/", "importlib", "agentshell/plugins.py", "<frozen")):
+            where = f" at {os.path.basename(frame.filename)}:{frame.lineno}"
+            break
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
+
+
+class PluginHost:
+    """Owns the pluggy PluginManager and what is known about each plugin."""
+
+    def __init__(self, *, trace: bool | None = None) -> None:
+        self.pm = pluggy.PluginManager("agentshell")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self._impl_cache: dict[str, list[pluggy.HookImpl]] = {}
+        self._error_reporter: Callable[[str, str | None, BaseException], None] | None = None
+        if trace is None:
+            trace = os.environ.get("AGENTSHELL_TRACE_PLUGINS", "") not in {"", "0", "false"}
+        self.tracing = trace
+        if trace:
+            self.pm.trace.root.setwriter(sys.stderr.write)
+            self.pm.enable_tracing()
+
+    # -- loading ---------------------------------------------------------------------
+
+    def load_entry_points(
+        self, *, disabled: Iterable[str] = (), only: Iterable[str] | None = None
+    ) -> None:
+        """Discover and register every ``agentshell`` entry point."""
+        from importlib.metadata import entry_points
+
+        disabled = set(disabled)
+        only_set = None if only is None else set(only)
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first):
+            dist = ep.dist
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                version=dist.version if dist else "",
+                distribution=dist.name if dist else "",
+                builtin=bool(dist and dist.name == "agentshell"),
+            )
+            if ep.name in self.infos:
+                info.state, info.reason = "failed", (
+                    f"name clash: a plugin named {ep.name!r} is already loaded"
+                    f" from {self.infos[ep.name].module}"
+                )
+                self.infos[f"{ep.name} ({info.distribution})"] = info
+                continue
+            self.infos[ep.name] = info
+            if only_set is not None and ep.name not in only_set:
+                info.state, info.reason = "disabled", "not in AGENTSHELL_LOAD_PLUGINS"
+                continue
+            if ep.name in disabled:
+                info.state, info.reason = "disabled", "disabled by configuration"
+                continue
+            try:
+                plugin = ep.load()
+            except BaseException as exc:  # an import can raise anything, even SystemExit
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                info.state, info.reason = "failed", f"import failed: {summarize_exception(exc)}"
+                continue
+            self._register(plugin, info)
+
+    def register(self, plugin: object, name: str, *, version: str = "") -> PluginInfo:
+        """Register an in-process plugin object (tests, scripts, embedding)."""
+        info = PluginInfo(
+            name=name, module=getattr(plugin, "__name__", type(plugin).__name__), version=version
+        )
+        if name in self.infos and self.infos[name].state == "loaded":
+            info.state, info.reason = "failed", f"name clash: a plugin named {name!r} is loaded"
+            return info
+        self.infos[name] = info
+        self._register(plugin, info)
+        return info
+
+    def _register(self, plugin: object, info: PluginInfo) -> None:
+        unknown = self._unknown_hooks(plugin)
+        if unknown:
+            info.state, info.reason = "failed", "; ".join(unknown)
+            return
+        try:
+            self.pm.register(plugin, name=info.name)
+        except Exception as exc:
+            info.state, info.reason = "failed", f"register failed: {summarize_exception(exc)}"
+            return
+        info.hooks = sorted(
+            impl_name
+            for impl_name in dir(plugin)
+            if self.pm.parse_hookimpl_opts(plugin, impl_name) is not None
+        )
+        info.state, info.reason = "loaded", None
+        self._impl_cache.clear()
+
+    def _unknown_hooks(self, plugin: object) -> list[str]:
+        problems = []
+        for attr in dir(plugin):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None or opts.get("optionalhook"):
+                continue
+            if attr not in hookspecs.HOOK_NAMES and not hasattr(self.pm.hook, attr):
+                guess = difflib.get_close_matches(attr, hookspecs.HOOK_NAMES, n=1)
+                hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                problems.append(f"unknown hook {attr!r}{hint}")
+        return problems
+
+    def fail(self, name: str, reason: str) -> None:
+        """Mark a loaded plugin failed and unregister it, so its hooks stop running."""
+        info = self.infos.get(name)
+        if info is None:
+            return
+        info.state, info.reason = "failed", reason
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+            self._impl_cache.clear()
+
+    def check_pending(self) -> None:
+        self.pm.check_pending()
+
+    @property
+    def loaded(self) -> list[str]:
+        return [name for name, info in self.infos.items() if info.state == "loaded"]
+
+    # -- calling ---------------------------------------------------------------------
+
+    def set_error_reporter(self, report: Callable[[str, str | None, BaseException], None]) -> None:
+        self._error_reporter = report
+
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        impls = self._impl_cache.get(hook_name)
+        if impls is None:
+            caller = getattr(self.pm.hook, hook_name)
+            # pluggy calls the last registered / tryfirst implementations first
+            impls = self._impl_cache[hook_name] = list(reversed(caller.get_hookimpls()))
+        return impls
+
+    def _trace(self, hook_name: str, plugin_name: str) -> None:
+        if self.tracing:
+            sys.stderr.write(f"[agentshell] hook {hook_name} -> {plugin_name}\n")
+
+    def _report(self, plugin_name: str, hook_name: str | None, exc: BaseException) -> None:
+        if self._error_reporter is not None:
+            try:
+                self._error_reporter(plugin_name, hook_name, exc)
+            except Exception:
+                pass
+
+    async def collect(self, hook_name: str, make_register: Callable[[str], Callable[..., None]]) -> None:
+        """Call a collection hook plugin by plugin. A plugin whose hook raises is marked
+        failed and what it registered during that call is discarded."""
+        for impl in list(self._impls(hook_name)):
+            staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+            def register(*args: Any, **kwargs: Any) -> None:
+                staged.append((args, kwargs))
+
+            self._trace(hook_name, impl.plugin_name)
+            try:
+                result = impl.function(register=register)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.fail(impl.plugin_name, f"hook {hook_name} raised {summarize_exception(exc)}")
+                self._report(impl.plugin_name, hook_name, exc)
+                continue
+            commit = make_register(impl.plugin_name)
+            for args, kwargs in staged:
+                commit(*args, **kwargs)
+
+    async def each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation, awaiting awaitables; errors are reported, not raised."""
+        results = []
+        for impl in self._impls(hook_name):
+            self._trace(hook_name, impl.plugin_name)
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                self._report(impl.plugin_name, hook_name, exc)
+                continue
+            if result is not None:
+                results.append(result)
+        return results
+
+    async def first(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call implementations until one returns non-None. :class:`AgentError` raised by
+        an implementation propagates (that is how faults are injected); other errors
+        are reported and the next implementation is tried."""
+        for impl in self._impls(hook_name):
+            self._trace(hook_name, impl.plugin_name)
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    result = await result
+            except AgentError:
+                raise
+            except Exception as exc:
+                self._report(impl.plugin_name, hook_name, exc)
+                continue
+            if result is not None:
+                return result
+        return None
+
+    def each_sync(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation from synchronous code (the toolbar); an async
+        implementation is not awaited there, so it is reported and skipped."""
+        results = []
+        for impl in self._impls(hook_name):
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    if hasattr(result, "close"):
+                        result.close()
+                    raise TypeError(f"{hook_name} must be synchronous")
+            except Exception as exc:
+                self._report(impl.plugin_name, hook_name, exc)
+                continue
+            if result is not None:
+                results.append(result)
+        return results
+
+
+Hooks = PluginHost
+
+
+def _builtin_first(ep: Any) -> tuple[int, str]:
+    dist = getattr(ep, "dist", None)
+    return (0 if dist is not None and dist.name == "agentshell" else 1, ep.name)
+
+
+async def maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+AwaitableOrValue = Awaitable[Any] | Any
+
+__all__ = ["ENTRY_POINT_GROUP", "Hooks", "PluginHost", "PluginInfo", "hookimpl", "maybe_await"]

@@ -1,0 +1,58 @@
+"""Keep secrets out of history, logs, telemetry, artefacts and error text.
+
+Two layers: every secret value the process learns (API keys read from the
+environment, OAuth tokens, device codes) is registered with :func:`register_secret`
+and scrubbed wherever it appears; and text that looks like a secret assignment or a
+bearer token is masked by pattern even when the value was never registered.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "****"
+
+_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)[A-Za-z0-9_.-]*"
+_ASSIGNMENT = re.compile(rf"(?i)\b({_SECRET_NAME})(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
+_KNOWN_PREFIXES = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{16,}|xox[abp]-[A-Za-z0-9-]{10,})")
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+SECRET_KEY_NAMES = re.compile(
+    r"(?i)(key|token|secret|password|passwd|credential|authorization|device_code)"
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` so that :func:`redact` masks it wherever it appears."""
+    global _pattern
+    if not value or len(value) < 4:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with registered secrets and secret-looking values masked."""
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return _KNOWN_PREFIXES.sub(MASK, text)
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a config key or header name conventionally holds a secret."""
+    return bool(SECRET_KEY_NAMES.search(name))
+
+
+__all__ = ["MASK", "is_secret_key", "redact", "register_secret"]

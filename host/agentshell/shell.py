@@ -1,0 +1,400 @@
+"""The :class:`Shell`: one session, and the public API plugins use to reach it.
+
+Plugins reach the running shell only through this object: its configuration, agents
+and runner, telemetry, auth, output, data directory and command execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from . import configfiles
+from ._version import __version__
+from .commands import Command, CommandContext, CommandRegistry
+from .errors import AgentshellError, CommandError, ConfigError
+from .output import Output
+from .plugins import PluginHost, summarize_exception
+from .redact import register_secret
+
+Mode = Literal["repl", "run"]
+
+
+class Shell:
+    """A shell session. Create it, ``await start()``, ``await execute(line)``, ``await stop()``."""
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        mode: Mode = "repl",
+        output: Output | None = None,
+        plugin_host: PluginHost | None = None,
+        load_entry_points: bool = True,
+    ) -> None:
+        self.environ = os.environ if environ is None else environ
+        self.cwd = cwd or Path.cwd()
+        self.mode: Mode = mode
+        self.output = output or Output()
+        self.plugins = plugin_host or PluginHost()
+        self.plugins.set_error_reporter(self._plugin_error)
+        self._load_entry_points = load_entry_points
+        self.commands = CommandRegistry()
+        self.session_id = uuid.uuid4().hex[:12]
+        self.started_at = time.time()
+        self.home = configfiles.user_home(self.environ)
+        self.data_dir = configfiles.data_dir(self.environ)
+        self.raw_config: configfiles.RawConfig | None = None
+        self.config_errors: list[str] = []
+        self._config: Any = None
+        self._plugin_sections: dict[str, Any] = {}
+        self._plugin_config: dict[str, Any] = {}
+        self._sink_factories: dict[str, tuple[Callable[..., Any], Any, str]] = {}
+        self._backend_factories: dict[str, Callable[[Any], Any]] = {}
+        self._backend_owner: dict[str, str] = {}
+        self.agents: dict[str, Any] = {}
+        self._default_agents: dict[str, Any] = {}
+        self.telemetry: Any = None
+        self.runner: Any = None
+        self.auth: Any = None
+        self.state: dict[str, Any] = {}  # a place for plugins to share session state
+        self.current_task: asyncio.Task[Any] | None = None
+        self.exit_requested = False
+        self.started = False
+
+    # -- start and stop ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        from .auth import AuthRegistry, TokenStore
+        from .telemetry import SessionStarted, TelemetryBus
+
+        strict = self.mode == "run"
+        raw = configfiles.load_raw(environ=self.environ, cwd=self.cwd)
+        self.raw_config = raw
+        for problem in raw.problems:
+            self._config_error(problem, strict)
+        if self._load_entry_points:
+            load = self.environ.get("AGENTSHELL_LOAD_PLUGINS")
+            only = None if load is None else {x.strip() for x in load.split(",") if x.strip()}
+            self.plugins.load_entry_points(
+                disabled=configfiles.disabled_plugins(raw, self.environ), only=only
+            )
+        await self._collect_config_models()
+        self._validate_config(strict)
+        await self.plugins.collect("register_commands", self._add_command)
+        for clash in self.commands.clashes:
+            self.output.warn(clash)
+        await self.plugins.collect("register_agent_backends", self._add_backend)
+        await self.plugins.collect("register_telemetry_sinks", self._add_sink)
+        self.auth = AuthRegistry(
+            TokenStore(self.data_dir, warn=self.output.warn)
+        )
+        self.auth.shell = self
+        await self.plugins.collect("register_auth_providers", self._add_auth_provider)
+        try:
+            self.plugins.check_pending()
+        except Exception as exc:  # _register already rejects unknown hooks; belt and braces
+            self.output.warn(f"plugins: {exc}")
+        telemetry = self.config.telemetry
+        self.telemetry = TelemetryBus(
+            session_id=self.session_id,
+            queue_size=telemetry.queue_size,
+            capture_content=telemetry.capture_content,
+            on_sink_error=self._sink_error,
+        )
+        self.use_sinks(self._configured_sinks(), strict=strict)
+        self._build_agents()
+        self._build_runner()
+        self.telemetry.emit(
+            SessionStarted(version=__version__, plugins=self.plugins.loaded, mode=self.mode)
+        )
+        await self.plugins.each("shell_started", shell=self)
+        self.started = True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        from .telemetry import SessionStopped
+
+        await self.plugins.each("shell_stopping", shell=self)
+        if self.runner is not None:
+            await self.runner.aclose()
+        self.telemetry.emit(
+            SessionStopped(duration_s=time.time() - self.started_at, dropped_events=self.telemetry.dropped)
+        )
+        self.telemetry.close(self.config.telemetry.flush_timeout_s)
+
+    # -- configuration -----------------------------------------------------------------
+
+    @property
+    def config(self) -> Any:
+        """The validated :class:`agentshell.config.Config`."""
+        if self._config is None:
+            from .config import Config
+
+            self._config = Config()
+        return self._config
+
+    def plugin_config(self, name: str) -> Any:
+        """The validated ``[plugins.<name>]`` section of a plugin (its registered model)."""
+        if name not in self._plugin_config:
+            model = self._plugin_sections.get(name)
+            if model is None:
+                return self.config.plugins.section(name)
+            self._plugin_config[name] = model()
+        return self._plugin_config[name]
+
+    async def _collect_config_models(self) -> None:
+        self._plugin_sections = {}
+
+        def make(plugin: str) -> Callable[..., None]:
+            def register(section: str, model: Any) -> None:
+                if section in self._plugin_sections:
+                    self.output.warn(
+                        f"plugin {plugin}: config section [plugins.{section}] is already registered"
+                    )
+                    return
+                self._plugin_sections[section] = model
+
+            return register
+
+        await self.plugins.collect("register_config", make)
+
+    def _validate_config(self, strict: bool) -> None:
+        from .config import Config, validate, validate_section
+
+        assert self.raw_config is not None
+        try:
+            config = validate(self.raw_config)
+        except ConfigError as exc:
+            self._config_error(exc, strict)
+            config = Config()
+        sections: dict[str, Any] = {}
+        for name, model in self._plugin_sections.items():
+            try:
+                sections[name] = validate_section(self.raw_config, config, name, model)
+            except ConfigError as exc:
+                self._config_error(exc, strict)
+                sections[name] = model()
+        self._config = config
+        self._plugin_config = sections
+
+    def _config_error(self, exc: ConfigError, strict: bool) -> None:
+        if strict:
+            raise exc
+        self.config_errors.append(str(exc))
+        for line in str(exc).splitlines():
+            self.output.error(f"config: {line}")
+        self.output.warn("using defaults for the settings above; fix the file and run /config reload")
+
+    async def reload_config(self) -> None:
+        """Re-read every configuration source (``/config reload``)."""
+        raw = configfiles.load_raw(environ=self.environ, cwd=self.cwd, strict=True)
+        self.raw_config = raw
+        await self._collect_config_models()
+        self.config_errors = []
+        self._validate_config(strict=True)
+        self._build_agents()
+        self._build_runner()
+
+    # -- registrations -----------------------------------------------------------------
+
+    def _add_command(self, plugin: str) -> Callable[..., None]:
+        def register(command: Command) -> None:
+            if not isinstance(command, Command):
+                raise TypeError("register_commands: register() takes a Command")
+            self.commands.add(command, plugin)
+
+        return register
+
+    def _add_backend(self, plugin: str) -> Callable[..., None]:
+        def register(name: str, factory: Callable[[Any], Any]) -> None:
+            if name in self._backend_factories:
+                self.output.warn(
+                    f"backend {name!r} from plugin {plugin} clashes with plugin "
+                    f"{self._backend_owner[name]} (kept the latter)"
+                )
+                return
+            self._backend_factories[name] = factory
+            self._backend_owner[name] = plugin
+
+        return register
+
+    def _add_sink(self, plugin: str) -> Callable[..., None]:
+        def register(name: str, factory: Callable[..., Any], config_model: Any = None) -> None:
+            if name in self._sink_factories:
+                self.output.warn(
+                    f"telemetry sink {name!r} from plugin {plugin} clashes with plugin "
+                    f"{self._sink_factories[name][2]} (kept the latter)"
+                )
+                return
+            self._sink_factories[name] = (factory, config_model, plugin)
+
+        return register
+
+    def _add_auth_provider(self, plugin: str) -> Callable[..., None]:
+        def register(name: str, factory: Callable[[Any], Any]) -> None:
+            if name in self.auth.provider_names:
+                self.output.warn(f"auth provider {name!r} from plugin {plugin} clashes; kept the first")
+                return
+            self.auth.add_provider(name, factory)
+
+        return register
+
+    # -- agents ------------------------------------------------------------------------
+
+    def define_default_agent(self, spec: Any) -> None:
+        """Offer an agent that applies only if the user has not configured one of that name
+        (the consensus plugin's recorded demo agents, for instance)."""
+        self._default_agents[spec.name] = spec
+        if spec.name not in self.config.agents:
+            self.agents[spec.name] = spec
+
+    def _build_agents(self) -> None:
+        from .agents import AgentSpec
+
+        agents = dict(self._default_agents)
+        for name, cfg in self.config.agents.items():
+            if cfg.enabled:
+                agents[name] = AgentSpec.from_config(name, cfg)
+            else:
+                agents.pop(name, None)
+        self.agents = agents
+
+    def _build_runner(self) -> None:
+        from .agents import AgentRunner
+
+        old = self.runner
+        self.runner = AgentRunner(
+            backends=self._backend_factories,
+            hooks=self.plugins,
+            telemetry=self.telemetry,
+            retry=self.config.retry,
+            shell=self,
+            notify=self.output.info,
+        )
+        if old is not None:
+            self.runner._backends = old._backends  # keep pooled connections across reloads
+
+    @property
+    def backend_names(self) -> list[str]:
+        return sorted(self._backend_factories)
+
+    # -- telemetry ---------------------------------------------------------------------
+
+    @property
+    def sink_names(self) -> list[str]:
+        return sorted(self._sink_factories)
+
+    def _configured_sinks(self) -> list[str]:
+        return list(dict.fromkeys(self.config.telemetry.sinks))
+
+    def make_sink(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
+        """Create the sink ``name`` from its ``[telemetry.<name>]`` settings (plus overrides)."""
+        entry = self._sink_factories.get(name)
+        if entry is None:
+            known = ", ".join(self.sink_names) or "none"
+            raise CommandError(f"unknown telemetry sink {name!r} (available: {known})")
+        factory, model, _ = entry
+        settings: Any = {**self.config.telemetry.sink_section(name), **dict(overrides or {})}
+        if model is not None:
+            from pydantic import ValidationError
+
+            try:
+                settings = model.model_validate(settings)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                where = self.raw_config.locate(("telemetry", name, *first["loc"])) if self.raw_config else ""
+                raise ConfigError(f"{where}: telemetry.{name}.{key}: {first['msg']}") from None
+        return factory(self, settings)
+
+    def use_sinks(self, names: list[str], *, strict: bool = False, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+        """Make ``names`` the active sinks; return the names that could not be started."""
+        sinks: list[tuple[str, Any]] = []
+        failed: list[str] = []
+        for name in names:
+            try:
+                sinks.append((name, self.make_sink(name, (overrides or {}).get(name))))
+            except Exception as exc:
+                if strict and isinstance(exc, AgentshellError):
+                    raise
+                failed.append(name)
+                self.output.error(f"telemetry sink {name}: {summarize_exception(exc) if not isinstance(exc, AgentshellError) else exc}")
+        self.telemetry.replace_sinks(sinks)
+        return failed
+
+    def _sink_error(self, name: str, exc: BaseException) -> None:
+        self.output.warn(
+            f"telemetry sink {name} failed: {type(exc).__name__}: {exc} "
+            "(reported once; /telemetry shows the count)"
+        )
+
+    def _plugin_error(self, plugin: str, hook: str | None, exc: BaseException) -> None:
+        key = f"{plugin}:{hook}"
+        self.output.warn_once(key, f"plugin {plugin}: hook {hook} raised {summarize_exception(exc)}")
+        if self.telemetry is not None:
+            from .telemetry import PluginErrorEvent
+
+            self.telemetry.emit(
+                PluginErrorEvent(plugin=plugin, hook=hook, error=summarize_exception(exc))
+            )
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def execute(self, line: str) -> int:
+        """Run one command line; return its exit status (0 is success). Errors are
+        printed as one line; nothing raises out of here except cancellation."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return 0
+        try:
+            command, args = self.commands.resolve(line)
+            result = command.handler(CommandContext(self, args, line, command))
+            if inspect.isawaitable(result):
+                result = await result
+            return int(result or 0)
+        except asyncio.CancelledError:
+            raise
+        except AgentshellError as exc:
+            self.output.error(str(exc))
+            return 1
+        except Exception as exc:
+            self.output.error(f"{line.split()[0]} failed: {summarize_exception(exc)}")
+            if self.environ.get("AGENTSHELL_DEBUG"):
+                import traceback
+
+                traceback.print_exc()
+            return 1
+
+    def set_env(self, name: str, value: str) -> None:
+        """Set an environment variable for this session (``/set-env``)."""
+        if not name or not (name[0].isalpha() or name[0] == "_") or not all(
+            c.isalnum() or c == "_" for c in name
+        ):
+            raise CommandError(f"invalid variable name {name!r}")
+        register_secret(value)
+        os.environ[name] = value
+
+    def status_text(self) -> str:
+        segments: list[str] = []
+        for result in self.plugins.each_sync("status_segments", shell=self):
+            if isinstance(result, str):
+                segments.append(result)
+            elif isinstance(result, list | tuple):
+                segments.extend(str(s) for s in result if s)
+        return " | ".join(s for s in segments if s)
+
+    def request_exit(self) -> None:
+        self.exit_requested = True
+
+
+__all__ = ["Shell"]
