@@ -27,8 +27,6 @@ from tests.servers.otlp_receiver import OTLPReceiver
 if TYPE_CHECKING:
     from tests.servers.fixtures import OIDCServerFactory
 
-pytest_plugins = ["tests.servers.fixtures"]
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 CHAT = [{"role": "user", "content": "say hello to the tests"}]
@@ -36,7 +34,7 @@ CHAT = [{"role": "user", "content": "say hello to the tests"}]
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as http:
+    with httpx.Client(timeout=10.0, trust_env=False) as http:
         yield http
 
 
@@ -135,6 +133,15 @@ def test_openai_responder_answers_dynamically(
     fallback = _chat(client, openai_server, "other").json()
     assert fallback["choices"][0]["message"]["content"] == "ok"
     assert seen[0]["x-agent-name"] == "a"
+
+    def broken(request: dict[str, Any], headers: dict[str, str]) -> ScriptedReply | None:
+        raise ValueError("bug in test")
+
+    openai_server.set_responder(broken)
+    failed = _chat(client, openai_server)
+    assert failed.status_code == 500
+    assert "bug in test" in failed.json()["error"]["message"]
+    assert [type(exc) for exc in openai_server.errors] == [ValueError]
 
 
 def test_openai_streaming_with_usage(openai_server: OpenAIServer, client: httpx.Client) -> None:

@@ -11,7 +11,8 @@ Enable with ``pytest_plugins = ["tests.servers.fixtures"]`` in the root ``confte
   `OIDCServer`; every server it made is stopped at teardown.
 
 The OIDC fixtures skip when Node.js or ``tests/servers/oidc/node_modules`` is missing,
-unless ``AGENTSHELL_TESTS_REQUIRE_OIDC=1``, which turns that into a failure (for CI).
+unless ``AGENTSHELL_TESTS_REQUIRE_OIDC=1`` was set when pytest started, which turns that
+into a failure (for CI). It is read at import, before any fixture cleans the environment.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import pytest
 from tests.servers.oidc_server import OIDCServer, oidc_unavailable_reason
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.otlp_receiver import OTLPReceiver
+
+_REQUIRE_OIDC = os.environ.get("AGENTSHELL_TESTS_REQUIRE_OIDC") == "1"
 
 __all__ = [
     "OIDCServerFactory",
@@ -63,7 +66,7 @@ def _require_oidc() -> None:
     reason = oidc_unavailable_reason()
     if reason is None:
         return
-    if os.environ.get("AGENTSHELL_TESTS_REQUIRE_OIDC") == "1":
+    if _REQUIRE_OIDC:
         pytest.fail(f"OIDC test server unavailable: {reason}", pytrace=False)
     pytest.skip(f"OIDC test server unavailable: {reason}")
 

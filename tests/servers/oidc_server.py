@@ -182,7 +182,7 @@ class OIDCServer:
         try:
             line = self._read_issuer_line()
             self._issuer = str(json.loads(line)["issuer"])
-            response = httpx.get(self.discovery_url, timeout=10.0)
+            response = httpx.get(self.discovery_url, timeout=10.0, trust_env=False)
             response.raise_for_status()
             self._metadata = response.json()
         except BaseException:
@@ -256,7 +256,9 @@ class OIDCServer:
         """POST the device authorization request; returns the parsed JSON answer."""
         data = {"client_id": self.client_id, "scope": scope}
         if client is None:
-            response = httpx.post(self.device_authorization_endpoint, data=data, timeout=10.0)
+            response = httpx.post(
+                self.device_authorization_endpoint, data=data, timeout=10.0, trust_env=False
+            )
         else:
             response = client.post(self.device_authorization_endpoint, data=data)
         response.raise_for_status()
@@ -350,7 +352,7 @@ def complete_device_flow(
     (``deny=True``; the next token poll then answers ``access_denied``). Raises
     `DeviceFlowError` when a page is not what the flow expects.
     """
-    with httpx.Client(follow_redirects=True, timeout=timeout) as client:
+    with httpx.Client(follow_redirects=True, timeout=timeout, trust_env=False) as client:
         page = client.get(verification_uri_complete)
         if page.status_code >= 400:
             raise DeviceFlowError(f"GET {verification_uri_complete} gave HTTP {page.status_code}")

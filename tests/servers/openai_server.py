@@ -248,7 +248,12 @@ class _Handler(QuietHandler):
             self._send(401, _error_body(401))
             return
 
-        reply = owner._next_reply(request, headers)
+        try:
+            reply = owner._next_reply(request, headers)
+        except Exception as exc:  # a broken test responder: say so instead of hanging up
+            owner._record_error(exc)
+            self._send(500, _error_body(500, f"test responder raised {exc!r}"))
+            return
         if reply.delay_s > 0 and owner.stopping.wait(reply.delay_s):
             self.drop_connection()
             return
@@ -413,6 +418,7 @@ class OpenAIServer(LoopbackServerBase):
         self._queues: dict[str, deque[ScriptedReply]] = {}
         self._responder: Responder | None = None
         self._calls: list[RecordedCall] = []
+        self._errors: list[BaseException] = []
 
     @property
     def url(self) -> str:
@@ -451,6 +457,7 @@ class OpenAIServer(LoopbackServerBase):
             self._queues.clear()
             self._responder = None
             self._calls.clear()
+            self._errors.clear()
 
     def model_ids(self) -> list[str]:
         with self._lock:
@@ -473,6 +480,16 @@ class OpenAIServer(LoopbackServerBase):
     def call_count(self) -> int:
         with self._lock:
             return len(self._calls)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised by the responder (each answered with HTTP 500)."""
+        with self._lock:
+            return list(self._errors)
+
+    def _record_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self._errors.append(exc)
 
     def _record(self, call: RecordedCall) -> None:
         with self._lock:
