@@ -1,3 +1,4 @@
+# ruff: noqa: F401  (the TYPE_CHECKING imports below are the lazily exported API)
 """agentshell: a small, fast, pluggable agent shell.
 
 The public API plugins use. Names are imported on first use (PEP 562) so that

@@ -10,6 +10,8 @@ hint (plus a little jitter) for rate limits, bounded by attempts and a total bud
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as _dt
 import json
 import random
 import re
@@ -62,6 +64,47 @@ class TokenUsage(BaseModel):
     @property
     def is_empty(self) -> bool:
         return not (self.input_tokens or self.output_tokens or self.total_tokens)
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> TokenUsage:
+        """Parse an OpenAI-style ``usage`` object (``prompt_tokens``, ``completion_tokens``,
+        ``total_tokens``, ``prompt_tokens_details.cached_tokens``,
+        ``completion_tokens_details.reasoning_tokens``). Also accepts this model's own
+        field names. Missing, negative or non-integer counts become 0: a server's
+        sloppy usage must not fail an otherwise good answer."""
+        if not isinstance(usage, Mapping):
+            return cls()
+        prompt_details = usage.get("prompt_tokens_details")
+        completion_details = usage.get("completion_tokens_details")
+        inp = _count(usage, "prompt_tokens", "input_tokens")
+        out = _count(usage, "completion_tokens", "output_tokens")
+        cached = _count(prompt_details, "cached_tokens") or _count(usage, "cached_input_tokens")
+        reasoning = _count(completion_details, "reasoning_tokens") or _count(
+            usage, "reasoning_output_tokens", "reasoning_tokens"
+        )
+        total = _count(usage, "total_tokens") or inp + out
+        # model_construct: the counts are already checked ints >= 0 (hot path)
+        return cls.model_construct(
+            input_tokens=inp,
+            cached_input_tokens=min(cached, inp) if inp else cached,
+            output_tokens=out,
+            reasoning_output_tokens=reasoning,
+            total_tokens=total,
+        )
+
+
+def _count(obj: Any, *keys: str) -> int:
+    if not isinstance(obj, Mapping):
+        return 0
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            return max(value, 0)
+        if isinstance(value, float) and value == value and value >= 0:
+            return int(value)
+    return 0
 
 
 class AgentSpec(BaseModel):
@@ -197,7 +240,8 @@ def parse_json_content(content: str) -> Any | None:
 
 
 class RetryPolicy:
-    """When to retry and how long to wait. ``rng`` and ``now`` are injectable for tests."""
+    """When to retry and how long to wait. ``rng`` and ``now`` (wall clock, for reset
+    times) are injectable so tests need neither randomness nor a real clock."""
 
     def __init__(
         self,
@@ -213,24 +257,49 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max_delay, base * 2**(attempt-1))]."""
         s = self.settings
-        cap = min(s.max_delay_s, s.base_delay_s * (2 ** (attempt - 1)))
+        cap = min(s.max_delay_s, s.base_delay_s * (2 ** min(attempt - 1, 62)))
         return self.rng.uniform(0, cap)
 
     def delay(self, error: AgentError, attempt: int) -> float:
+        """Seconds to wait before the attempt after ``attempt``: a rate limit's reset
+        hint plus a little jitter (so a fan-out does not stampede at the reset), else
+        exponential backoff with full jitter."""
         if isinstance(error, RateLimited):
-            import datetime as dt
-
-            wait = error.wait_seconds(dt.datetime.fromtimestamp(self.now(), dt.UTC))
+            wait = error.wait_seconds(_dt.datetime.fromtimestamp(self.now(), _dt.UTC))
             if wait is not None:
                 return wait + self.rng.uniform(0, self.settings.rate_limit_jitter_s)
         return self.backoff(attempt)
+
+    def give_up(
+        self, error: AgentError, attempt: int, max_attempts: int, delay: float, remaining: float
+    ) -> str | None:
+        """Why not to retry (appended to the error message), or ``None`` to retry."""
+        if not error.retryable:
+            return "not retryable"
+        if attempt >= max_attempts:
+            return f"gave up after {attempt} attempts"
+        if delay > remaining:
+            what = (
+                "the server asks to wait"
+                if isinstance(error, RateLimited) and error.reset_at is not None
+                else "the next retry would wait"
+            )
+            return (
+                f"giving up: {what} {delay:.1f}s but only {max(remaining, 0.0):.1f}s of the "
+                f"retry budget ({self.settings.total_budget_s:g}s) remain"
+            )
+        return None
 
 
 Notify = Callable[[str], None]
 
 
 class AgentRunner:
-    """Runs agent calls: hooks, backend, timeout, retries, telemetry."""
+    """Runs agent calls: hooks, backend, timeout, retries, telemetry.
+
+    ``sleep``, ``rng``, ``clock`` (monotonic, for the retry budget) and ``now`` (wall
+    clock, for rate-limit reset times) are injectable for tests.
+    """
 
     def __init__(
         self,
@@ -243,21 +312,26 @@ class AgentRunner:
         notify: Notify | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._factories = dict(backends)
         self._backends: dict[str, AgentBackend] = {}
         self.hooks = hooks
         self.telemetry = telemetry
-        self.policy = RetryPolicy(retry, rng=rng)
+        self.policy = RetryPolicy(retry, rng=rng, now=now)
         self.shell = shell
         self.notify = notify
         self.sleep = sleep
+        self.clock = clock
 
     @property
     def backend_names(self) -> list[str]:
         return sorted(self._factories)
 
     def backend(self, name: str) -> AgentBackend:
+        """The backend instance for ``name`` (one per runner, created on first use, so
+        every agent of a backend shares its connection pool)."""
         backend = self._backends.get(name)
         if backend is None:
             factory = self._factories.get(name)
@@ -270,10 +344,8 @@ class AgentRunner:
     async def aclose(self) -> None:
         backends, self._backends = list(self._backends.values()), {}
         for backend in backends:
-            try:
+            with contextlib.suppress(Exception):  # one failing must not stop the others
                 await backend.aclose()
-            except Exception:  # closing must not stop the others from closing
-                pass
 
     async def run(
         self,
@@ -283,15 +355,15 @@ class AgentRunner:
         *,
         progress: Callable[[Progress], None] | None = None,
     ) -> AgentResponse:
-        """Call one agent; return its response or raise the final :class:`AgentError`."""
+        """Call one agent; return its response or raise the final :class:`AgentError`.
+        Cancelling the caller cancels the call (its HTTP request or subprocess)."""
         from . import telemetry as ev
 
-        settings = self.policy.settings
         call = AgentCall(
             agent=agent,
             request=request,
             context=dict(context or {}),
-            max_attempts=settings.attempts,
+            max_attempts=self.policy.settings.attempts,
         )
         labels = _labels(call)
         self.telemetry.emit(ev.AgentCallStarted(**labels))
@@ -299,9 +371,8 @@ class AgentRunner:
         start = time.monotonic()
         try:
             response = await self._attempts(call, labels, progress)
-        except asyncio.CancelledError:
-            error: BaseException = asyncio.CancelledError()
-            await self.hooks.each("agent_call_failed", call=call, error=error)
+        except asyncio.CancelledError as cancelled:
+            await self.hooks.each("agent_call_failed", call=call, error=cancelled)
             self.telemetry.emit(
                 ev.AgentCallFailed(
                     **labels,
@@ -311,6 +382,7 @@ class AgentRunner:
                     latency_ms=(time.monotonic() - start) * 1000,
                 )
             )
+            _report(progress, call, "failed", detail="cancelled")
             raise
         except AgentError as exc:
             exc.agent = exc.agent or agent.name
@@ -348,6 +420,26 @@ class AgentRunner:
         _report(progress, call, "cached" if response.cached else "done", usage=response.usage)
         return response
 
+    async def _attempt(self, call: AgentCall, timeout_s: float) -> AgentResponse:
+        """One attempt: the before hooks, then the backend under the per-call timeout."""
+        cached = await self.hooks.first("before_agent_call", call=call)
+        if cached is not None:
+            if not isinstance(cached, AgentResponse):
+                raise FatalAgentError(f"a before_agent_call hook returned {type(cached).__name__}")
+            cached.cached = True
+            return cached
+        backend = self.backend(call.agent.backend)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await backend.complete(call)
+        except TimeoutError:
+            # asyncio.timeout cancelled the backend, which killed its request/process
+            limit = call.agent.timeout_s
+            why = "" if timeout_s >= limit else " (the rest of the retry budget)"
+            raise AgentTimeout(
+                f"no answer within {timeout_s:.3g}s{why}", timeout_s=timeout_s
+            ) from None
+
     async def _attempts(
         self,
         call: AgentCall,
@@ -356,49 +448,28 @@ class AgentRunner:
     ) -> AgentResponse:
         from . import telemetry as ev
 
-        settings = self.policy.settings
-        deadline = time.monotonic() + settings.total_budget_s
+        policy = self.policy
+        clock = self.clock
+        deadline = clock() + policy.settings.total_budget_s
         agent = call.agent
         while True:
+            remaining = deadline - clock()
             try:
-                cached = await self.hooks.first("before_agent_call", call=call)
-                if cached is not None:
-                    if not isinstance(cached, AgentResponse):
-                        raise FatalAgentError(
-                            f"a before_agent_call hook returned {type(cached).__name__}"
-                        )
-                    cached.cached = True
-                    return cached
-                backend = self.backend(agent.backend)
-                try:
-                    async with asyncio.timeout(agent.timeout_s):
-                        return await backend.complete(call)
-                except TimeoutError:
-                    raise AgentTimeout(
-                        f"no answer within {agent.timeout_s:g}s", timeout_s=agent.timeout_s
-                    ) from None
+                return await self._attempt(call, min(agent.timeout_s, max(remaining, 1e-3)))
             except AgentError as exc:
                 error = exc
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # a backend bug must not take the shell down
+            except Exception as exc:  # a backend or hook bug must not take the shell down
                 error = FatalAgentError(f"{type(exc).__name__}: {redact(str(exc))[:300]}")
             error.agent = agent.name
             if not error.retryable:
                 raise error
-            if call.attempt >= call.max_attempts:
-                error.message = f"{error.message} (gave up after {call.attempt} attempts)"
+            delay = policy.delay(error, call.attempt)
+            remaining = deadline - clock()
+            why = policy.give_up(error, call.attempt, call.max_attempts, delay, remaining)
+            if why is not None:
+                error.message = f"{error.message} ({why})"
                 error.args = (error.message,)
                 raise error
-            delay = self.policy.delay(error, call.attempt)
-            remaining = deadline - time.monotonic()
-            if delay > remaining:
-                raise FatalAgentError(
-                    f"{error.message}; giving up: the next retry would wait {delay:.1f}s but only "
-                    f"{max(remaining, 0):.1f}s of the retry budget "
-                    f"({settings.total_budget_s:g}s) remain",
-                    agent=agent.name,
-                )
             reason = redact(error.message)[:200]
             self.telemetry.emit(
                 ev.AgentCallRetry(
@@ -415,7 +486,8 @@ class AgentRunner:
                 f"(attempt {call.attempt + 1}/{call.max_attempts}): {reason}"
             )
             if self.notify is not None:
-                self.notify(message)
+                with contextlib.suppress(Exception):  # a display must not fail the call
+                    self.notify(message)
             _report(progress, call, "retrying", detail=message)
             await self.sleep(delay)
             call.attempt += 1
@@ -428,15 +500,24 @@ class AgentRunner:
         *,
         progress: Callable[[Progress], None] | None = None,
     ) -> list[Outcome]:
-        """Call every agent concurrently; one agent's failure never loses the others'
-        results. Cancelling the caller cancels every call in flight."""
+        """Call every agent concurrently; outcomes come back in the order of ``agents``.
+        One agent's failure never loses the others' results. Cancelling the caller
+        cancels every call in flight and returns nothing (no half results)."""
 
         async def one(agent: AgentSpec) -> Outcome:
-            req = request[agent.name] if isinstance(request, Mapping) else request
+            req = request.get(agent.name) if isinstance(request, Mapping) else request
+            if req is None:
+                error = FatalAgentError(f"no request for agent {agent.name!r}", agent=agent.name)
+                return Outcome(agent, error=error)
             try:
-                return Outcome(agent, response=await self.run(agent, req, context, progress=progress))
+                response = await self.run(agent, req, context, progress=progress)
+                return Outcome(agent, response=response)
             except AgentError as exc:
                 return Outcome(agent, error=exc)
+            except Exception as exc:  # run() maps errors; this is belt and braces
+                error = FatalAgentError(f"{type(exc).__name__}: {redact(str(exc))[:300]}")
+                error.agent = agent.name
+                return Outcome(agent, error=error)
 
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(one(agent)) for agent in agents]
@@ -468,7 +549,7 @@ def _report(
 ) -> None:
     if progress is None:
         return
-    try:
+    with contextlib.suppress(Exception):  # a progress display must never fail a call
         progress(
             Progress(
                 agent=call.agent.name,
@@ -479,8 +560,6 @@ def _report(
                 detail=detail,
             )
         )
-    except Exception:  # a progress display must never fail a call
-        pass
 
 
 __all__ = [

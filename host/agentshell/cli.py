@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-k", "--keep-going", action="store_true", help="run every command even after a failure"
     )
-    run.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE", dest="plugin2")
+    run.add_argument(
+        "-p", "--plugin", action="append", default=[], metavar="MODULE", dest="plugin2"
+    )
     plugins = sub.add_parser("plugins", help="list plugins and their state")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -136,10 +138,18 @@ def _read_script(path: str) -> list[str]:
     from .errors import CommandError
 
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {path}: not UTF-8 text") from None
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 async def _run(ns: argparse.Namespace) -> int:
@@ -154,7 +164,10 @@ async def _run(ns: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not lines:
-        print('error: nothing to run: give commands (agentshell run "/help") or -f FILE', file=sys.stderr)
+        print(
+            'error: nothing to run: give commands (agentshell run "/help") or -f FILE',
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     shell = _make_shell(ns, "run")
     failed = await _start(shell)

@@ -86,7 +86,7 @@ class CommandContext:
 
 
 #: a handler returns an exit status (``None`` means 0) and may be async
-Handler = Callable[[CommandContext], "int | None | Awaitable[int | None]"]
+Handler = Callable[[CommandContext], "int | Awaitable[int | None] | None"]
 
 
 @dataclass
@@ -127,11 +127,14 @@ class Command:
                 break
             if word.startswith("--") and len(word) > 2:
                 name, eq, inline = word.partition("=")
-                opt = by_name.get(name)
-                if opt is None:
+                found = by_name.get(name)
+                if found is None:
                     guess = difflib.get_close_matches(name, list(by_name), n=1)
                     hint = f" (did you mean {guess[0]}?)" if guess else ""
-                    raise CommandError(f"/{self.name}: unknown option {name}{hint}; usage: {self.usage}")
+                    raise CommandError(
+                        f"/{self.name}: unknown option {name}{hint}; usage: {self.usage}"
+                    )
+                opt = found
                 if opt.flag:
                     if eq:
                         raise CommandError(f"/{self.name}: {name} takes no value")

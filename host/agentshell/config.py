@@ -247,7 +247,9 @@ def validate(raw: RawConfig) -> Config:
         raise AssertionError("unreachable") from None
 
 
-def validate_section(raw: RawConfig, config: Config, name: str, model: type[BaseModel]) -> BaseModel:
+def validate_section(
+    raw: RawConfig, config: Config, name: str, model: type[BaseModel]
+) -> BaseModel:
     """Validate ``[plugins.<name>]`` against a plugin's model."""
     try:
         return model.model_validate(config.plugins.section(name))

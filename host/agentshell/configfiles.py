@@ -175,7 +175,7 @@ def parse_env_value(raw: str) -> Any:
     text = raw.strip()
     if text.lower() in {"true", "false"}:
         return text.lower() == "true"
-    if text and (text[0] in "[{\"-" or text[0].isdigit()):
+    if text and (text[0] in '[{"-' or text[0].isdigit()):
         try:
             return json.loads(text)
         except ValueError:
@@ -216,7 +216,11 @@ def load_raw(
         candidates.append(Path(explicit).expanduser())
     for path in candidates:
         if not path.is_file():
-            if path == candidates[-1] and explicit and str(path) == str(Path(explicit).expanduser()):
+            if (
+                path == candidates[-1]
+                and explicit
+                and str(path) == str(Path(explicit).expanduser())
+            ):
                 problems.append(ConfigError(f"{path}: AGENTSHELL_CONFIG names a missing file"))
             continue
         label = f"./{PROJECT_FILE}" if path == cwd / PROJECT_FILE else str(path)

@@ -9,8 +9,11 @@ with the reason (``/plugins`` shows it) and the shell goes on without it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import importlib
 import inspect
+import json
 import os
 import sys
 import traceback
@@ -55,13 +58,16 @@ class PluginInfo:
         }
 
 
+_HOST_FRAMES = ("pluggy/", "importlib", "agentshell/plugins.py", "<frozen")
+
+
 def summarize_exception(exc: BaseException) -> str:
     """One line: the exception and where it was raised (file:line in the plugin)."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
     for frame in reversed(frames):
         name = frame.filename.replace(os.sep, "/")
-        if not any(part in name for part in ("pluggy/", "importlib", "agentshell/plugins.py", "<frozen")):
+        if not any(part in name for part in _HOST_FRAMES):
             where = f" at {os.path.basename(frame.filename)}:{frame.lineno}"
             break
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -87,26 +93,33 @@ class PluginHost:
     # -- loading ---------------------------------------------------------------------
 
     def load_entry_points(
-        self, *, disabled: Iterable[str] = (), only: Iterable[str] | None = None
+        self,
+        *,
+        disabled: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        """Discover and register every ``agentshell`` entry point."""
-        from importlib.metadata import entry_points
+        """Discover and register every ``agentshell`` entry point.
 
+        With ``cache_dir``, discovery is cached there (see :func:`discover_entry_points`).
+        """
         disabled = set(disabled)
         only_set = None if only is None else set(only)
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first):
-            dist = ep.dist
+        for ep in discover_entry_points(cache_dir):
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
-                version=dist.version if dist else "",
-                distribution=dist.name if dist else "",
-                builtin=bool(dist and dist.name == "agentshell"),
+                version=ep.version,
+                distribution=ep.distribution,
+                builtin=ep.distribution == "agentshell",
             )
             if ep.name in self.infos:
-                info.state, info.reason = "failed", (
-                    f"name clash: a plugin named {ep.name!r} is already loaded"
-                    f" from {self.infos[ep.name].module}"
+                info.state, info.reason = (
+                    "failed",
+                    (
+                        f"name clash: a plugin named {ep.name!r} is already loaded"
+                        f" from {self.infos[ep.name].module}"
+                    ),
                 )
                 self.infos[f"{ep.name} ({info.distribution})"] = info
                 continue
@@ -205,19 +218,17 @@ class PluginHost:
 
     def _report(self, plugin_name: str, hook_name: str | None, exc: BaseException) -> None:
         if self._error_reporter is not None:
-            try:
+            with contextlib.suppress(Exception):  # a reporter must not break the caller
                 self._error_reporter(plugin_name, hook_name, exc)
-            except Exception:
-                pass
 
-    async def collect(self, hook_name: str, make_register: Callable[[str], Callable[..., None]]) -> None:
+    async def collect(
+        self, hook_name: str, make_register: Callable[[str], Callable[..., None]]
+    ) -> None:
         """Call a collection hook plugin by plugin. A plugin whose hook raises is marked
         failed and what it registered during that call is discarded."""
         for impl in list(self._impls(hook_name)):
             staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-            def register(*args: Any, **kwargs: Any) -> None:
-                staged.append((args, kwargs))
+            register = _stager(staged)
 
             self._trace(hook_name, impl.plugin_name)
             try:
@@ -289,9 +300,95 @@ class PluginHost:
 Hooks = PluginHost
 
 
-def _builtin_first(ep: Any) -> tuple[int, str]:
-    dist = getattr(ep, "dist", None)
-    return (0 if dist is not None and dist.name == "agentshell" else 1, ep.name)
+@dataclass(frozen=True)
+class PluginEntryPoint:
+    """One ``agentshell`` entry point: what discovery found, cacheable as JSON."""
+
+    name: str
+    value: str  # "package.module" or "package.module:attr"
+    distribution: str = ""
+    version: str = ""
+
+    def load(self) -> object:
+        # what importlib.metadata.EntryPoint.load does, without importing importlib.metadata
+        module_name, _, attrs = self.value.partition(":")
+        obj: object = importlib.import_module(module_name.strip())
+        for attr in filter(None, attrs.strip().split(".")):
+            obj = getattr(obj, attr)
+        return obj
+
+
+def _stager(staged: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Callable[..., None]:
+    def register(*args: Any, **kwargs: Any) -> None:
+        staged.append((args, kwargs))
+
+    return register
+
+
+CACHE_FILE = "entry-points.json"
+_CACHE_VERSION = 1
+
+
+def _cache_key() -> list[Any]:
+    # Installing or removing a distribution changes the mtime of the sys.path directory
+    # that holds its metadata, so the key changes with it (stevedore does the same).
+    stamps: list[Any] = []
+    for entry in sys.path:
+        entry = entry or os.getcwd()  # "" is the working directory
+        try:
+            stamps.append([entry, os.stat(entry).st_mtime_ns])
+        except OSError:
+            stamps.append([entry, None])
+    return [_CACHE_VERSION, sys.executable, sys.version, stamps]
+
+
+def discover_entry_points(
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[PluginEntryPoint]:
+    """Every entry point of group ``agentshell``, agentshell's own first, then by name.
+
+    Scanning every installed distribution's metadata costs tens of milliseconds, so with
+    ``cache_dir`` the result is kept in ``<cache_dir>/entry-points.json``, keyed by the
+    interpreter, ``sys.path`` and the modification times of its entries. Set
+    ``AGENTSHELL_NO_PLUGIN_CACHE=1`` to always scan.
+    """
+    use_cache = cache_dir is not None and os.environ.get("AGENTSHELL_NO_PLUGIN_CACHE", "") in {
+        "",
+        "0",
+    }
+    path = os.path.join(os.fspath(cache_dir), CACHE_FILE) if cache_dir is not None else ""
+    key = _cache_key() if use_cache else None
+    if use_cache:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                cached = json.load(fh)
+            if cached.get("key") == key:
+                return [PluginEntryPoint(**item) for item in cached["entry_points"]]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass  # missing or unreadable cache: scan
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        found.append(
+            PluginEntryPoint(
+                name=ep.name,
+                value=ep.value,
+                distribution=dist.name if dist else "",
+                version=dist.version if dist else "",
+            )
+        )
+    found.sort(key=lambda ep: (ep.distribution != "agentshell", ep.name))
+    if use_cache:
+        try:
+            from .files import atomic_write
+
+            payload = {"key": key, "entry_points": [ep.__dict__ for ep in found]}
+            atomic_write(path, json.dumps(payload))
+        except OSError:
+            pass  # a read-only data dir only costs the scan next time
+    return found
 
 
 async def maybe_await(value: Any) -> Any:
@@ -302,4 +399,13 @@ async def maybe_await(value: Any) -> Any:
 
 AwaitableOrValue = Awaitable[Any] | Any
 
-__all__ = ["ENTRY_POINT_GROUP", "Hooks", "PluginHost", "PluginInfo", "hookimpl", "maybe_await"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Hooks",
+    "PluginEntryPoint",
+    "PluginHost",
+    "PluginInfo",
+    "discover_entry_points",
+    "hookimpl",
+    "maybe_await",
+]

@@ -14,9 +14,15 @@ import threading
 MASK = "****"
 
 _SECRET_NAME = r"[A-Za-z0-9_.-]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)[A-Za-z0-9_.-]*"
-_ASSIGNMENT = re.compile(rf"(?i)\b({_SECRET_NAME})(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
+# a value is masked unless it is empty or a structure (``api_key = { env = "NAME" }`` is a
+# reference, not a secret); a bare ``auth = ...`` names where credentials come from
+_ASSIGNMENT = re.compile(
+    rf"(?i)\b(?!auth\s*[=:])({_SECRET_NAME})(\s*[=:]\s*)(\"[^\"]+\"|'[^']+'|[^\s{{\[\"']\S*)"
+)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
-_KNOWN_PREFIXES = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{16,}|xox[abp]-[A-Za-z0-9-]{10,})")
+_KNOWN_PREFIXES = re.compile(
+    r"\b(sk-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{16,}|xox[abp]-[A-Za-z0-9-]{10,})"
+)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -45,9 +51,20 @@ def redact(text: str) -> str:
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    text = _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    # bearer first: "Authorization: Bearer X" would otherwise mask only the word "Bearer"
     text = _BEARER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _ASSIGNMENT.sub(_mask_assignment, text)
     return _KNOWN_PREFIXES.sub(MASK, text)
+
+
+# "/set-env OPENAI_API_KEY=<value>" is a hint, not a secret: keep placeholders readable.
+_PLACEHOLDER = re.compile(r"<[A-Za-z_ -]{1,20}>[)\].,;:'\"]*")
+
+
+def _mask_assignment(m: re.Match[str]) -> str:
+    if _PLACEHOLDER.fullmatch(m.group(3)):
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{MASK}"
 
 
 def is_secret_key(name: str) -> bool:

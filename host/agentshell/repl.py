@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,7 +87,7 @@ class CommandCompleter(Completer):
         return []
 
     @staticmethod
-    def _is_option_part(words: list[str], i: int, options: dict[str, object]) -> bool:
+    def _is_option_part(words: list[str], i: int, options: Mapping[str, object]) -> bool:
         if words[i].startswith("--"):
             return True
         prev = words[i - 1] if i else ""

@@ -84,7 +84,9 @@ class Shell:
             load = self.environ.get("AGENTSHELL_LOAD_PLUGINS")
             only = None if load is None else {x.strip() for x in load.split(",") if x.strip()}
             self.plugins.load_entry_points(
-                disabled=configfiles.disabled_plugins(raw, self.environ), only=only
+                disabled=configfiles.disabled_plugins(raw, self.environ),
+                only=only,
+                cache_dir=self.data_dir,
             )
         await self._collect_config_models()
         self._validate_config(strict)
@@ -93,9 +95,7 @@ class Shell:
             self.output.warn(clash)
         await self.plugins.collect("register_agent_backends", self._add_backend)
         await self.plugins.collect("register_telemetry_sinks", self._add_sink)
-        self.auth = AuthRegistry(
-            TokenStore(self.data_dir, warn=self.output.warn)
-        )
+        self.auth = AuthRegistry(TokenStore(self.data_dir, warn=self.output.warn))
         self.auth.shell = self
         await self.plugins.collect("register_auth_providers", self._add_auth_provider)
         try:
@@ -128,7 +128,9 @@ class Shell:
         if self.runner is not None:
             await self.runner.aclose()
         self.telemetry.emit(
-            SessionStopped(duration_s=time.time() - self.started_at, dropped_events=self.telemetry.dropped)
+            SessionStopped(
+                duration_s=time.time() - self.started_at, dropped_events=self.telemetry.dropped
+            )
         )
         self.telemetry.close(self.config.telemetry.flush_timeout_s)
 
@@ -193,7 +195,9 @@ class Shell:
         self.config_errors.append(str(exc))
         for line in str(exc).splitlines():
             self.output.error(f"config: {line}")
-        self.output.warn("using defaults for the settings above; fix the file and run /config reload")
+        self.output.warn(
+            "using defaults for the settings above; fix the file and run /config reload"
+        )
 
     async def reload_config(self) -> None:
         """Re-read every configuration source (``/config reload``)."""
@@ -243,7 +247,9 @@ class Shell:
     def _add_auth_provider(self, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[[Any], Any]) -> None:
             if name in self.auth.provider_names:
-                self.output.warn(f"auth provider {name!r} from plugin {plugin} clashes; kept the first")
+                self.output.warn(
+                    f"auth provider {name!r} from plugin {plugin} clashes; kept the first"
+                )
                 return
             self.auth.add_provider(name, factory)
 
@@ -295,7 +301,12 @@ class Shell:
         return sorted(self._sink_factories)
 
     def _configured_sinks(self) -> list[str]:
-        return list(dict.fromkeys(self.config.telemetry.sinks))
+        names = list(dict.fromkeys(self.config.telemetry.sinks))
+        explicit = self.raw_config is not None and self.raw_config.origin(("telemetry", "sinks"))
+        if not explicit:
+            # the default sinks are a convenience: if their plugin is disabled, do without
+            names = [name for name in names if name in self._sink_factories]
+        return names
 
     def make_sink(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Create the sink ``name`` from its ``[telemetry.<name>]`` settings (plus overrides)."""
@@ -313,11 +324,21 @@ class Shell:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 key = ".".join(str(p) for p in first["loc"])
-                where = self.raw_config.locate(("telemetry", name, *first["loc"])) if self.raw_config else ""
+                where = (
+                    self.raw_config.locate(("telemetry", name, *first["loc"]))
+                    if self.raw_config
+                    else ""
+                )
                 raise ConfigError(f"{where}: telemetry.{name}.{key}: {first['msg']}") from None
         return factory(self, settings)
 
-    def use_sinks(self, names: list[str], *, strict: bool = False, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    def use_sinks(
+        self,
+        names: list[str],
+        *,
+        strict: bool = False,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[str]:
         """Make ``names`` the active sinks; return the names that could not be started."""
         sinks: list[tuple[str, Any]] = []
         failed: list[str] = []
@@ -328,7 +349,8 @@ class Shell:
                 if strict and isinstance(exc, AgentshellError):
                     raise
                 failed.append(name)
-                self.output.error(f"telemetry sink {name}: {summarize_exception(exc) if not isinstance(exc, AgentshellError) else exc}")
+                why = exc if isinstance(exc, AgentshellError) else summarize_exception(exc)
+                self.output.error(f"telemetry sink {name}: {why}")
         self.telemetry.replace_sinks(sinks)
         return failed
 
@@ -340,7 +362,9 @@ class Shell:
 
     def _plugin_error(self, plugin: str, hook: str | None, exc: BaseException) -> None:
         key = f"{plugin}:{hook}"
-        self.output.warn_once(key, f"plugin {plugin}: hook {hook} raised {summarize_exception(exc)}")
+        self.output.warn_once(
+            key, f"plugin {plugin}: hook {hook} raised {summarize_exception(exc)}"
+        )
         if self.telemetry is not None:
             from .telemetry import PluginErrorEvent
 
@@ -377,8 +401,10 @@ class Shell:
 
     def set_env(self, name: str, value: str) -> None:
         """Set an environment variable for this session (``/set-env``)."""
-        if not name or not (name[0].isalpha() or name[0] == "_") or not all(
-            c.isalnum() or c == "_" for c in name
+        if (
+            not name
+            or not (name[0].isalpha() or name[0] == "_")
+            or not all(c.isalnum() or c == "_" for c in name)
         ):
             raise CommandError(f"invalid variable name {name!r}")
         register_secret(value)

@@ -1,17 +1,25 @@
 """Telemetry: typed events and the bus that delivers them to sinks.
 
-``emit()`` is cheap and never raises: it puts the event on one bounded queue per
-sink and returns. Each sink is drained by its own daemon thread, so a slow sink delays
-only itself and a failing sink is reported once (then counted) while the others go on.
-When a sink's queue is full the event is dropped for that sink and counted.
+``emit()`` is cheap and never raises: it appends the event to one bounded queue per
+sink and returns (a few microseconds). Each sink is drained by its own daemon thread in
+batches, so a slow sink delays only itself and a failing sink is reported once (then
+counted) while the others go on. When a sink's queue is full the event is dropped for
+that sink and counted. Queued events are flushed at close and at interpreter exit,
+within a bounded time.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import queue
+import operator
+import sys
 import threading
 import time
+import types
+import typing
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
@@ -19,6 +27,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from .agents import TokenUsage
+from .redact import redact
 
 SCHEMA_VERSION = 1
 
@@ -207,20 +216,148 @@ class SinkStats:
     last_error: str | None
 
 
+# -- redaction -------------------------------------------------------------------------
+# Events never carry secrets by construction; sinks still scrub every string field as a
+# second line of defence. ``redact()`` costs microseconds per string, so a batch is first
+# screened with cheap substring tests and only suspicious batches are scrubbed field by
+# field (never the serialized JSON: a mask could swallow its quotes and braces).
+
+_SECRET_HINTS = (
+    "key", "token", "secret", "passw", "credential", "auth", "bearer",
+    "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox",
+)  # fmt: skip
+
+
+_Getter = Callable[[dict[str, Any]], tuple[Any, ...]]
+_screens: dict[type[Event], tuple[_Getter, _Getter]] = {}
+
+
+def _may_hold_text(annotation: Any) -> bool:
+    if annotation is None or annotation is type(None):
+        return False
+    if isinstance(annotation, type):
+        if issubclass(annotation, bool | int | float):
+            return False
+        if issubclass(annotation, BaseModel):
+            return any(_may_hold_text(f.annotation) for f in annotation.model_fields.values())
+        return True
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_may_hold_text(a) for a in args)
+    return True  # list[str], dict[...], anything else
+
+
+def _screen_for(cls: type[Event]) -> tuple[_Getter, _Getter]:
+    """Per event class: getters of its string-typed fields and of its other fields that
+    may hold strings (lists, dicts, nested models). ``type`` is left out: its values
+    ("metrics.tokens", "auth.login") would trip the screen on every such event."""
+    scalars: list[str] = []
+    others: list[str] = []
+    for name, info in cls.model_fields.items():
+        note = repr(info.annotation)
+        if name == "type" or "Literal" in note:
+            continue
+        if info.annotation in (str, str | None):
+            scalars.append(name)
+        elif _may_hold_text(info.annotation):
+            others.append(name)
+
+    def getter(names: list[str]) -> _Getter:
+        # itemgetter returns a bare value for one name; always hand back a tuple
+        if not names:
+            return lambda d: ()
+        if len(names) == 1:
+            one = names[0]
+            return lambda d: (d[one],)
+        return operator.itemgetter(*names)
+
+    _screens[cls] = screen = (getter(scalars), getter(others))
+    return screen
+
+
+def _screen_text(events: list[Event]) -> str:
+    # the string values of a batch, gathered with C-level getters (this runs for every
+    # event a sink writes, so it must cost well under a microsecond per event)
+    parts: list[str] = []
+    for event in events:
+        screen = _screens.get(event.__class__) or _screen_for(event.__class__)
+        values = event.__dict__
+        parts.extend(filter(None, screen[0](values)))
+        for value in screen[1](values):
+            if value.__class__ is str:
+                parts.append(value)
+            elif value:  # lists, dicts, nested models: their text form is enough to screen
+                parts.append(str(value))
+    return "\x00".join(parts)
+
+
+def _suspicious(text: str) -> bool:
+    low = text.lower()
+    if any(hint in low for hint in _SECRET_HINTS):
+        return True
+    # the secrets the process has learnt (``agentshell.redact`` keeps them compiled; the
+    # package attribute ``agentshell.redact`` is the function, hence sys.modules)
+    registered = getattr(sys.modules[redact.__module__], "_pattern", None)
+    return registered is not None and registered.search(text) is not None
+
+
+def _redact_event(event: Event) -> Event:
+    update: dict[str, Any] = {}
+    for name, value in event.__dict__.items():
+        if name == "type":
+            continue
+        if isinstance(value, str):
+            clean = redact(value)
+            if clean != value:
+                update[name] = clean
+        elif isinstance(value, list) and any(isinstance(v, str) for v in value):
+            cleaned = [redact(v) if isinstance(v, str) else v for v in value]
+            if cleaned != value:
+                update[name] = cleaned
+    return event.model_copy(update=update) if update else event
+
+
+def redact_events(events: list[Event]) -> list[Event]:
+    """``events`` with :func:`agentshell.redact.redact` applied to every string field
+    (copies only where something changed; the originals are shared with other sinks)."""
+    if not _suspicious(_screen_text(events)):
+        return events
+    return [_redact_event(e) for e in events]
+
+
+# -- delivery --------------------------------------------------------------------------
+
 _STOP = object()
+_BATCH = 1024
 
 
 class _SinkWorker:
+    """One sink, its queue and the daemon thread that drains it.
+
+    The queue is a deque (append/popleft are atomic and ~20x cheaper than
+    ``queue.Queue``); the thread sleeps on an Event that producers set only when it
+    announced it is idle, so a busy sink costs producers one append.
+    """
+
     def __init__(
-        self, name: str, sink: TelemetrySink, maxsize: int, on_error: Callable[[str, BaseException], None]
+        self,
+        name: str,
+        sink: TelemetrySink,
+        maxsize: int,
+        on_error: Callable[[str, BaseException], None],
     ) -> None:
         self.name = name
         self.sink = sink
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self.maxsize = maxsize
+        self.items: deque[Any] = deque()
         self.delivered = 0
-        self.dropped = 0
+        self.dropped = 0  # only changed under the bus lock
         self.failed = 0
         self.last_error: str | None = None
+        self.closed = False
+        self.stopping = False
+        self._idle = False
+        self._wake = threading.Event()
         self._reported = False
         self._on_error = on_error
         self._batch = getattr(sink, "handle_batch", None)
@@ -228,32 +365,43 @@ class _SinkWorker:
         self.thread.start()
 
     def put(self, event: Event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
+        if len(self.items) >= self.maxsize:
             self.dropped += 1
+            return
+        self.items.append(event)
+        if self._idle:
+            self._wake.set()
+
+    def _control(self, item: object) -> None:
+        self.items.append(item)  # markers are never dropped
+        self._wake.set()
 
     def _loop(self) -> None:
-        get = self.queue.get
+        items = self.items
         while True:
-            items = [get()]
-            with contextlib.suppress(queue.Empty):
-                while len(items) < 512:
-                    items.append(self.queue.get_nowait())
-            stop = False
+            if not items:
+                self._idle = True
+                # re-check after announcing idleness: a producer that appended before
+                # seeing _idle=True is caught here, one that appended after sets _wake
+                if not items:
+                    self._wake.wait(1.0)
+                self._wake.clear()
+                self._idle = False
+                continue
+            batch = [items.popleft() for _ in range(min(len(items), _BATCH))]
             events: list[Event] = []
-            for item in items:
+            for item in batch:
                 if item is _STOP:
-                    stop = True
-                elif isinstance(item, threading.Event):
+                    self._deliver(events)
+                    self._close()
+                    return
+                if isinstance(item, threading.Event):
                     self._deliver(events)
                     events = []
                     item.set()
                 else:
                     events.append(item)
             self._deliver(events)
-            if stop:
-                return
 
     def _deliver(self, events: list[Event]) -> None:
         if not events:
@@ -267,31 +415,41 @@ class _SinkWorker:
             self.delivered += len(events)
         except Exception as exc:
             self.failed += len(events)
-            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            if not self._reported:
-                self._reported = True
-                with contextlib.suppress(Exception):
-                    self._on_error(self.name, exc)
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {redact(str(exc))}"[:300]
+        if not self._reported:
+            self._reported = True
+            with contextlib.suppress(Exception):
+                self._on_error(self.name, exc)
+
+    def _close(self) -> None:
+        try:
+            self.sink.close()
+        except Exception as exc:
+            self._fail(exc)
+        self.closed = True
 
     def flush(self, timeout: float) -> bool:
+        if not self.thread.is_alive():
+            return not self.items
         marker = threading.Event()
-        try:
-            self.queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
+        self._control(marker)
         return marker.wait(timeout)
 
-    def stop(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with contextlib.suppress(queue.Full):
-            self.queue.put(_STOP, timeout=max(timeout, 0.01))
-        self.thread.join(max(deadline - time.monotonic(), 0.01))
-        with contextlib.suppress(Exception):
-            self.sink.close()
+    def stop(self, timeout: float) -> bool:
+        """Deliver what is queued, close the sink (on its own thread); False when that
+        did not finish within ``timeout`` (the thread is abandoned: it is a daemon)."""
+        if not self.stopping:
+            self.stopping = True
+            self._control(_STOP)
+        self.thread.join(max(timeout, 0.0))
+        return self.closed
 
     def stats(self) -> SinkStats:
         return SinkStats(
-            self.name, self.delivered, self.dropped, self.failed, self.queue.qsize(), self.last_error
+            self.name, self.delivered, self.dropped, self.failed, len(self.items), self.last_error
         )
 
 
@@ -305,24 +463,38 @@ class TelemetryBus:
         queue_size: int = 10_000,
         capture_content: bool = False,
         on_sink_error: Callable[[str, BaseException], None] | None = None,
+        exit_timeout: float = 2.0,
     ) -> None:
         self.session_id = session_id
         self.queue_size = queue_size
         self.capture_content = capture_content
+        self.exit_timeout = exit_timeout
         self._on_sink_error = on_sink_error or (lambda name, exc: None)
         self._workers: tuple[_SinkWorker, ...] = ()
+        # held by emit() for a few hundred ns and by a swap for a tuple assignment: an
+        # event is queued to exactly the sinks active when it was counted, so a swap
+        # never loses one (the old sinks are stopped only after the swap)
         self._lock = threading.Lock()
+        self._swap_lock = threading.Lock()
         self.emitted = 0
         self._retired: list[SinkStats] = []
+        _live_buses.add(self)
 
     def emit(self, event: Event) -> None:
         """Queue ``event`` for every active sink. Never blocks, never raises."""
         try:
             if not event.session_id:
                 event.session_id = self.session_id
-            self.emitted += 1
-            for worker in self._workers:
-                worker.put(event)
+            if (
+                type(event) is AgentCallFinished
+                and event.content is not None
+                and not self.capture_content
+            ):
+                event = event.model_copy(update={"content": None})
+            with self._lock:
+                self.emitted += 1
+                for worker in self._workers:
+                    worker.put(event)
         except Exception:
             pass
 
@@ -330,58 +502,88 @@ class TelemetryBus:
     def sink_names(self) -> list[str]:
         return [w.name for w in self._workers]
 
+    def _start(self, name: str, sink: TelemetrySink) -> _SinkWorker:
+        return _SinkWorker(name, sink, self.queue_size, self._on_sink_error)
+
     def add_sink(self, name: str, sink: TelemetrySink) -> None:
-        with self._lock:
+        with self._swap_lock:
             if name in self.sink_names:
                 raise ValueError(f"telemetry sink {name!r} is already active")
-            worker = _SinkWorker(name, sink, self.queue_size, self._on_sink_error)
-            self._workers = (*self._workers, worker)
+            worker = self._start(name, sink)
+            with self._lock:
+                self._workers = (*self._workers, worker)
 
     def remove_sink(self, name: str, timeout: float = 2.0) -> bool:
         """Deliver what the sink has queued, close it, and stop sending it events."""
-        with self._lock:
+        with self._swap_lock:
             worker = next((w for w in self._workers if w.name == name), None)
             if worker is None:
                 return False
-            self._workers = tuple(w for w in self._workers if w is not worker)
-        worker.stop(timeout)
-        self._retired.append(worker.stats())
+            with self._lock:
+                self._workers = tuple(w for w in self._workers if w is not worker)
+        self._retire([worker], timeout)
         return True
 
-    def replace_sinks(self, sinks: Iterable[tuple[str, TelemetrySink]], timeout: float = 2.0) -> None:
-        """Swap the active sinks. New sinks start before old ones stop, so an event
-        emitted during the swap reaches at least one of them."""
-        new = list(sinks)
-        with self._lock:
-            old = self._workers
-            workers = [
-                _SinkWorker(name, sink, self.queue_size, self._on_sink_error) for name, sink in new
-            ]
-            self._workers = tuple(workers)
-        for worker in old:
-            worker.stop(timeout)
+    def replace_sinks(
+        self, sinks: Iterable[tuple[str, TelemetrySink]], timeout: float = 2.0
+    ) -> None:
+        """Swap the active sinks. Every event emitted before the swap reaches the old
+        sinks (they are drained and closed), every event after it the new ones."""
+        with self._swap_lock:
+            workers = tuple(self._start(name, sink) for name, sink in sinks)
+            with self._lock:
+                old, self._workers = self._workers, workers
+        self._retire(list(old), timeout)
+
+    def _retire(self, workers: list[_SinkWorker], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for worker in workers:  # all drain in parallel; then wait for each
+            worker.stopping = True
+            worker._control(_STOP)
+        for worker in workers:
+            worker.stop(deadline - time.monotonic())
             self._retired.append(worker.stats())
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until every sink has handled what was emitted before; False on time-out."""
         deadline = time.monotonic() + timeout
-        return all(w.flush(max(deadline - time.monotonic(), 0.01)) for w in self._workers)
+        markers = []
+        for worker in self._workers:
+            marker = threading.Event()
+            worker._control(marker)
+            markers.append(marker)
+        return all(m.wait(max(deadline - time.monotonic(), 0.0)) for m in markers)
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush and close every sink, within ``timeout`` seconds in total."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
+        with self._swap_lock, self._lock:
             workers, self._workers = self._workers, ()
-        for worker in workers:
-            worker.stop(max(deadline - time.monotonic(), 0.01))
-            self._retired.append(worker.stats())
+        self._retire(list(workers), timeout)
+        _live_buses.discard(self)
 
     def stats(self) -> list[SinkStats]:
         return [w.stats() for w in self._workers]
 
     @property
+    def retired(self) -> list[SinkStats]:
+        """Counters of the sinks that were active earlier in this session."""
+        return list(self._retired)
+
+    @property
     def dropped(self) -> int:
         return sum(s.dropped for s in self.stats()) + sum(s.dropped for s in self._retired)
+
+
+# A session that ends without Shell.stop() (an uncaught error, sys.exit in a plugin)
+# still gets its queued events written, within each bus's exit_timeout.
+_live_buses: weakref.WeakSet[TelemetryBus] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_buses() -> None:
+    for bus in list(_live_buses):
+        with contextlib.suppress(Exception):
+            bus.close(bus.exit_timeout)
 
 
 __all__ = [
@@ -405,4 +607,5 @@ __all__ = [
     "SinkStats",
     "TelemetryBus",
     "TelemetrySink",
+    "redact_events",
 ]

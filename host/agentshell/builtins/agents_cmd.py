@@ -1,15 +1,52 @@
-"""``/agents``: the configured agents, their backend and model, and whether their
+"""``/agents``: the configured agents, their backend, model and target, and whether their
 credentials are available (never the credentials themselves)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import shlex
+from typing import TYPE_CHECKING, Any
 
 from agentshell.commands import Command, CommandContext, Option
 from agentshell.plugins import hookimpl
+from agentshell.redact import redact
 
 if TYPE_CHECKING:
     from agentshell.hookspecs import Register
+
+
+def _target(spec: Any) -> str:
+    """Where the agent's answers come from, for the user (no secrets: redacted)."""
+    options = spec.options
+    if spec.backend == "openai":
+        from agentshell.backends.openai import DEFAULT_BASE_URL
+
+        return redact(spec.base_url or DEFAULT_BASE_URL)
+    if spec.backend == "command":
+        command = options.get("command")
+        text = shlex.join(command) if isinstance(command, list) else str(command or "")
+        return redact(text)[:60]
+    if spec.backend == "replay":
+        return str(options.get("dir") or ".agentshell/recordings")
+    return spec.base_url or ""
+
+
+def _credentials(shell: Any, spec: Any) -> tuple[bool | None, str]:
+    """(available: True/False/None = unknown, where they come from)."""
+    # "NAME (set)", not "NAME: set": output redaction masks what follows "..._KEY: "
+    env = _env_name(spec)
+    if env:
+        present = bool(os.environ.get(env))
+        where = "env" if spec.auth else "api_key env"
+        return present, f"{where} {env} ({'set' if present else 'missing'})"
+    if spec.auth:
+        return shell.auth.available(spec.auth), shell.auth.describe(spec.auth)
+    secret = spec.options.get("api_key")
+    if secret is not None:
+        return None, "api_key " + ("keyring" if getattr(secret, "keyring", None) else "(literal)")
+    if spec.backend == "replay":
+        return True, "not needed (recorded answers)"
+    return True, "none"
 
 
 def agents_command(ctx: CommandContext) -> int:
@@ -17,17 +54,22 @@ def agents_command(ctx: CommandContext) -> int:
     rows = []
     data = []
     for name, spec in sorted(shell.agents.items()):
-        available = shell.auth.available(spec.auth)
+        available, source = _credentials(shell, spec)
         creds = {True: "yes", False: "MISSING", None: "?"}[available]
-        source = shell.auth.describe(spec.auth)
         recorded = " (recorded)" if spec.backend == "replay" else ""
-        rows.append((name, spec.backend + recorded, spec.model, spec.role, f"{creds} — {source}"))
+        target = _target(spec)
+        rows.append(
+            (name, spec.backend + recorded, spec.model, spec.role, target, f"{creds} — {source}")
+        )
         data.append(
             {
                 "name": name,
                 "backend": spec.backend,
+                "recorded": spec.backend == "replay",
                 "model": spec.model,
                 "role": spec.role,
+                "target": target,
+                "timeout_s": spec.timeout_s,
                 "credentials": source,
                 "available": available,
             }
@@ -38,8 +80,23 @@ def agents_command(ctx: CommandContext) -> int:
     if not rows:
         ctx.out.print("No agents configured. Add [agents.<name>] tables to agentshell.toml.")
         return 0
-    ctx.out.table(["agent", "backend", "model", "role", "credentials"], rows, title="Agents")
+    ctx.out.table(
+        ["agent", "backend", "model", "role", "target", "credentials"], rows, title="Agents"
+    )
+    for item in data:
+        if item["available"] is False:
+            spec = shell.agents[item["name"]]
+            env = _env_name(spec)
+            fix = f": run /set-env {env}=<value>" if env else ""
+            ctx.out.warn(f"{item['name']}: credentials missing{fix}")
     return 0
+
+
+def _env_name(spec: Any) -> str | None:
+    if spec.auth and spec.auth.startswith("env:"):
+        return str(spec.auth[4:])
+    env = getattr(spec.options.get("api_key"), "env", None)
+    return env if isinstance(env, str) else None
 
 
 @hookimpl
@@ -48,7 +105,7 @@ def register_commands(register: Register) -> None:
         Command(
             "agents",
             agents_command,
-            help="list agents: backend, model, role, credentials available",
+            help="list agents: backend, model, role, target, credentials available",
             options=[Option("--json", "print JSON", flag=True)],
         )
     )

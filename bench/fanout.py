@@ -1,0 +1,195 @@
+"""Fan-out benchmark: how close is a fan-out to "the slowest agent plus a little"?
+
+Run from the repository root: ``python bench/fanout.py [--runs 7] [--calls 2000]``.
+
+1. N agents (N = 1, 4, 16, 64) against the loopback OpenAI-compatible server
+   (tests/servers/openai_server.py) answering after a fixed 200 ms: median wall time
+   of ``AgentRunner.run_many`` and its overhead over 200 ms (target: 64 agents within
+   200 ms + 60 ms).
+2. Per-call overhead of the runner and every hook (target: under 1 ms), measured
+   sequentially, separately against an in-process backend (runner cost only) and a
+   zero-delay server (runner + HTTP), each compared to calling the backend directly.
+   "All hooks" means a real Shell with every installed entry-point plugin loaded.
+
+Prints tables and ratios; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec  # noqa: E402
+from agentshell.output import Output  # noqa: E402
+from agentshell.shell import Shell  # noqa: E402
+from tests.servers.openai_server import OpenAIServer, ScriptedReply  # noqa: E402
+
+DELAY_S = 0.200
+FANOUTS = (1, 4, 16, 64)
+REQUEST = AgentRequest(prompt="benchmark prompt: say ok")
+
+
+class InProcessBackend:
+    """Answers at once: what is left is the runner's own cost."""
+
+    async def complete(self, call: AgentCall) -> AgentResponse:
+        return AgentResponse(agent=call.agent.name, content="ok", model=call.agent.model)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class BenchBackends:
+    """Registers the in-process backend next to the real built-in ones."""
+
+    from agentshell.plugins import hookimpl
+
+    @hookimpl
+    def register_agent_backends(self, register: Any) -> None:
+        register("inprocess", lambda shell: InProcessBackend())
+
+
+async def make_shell(load_plugins: bool) -> Shell:
+    """A real shell: every entry-point plugin (``load_plugins``) or the built-in backends
+    only; telemetry to the null sink so no disk writes are measured."""
+    import io
+
+    if not load_plugins:
+        os.environ["AGENTSHELL_LOAD_PLUGINS"] = "openai,null"
+    else:
+        os.environ.pop("AGENTSHELL_LOAD_PLUGINS", None)
+    (Path.cwd() / "agentshell.toml").write_text('[telemetry]\nsinks = ["null"]\n', "utf-8")
+    shell = Shell(mode="run", output=Output(io.StringIO(), io.StringIO()))
+    shell.plugins.register(BenchBackends(), "bench-backends")
+    await shell.start()
+    return shell
+
+
+def agents(server: OpenAIServer, n: int, timeout_s: float = 30.0) -> list[AgentSpec]:
+    return [
+        AgentSpec(
+            name=f"agent{i:02d}",
+            backend="openai",
+            model="gpt-test",
+            base_url=server.base_url,
+            timeout_s=timeout_s,
+        )
+        for i in range(n)
+    ]
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    start = time.perf_counter()
+    await fn()
+    return time.perf_counter() - start
+
+
+async def fanout(shell: Shell, runs: int) -> list[tuple[int, float, float, float]]:
+    """(N, cold wall, median warm wall, max warm wall) per N."""
+    rows = []
+    with OpenAIServer(ScriptedReply(content="ok", delay_s=DELAY_S)) as server:
+        for n in FANOUTS:
+            specs = agents(server, n)
+
+            async def once(specs: list[AgentSpec] = specs) -> None:
+                outcomes = await shell.runner.run_many(specs, REQUEST)
+                failed = [o.error for o in outcomes if not o.ok]
+                if failed:
+                    raise SystemExit(f"fan-out failed: {failed[0]}")
+
+            cold = await timed(once)  # includes opening the connections
+            warm = [await timed(once) for _ in range(runs)]
+            rows.append((n, cold, statistics.median(warm), max(warm)))
+        await shell.runner.aclose()  # close pooled connections before the server stops
+    return rows
+
+
+async def per_call(shell: Shell, spec: AgentSpec, calls: int) -> tuple[float, float]:
+    """Median-of-5 per-call seconds through the runner and directly via the backend."""
+    backend = shell.runner.backend(spec.backend)
+
+    async def through_runner() -> None:
+        for _ in range(calls):
+            await shell.runner.run(spec, REQUEST)
+
+    async def direct() -> None:
+        for _ in range(calls):
+            await backend.complete(AgentCall(agent=spec, request=REQUEST))
+
+    await through_runner()  # warm up: imports, connections, caches
+    await direct()
+    runner_s = statistics.median([await timed(through_runner) for _ in range(5)]) / calls
+    direct_s = statistics.median([await timed(direct) for _ in range(5)]) / calls
+    return runner_s, direct_s
+
+
+async def main(runs: int, calls: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["AGENTSHELL_HOME"] = str(Path(tmp) / "home")
+        os.chdir(tmp)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; server delay {DELAY_S * 1000:.0f} ms")
+        shell = await make_shell(load_plugins=True)
+        try:
+            print(f"plugins loaded: {', '.join(shell.plugins.loaded)}\n")
+            rows = await fanout(shell, runs)
+            print(f"Fan-out against the loopback server (median of {runs} warm runs)")
+            print(f"{'N':>4} {'cold ms':>9} {'wall ms':>9} {'max ms':>9} {'over 200':>9} {'ratio':>7}")
+            for n, cold, med, worst in rows:
+                over = (med - DELAY_S) * 1000
+                print(
+                    f"{n:>4} {cold * 1000:>9.1f} {med * 1000:>9.1f} {worst * 1000:>9.1f} "
+                    f"{over:>8.1f}  {med / DELAY_S:>6.3f}"
+                )
+            n64 = rows[-1]
+            verdict = "OK" if n64[2] <= DELAY_S + 0.060 else "MISSED"
+            print(f"target 64 agents <= 260 ms: {n64[2] * 1000:.1f} ms -> {verdict}")
+            print(f"sequential would take {64 * DELAY_S:.1f} s: fan-out is {64 * DELAY_S / n64[2]:.1f}x faster\n")
+
+            results = []
+            inproc = AgentSpec(name="inproc", backend="inprocess", model="m")
+            for label, all_hooks in (("all plugins' hooks", True), ("no plugins", False)):
+                bench_shell = shell if all_hooks else await make_shell(load_plugins=False)
+                try:
+                    r, d = await per_call(bench_shell, inproc, calls)
+                    results.append((f"in-process backend, {label}", r, d))
+                    with OpenAIServer(ScriptedReply(content="ok")) as server:
+                        spec = agents(server, 1)[0]
+                        r2, d2 = await per_call(bench_shell, spec, max(calls // 4, 50))
+                        results.append((f"loopback HTTP, {label}", r2, d2))
+                        await bench_shell.runner.aclose()
+                finally:
+                    if not all_hooks:
+                        await bench_shell.stop()
+            print(f"Per-call cost, sequential (median of 5 x {calls} calls; HTTP x {max(calls // 4, 50)})")
+            print(f"{'path':<40} {'runner us':>10} {'direct us':>10} {'overhead us':>12} {'ratio':>7}")
+            for label, r, d in results:
+                print(
+                    f"{label:<40} {r * 1e6:>10.1f} {d * 1e6:>10.1f} {(r - d) * 1e6:>12.1f} "
+                    f"{r / d if d else float('inf'):>7.2f}"
+                )
+            worst = max(r - d for _, r, d in results)
+            verdict = "OK" if worst < 1e-3 else "MISSED"
+            print(f"target runner + hooks overhead < 1000 us per call: worst {worst * 1e6:.1f} us -> {verdict}")
+        finally:
+            with contextlib.suppress(Exception):
+                await shell.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="warm fan-out runs per N")
+    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per sample")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.calls))

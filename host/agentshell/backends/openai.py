@@ -1,0 +1,430 @@
+"""``openai``: any OpenAI-compatible ``/chat/completions`` server over httpx (OpenAI,
+OpenRouter, Ollama, vLLM, llama.cpp server, ...).
+
+One ``httpx.AsyncClient`` per backend instance, shared by every agent that uses the
+backend, so a fan-out reuses pooled keep-alive connections. Every failure is mapped
+to the taxonomy in :mod:`agentshell.errors`; retrying is the runner's job, not ours.
+
+Agent options (``[agents.<name>]`` keys besides the standard ones):
+``stream`` (bool, default false), ``json_mode`` (bool: send
+``response_format={"type": "json_object"}`` when the request expects JSON),
+``include_usage`` (bool, default true: ``stream_options.include_usage`` when
+streaming), ``max_response_bytes`` (default 8 MiB), ``connect_timeout_s`` (default 10),
+``headers`` (extra request headers), ``extra_body`` (merged into the request JSON),
+``max_tokens_param`` (``max_tokens`` or ``max_completion_tokens``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec, TokenUsage
+from agentshell.errors import (
+    AgentDisconnected,
+    AgentError,
+    AgentTimeout,
+    AuthRequired,
+    BadAgentOutput,
+    FatalAgentError,
+    RateLimited,
+)
+from agentshell.plugins import hookimpl
+from agentshell.redact import redact, register_secret
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agentshell.hookspecs import Register
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+AGENT_HEADER = "X-Agent-Name"
+_ERROR_BODY_CAP = 64 * 1024  # enough for any error object; the rest is not read
+# Sized for a 64-agent fan-out with room to spare; idle connections are kept warm.
+_MAX_CONNECTIONS = 256
+_MAX_KEEPALIVE = 128
+
+
+def _option(agent: AgentSpec, key: str, default: Any) -> Any:
+    value = agent.options.get(key, default)
+    return default if value is None else value
+
+
+def _server_message(body: bytes) -> tuple[Any, str]:
+    """The decoded error body (or ``None``) and a one-line, redacted message from it."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        data: Any = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    message = ""
+    if isinstance(data, Mapping):
+        error = data.get("error")
+        if isinstance(error, Mapping):
+            message = str(error.get("message") or error.get("code") or error.get("type") or "")
+        elif isinstance(error, str):
+            message = error
+        else:
+            message = str(data.get("message") or data.get("detail") or "")
+    elif text:
+        message = text
+    message = " ".join(message.split())
+    return data, redact(message)[:300]
+
+
+def _error_code(data: Any) -> str:
+    if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
+        return str(data["error"].get("code") or data["error"].get("type") or "")
+    return ""
+
+
+def _content_text(content: Any) -> str:
+    """``message.content``: a string, ``None``, or a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", "")) for part in content if isinstance(part, Mapping)
+        )
+    return ""
+
+
+class _Reader:
+    """Reads a response body under a size cap, so an oversized answer is cut off after
+    ``cap`` bytes instead of being held in memory (twice) in full."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.size = 0
+
+    def count(self, chunk: bytes | str) -> None:
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise BadAgentOutput(f"response too large (over {self.cap} bytes)")
+
+
+class OpenAIBackend:
+    """The backend object: ``complete(call)`` and ``aclose()``."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx  # heavy: imported on the first call, not at shell start-up
+
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(
+                    max_connections=_MAX_CONNECTIONS,
+                    max_keepalive_connections=_MAX_KEEPALIVE,
+                    keepalive_expiry=60.0,
+                ),
+                timeout=httpx.Timeout(120.0, connect=10.0),
+                follow_redirects=False,
+                trust_env=True,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # -- the call ----------------------------------------------------------------------
+
+    async def complete(self, call: AgentCall) -> AgentResponse:
+        import httpx
+
+        agent = call.agent
+        request = call.request
+        stream = request.stream if request.stream is not None else bool(
+            _option(agent, "stream", False)
+        )
+        body = self.request_body(agent, request, stream)
+        url = (agent.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+        headers = await self._headers(agent)
+        connect_s = min(float(_option(agent, "connect_timeout_s", 10.0)), agent.timeout_s)
+        limits = httpx.Timeout(agent.timeout_s, connect=connect_s)
+        for attempt in (1, 2):
+            try:
+                return await self._post(call, url, headers, body, stream, limits)
+            except _Unauthorized as exc:
+                # A provider's token may have expired early: refresh once, try once more.
+                if attempt == 1 and self._provider_auth(agent):
+                    creds = await self.shell.auth.credentials(agent, refresh=True)
+                    if creds is not None:
+                        headers = {**headers, **creds.headers()}
+                        continue
+                raise self._auth_error(agent, exc.status, exc.message) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def request_body(self, agent: AgentSpec, request: AgentRequest, stream: bool) -> dict[str, Any]:
+        messages: list[dict[str, Any]]
+        if request.messages is not None:
+            messages = list(request.messages)
+        else:
+            messages = []
+            if request.system:
+                messages.append({"role": "system", "content": request.system})
+            messages.append({"role": "user", "content": request.prompt})
+        body: dict[str, Any] = {
+            "model": agent.model or _option(agent, "model", ""),
+            "messages": messages,
+            "stream": stream,
+        }
+        if stream and _option(agent, "include_usage", True):
+            body["stream_options"] = {"include_usage": True}
+        if request.max_tokens is not None:
+            body[str(_option(agent, "max_tokens_param", "max_tokens"))] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.expect_json and _option(agent, "json_mode", False):
+            body["response_format"] = {"type": "json_object"}
+        extra = agent.options.get("extra_body")
+        if isinstance(extra, Mapping):
+            body.update(extra)
+        return body
+
+    async def _headers(self, agent: AgentSpec) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            AGENT_HEADER: agent.name,
+        }
+        extra = agent.options.get("headers")
+        if isinstance(extra, Mapping):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        if agent.auth:
+            creds = await self.shell.auth.credentials(agent)
+            if creds is not None:
+                headers.update(creds.headers())
+            return headers
+        secret = agent.options.get("api_key")  # `api_key = { env = "NAME" }` in the config
+        if secret is not None:
+            value = secret.get() if hasattr(secret, "get") else str(secret)
+            if not value:
+                env = getattr(secret, "env", None)
+                fix = f"/set-env {env}=<value>" if env else None
+                raise AuthRequired(f"{agent.name}: the api_key is not set", fix=fix)
+            register_secret(value)
+            headers["Authorization"] = f"Bearer {value}"
+        return headers
+
+    @staticmethod
+    def _provider_auth(agent: AgentSpec) -> bool:
+        kind = (agent.auth or "").partition(":")[0]
+        return bool(agent.auth) and kind not in ("env", "keyring")
+
+    def _auth_error(self, agent: AgentSpec, status: int, message: str) -> AuthRequired:
+        ref = agent.auth or ""
+        kind, _, rest = ref.partition(":")
+        fix: str | None = None
+        if kind == "env":
+            fix = f"/set-env {rest}=<value>"
+        elif kind == "keyring":
+            service, _, name = rest.partition("/")
+            fix = f"keyring set {service} {name}"
+        elif ref:
+            provider = self.shell.auth.provider(kind)
+            if provider is not None:
+                fix = provider.login_command(rest or None)
+        elif isinstance(getattr(agent.options.get("api_key"), "env", None), str):
+            fix = f"/set-env {agent.options['api_key'].env}=<value>"
+        what = "refused the credentials" if status == 401 else "denied access"
+        detail = f": {message}" if message else ""
+        return AuthRequired(f"{agent.name}: the server {what} (HTTP {status}){detail}", fix=fix)
+
+    async def _post(
+        self,
+        call: AgentCall,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        stream: bool,
+        limits: httpx.Timeout,
+    ) -> AgentResponse:
+        import httpx
+
+        agent = call.agent
+        cap = int(_option(agent, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+        try:
+            async with self.client.stream(
+                "POST", url, json=body, headers=headers, timeout=limits
+            ) as response:
+                if response.status_code >= 400:
+                    raw = await _read(response, _ERROR_BODY_CAP, truncate=True)
+                    raise self._status_error(agent, response, raw)
+                if response.status_code != 200:
+                    raise BadAgentOutput(f"unexpected HTTP {response.status_code} from the server")
+                content_type = response.headers.get("content-type", "")
+                if "text/event-stream" in content_type:
+                    return await self._read_stream(agent, response, cap)
+                # A server may ignore stream=true and answer JSON: accept that too.
+                raw = await _read(response, cap)
+                return self._parse_completion(agent, raw)
+        except AgentError:
+            raise
+        except httpx.TimeoutException as exc:
+            raise AgentTimeout(
+                f"{type(exc).__name__} from {_host(url)}", timeout_s=agent.timeout_s
+            ) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise FatalAgentError(f"bad base_url {redact(url)!r}: {redact(str(exc))}") from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            # connect/read/write errors, protocol errors, an incomplete body or stream
+            detail = redact(str(exc))[:200] or "connection closed"
+            raise AgentDisconnected(
+                f"{type(exc).__name__} talking to {_host(url)}: {detail}"
+            ) from None
+
+    def _status_error(self, agent: AgentSpec, response: httpx.Response, raw: bytes) -> AgentError:
+        status = response.status_code
+        data, message = _server_message(raw)
+        detail = f": {message}" if message else ""
+        if status == 429:
+            if _error_code(data) == "insufficient_quota":  # billing, not a rate: never passes
+                return FatalAgentError(f"HTTP 429 (insufficient quota){detail}")
+            from agentshell.ratelimit import reset_hint
+
+            reset_at = reset_hint(response.headers, data, message)
+            return RateLimited(f"rate limited (HTTP 429){detail}", reset_at=reset_at)
+        if status in (401, 403):
+            if status == 401:
+                return _Unauthorized(status, message)
+            return self._auth_error(agent, status, message)
+        if status == 408:
+            return AgentTimeout(f"the server timed out the request (HTTP 408){detail}")
+        if status >= 500:
+            return AgentDisconnected(f"server error (HTTP {status}){detail}")
+        return FatalAgentError(f"HTTP {status}{detail}")
+
+    # -- decoding ----------------------------------------------------------------------
+
+    def _parse_completion(self, agent: AgentSpec, raw: bytes) -> AgentResponse:
+        if not raw.strip():
+            raise BadAgentOutput("empty response body")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            preview = redact(raw[:80].decode("utf-8", errors="replace"))
+            raise BadAgentOutput(f"invalid JSON in the response: {preview!r}") from None
+        if not isinstance(data, Mapping):
+            raise BadAgentOutput(f"the response is a JSON {type(data).__name__}, not an object")
+        if data.get("error"):
+            _, message = _server_message(raw)
+            raise BadAgentOutput(f"the server answered HTTP 200 with an error: {message}")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            raise BadAgentOutput("the response has no choices")
+        choice = choices[0]
+        reply = choice.get("message")
+        if not isinstance(reply, Mapping):
+            raise BadAgentOutput("the response's first choice has no message")
+        content = _content_text(reply.get("content"))
+        if not content and isinstance(reply.get("refusal"), str) and reply["refusal"]:
+            raise BadAgentOutput(f"the model refused: {redact(reply['refusal'])[:200]}")
+        finish = choice.get("finish_reason")
+        return AgentResponse(
+            agent=agent.name,
+            content=content,
+            usage=TokenUsage.from_openai(data.get("usage")),
+            model=str(data.get("model") or agent.model),
+            finish_reason=finish if isinstance(finish, str) else None,
+        )
+
+    async def _read_stream(
+        self, agent: AgentSpec, response: httpx.Response, cap: int
+    ) -> AgentResponse:
+        """Server-sent events: ``data: {chunk}`` lines until ``data: [DONE]``."""
+        reader = _Reader(cap)
+        parts: list[str] = []
+        usage: Any = None
+        model = ""
+        finish: str | None = None
+        done = False
+        async for line in response.aiter_lines():
+            reader.count(line)
+            if not line.startswith("data:"):
+                continue  # blank separators, comments (":"), "event:" lines
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                raise BadAgentOutput(
+                    f"invalid JSON in a stream event: {redact(payload[:80])!r}"
+                ) from None
+            if not isinstance(chunk, Mapping):
+                continue
+            if chunk.get("error"):
+                _, message = _server_message(payload.encode())
+                raise AgentDisconnected(f"the server ended the stream with an error: {message}")
+            model = str(chunk.get("model") or model)
+            if chunk.get("usage"):
+                usage = chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta")
+                if isinstance(delta, Mapping):
+                    parts.append(_content_text(delta.get("content")))
+                if isinstance(choice.get("finish_reason"), str):
+                    finish = choice["finish_reason"]
+        if not done and finish is None:
+            raise AgentDisconnected("the stream ended before it was complete (no [DONE])")
+        return AgentResponse(
+            agent=agent.name,
+            content="".join(parts),
+            usage=TokenUsage.from_openai(usage),
+            model=model or agent.model,
+            finish_reason=finish,
+        )
+
+
+class _Unauthorized(AgentError):
+    """Internal: a 401, turned into AuthRequired after at most one refresh."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _read(response: httpx.Response, cap: int, *, truncate: bool = False) -> bytes:
+    """The body, at most ``cap`` bytes: beyond that, raise (or stop, for error bodies)."""
+    length = response.headers.get("content-length", "")
+    if not truncate and length.isdigit() and int(length) > cap:
+        raise BadAgentOutput(f"response too large ({int(length)} bytes, the limit is {cap})")
+    reader = _Reader(cap)
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        if truncate and len(buffer) + len(chunk) > cap:
+            buffer += chunk[: cap - len(buffer)]
+            break
+        reader.count(chunk)
+        buffer += chunk
+    return bytes(buffer)
+
+
+def _host(url: str) -> str:
+    """``scheme://host:port`` of a URL: enough to say where, never a query or userinfo."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}"
+
+
+def make_backend(shell: Any) -> OpenAIBackend:
+    return OpenAIBackend(shell)
+
+
+@hookimpl
+def register_agent_backends(register: Register) -> None:
+    register("openai", make_backend)
+
+
+__all__ = ["DEFAULT_BASE_URL", "OpenAIBackend", "make_backend"]

@@ -1,0 +1,330 @@
+"""One stage run: fan out to the stage's agents, validate, aggregate, synthesise, and
+record (stage Markdown, evidence, resume store, telemetry)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentshell.agents import AgentRequest, AgentResponse, AgentSpec, Progress, parse_json_content
+from agentshell.errors import AgentError, CommandError
+from agentshell.files import atomic_write
+from agentshell.redact import redact
+from agentshell.telemetry import ConsensusSynthesized
+
+from . import prompts
+from .agents import StagePlan, resolve
+from .config import ConsensusSettings
+from .evidence import EvidenceWriter, Totals, rel, totals
+from .markdown import StageMeta, render_stage
+from .schemas import Role, validate_output
+from .stages import Stage, validate_spec_id
+from .synthesis import AgentResult, AgentState, Synthesis, synthesize
+
+SYSTEM = "You are one agent of a spec-kit consensus team. Answer with one JSON object only."
+STATE_KEY = "speckit.consensus.last"  # shell.state: {(spec_id, stage): StageMeta}
+
+
+@dataclass
+class RunIds:
+    run_id: str
+    branch_id: str
+
+
+@dataclass
+class StageOutcome:
+    stage: Stage
+    synthesis: Synthesis
+    results: list[AgentResult]
+    totals: Totals
+    prompt_version: str
+    markdown_path: Path | None
+    synthesis_path: Path | None
+    duration_s: float
+
+
+def spec_paths(shell: Any, settings: ConsensusSettings, spec_id: str) -> tuple[Path, Path]:
+    """(the spec folder, the evidence dir); the spec must exist."""
+    validate_spec_id(spec_id)
+    cwd = Path(shell.cwd)
+    spec_dir = cwd / settings.specs_dir / spec_id
+    if not (spec_dir / "spec.md").is_file():
+        raise CommandError(
+            f"no spec {spec_id!r}: {rel(spec_dir / 'spec.md', cwd)} does not exist "
+            f"(specs live in {settings.specs_dir}/<SPEC-ID>/spec.md)"
+        )
+    return spec_dir, cwd / settings.evidence_dir
+
+
+def _warn(shell: Any, key: str, what: str, exc: Exception) -> None:
+    shell.output.warn_once(f"consensus:{key}", f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+class _Printer:
+    """One line per agent state change (plain text: fine on a tty and in a log)."""
+
+    def __init__(self, shell: Any, stage: Stage, roles: dict[str, Role]) -> None:
+        self.out = shell.output
+        self.stage = stage
+        self.roles = roles
+
+    def __call__(self, p: Progress) -> None:
+        who = f"  {self.stage} · {p.agent} ({self.roles.get(p.agent, '?')})"
+        if p.state == "started":
+            self.out.info(f"{who} started")
+        elif p.state == "retrying":
+            self.out.info(
+                f"{who} retrying (attempt {p.attempt + 1}) after {p.elapsed_s:.1f}s: {p.detail}"
+            )
+        elif p.state == "failed":
+            self.out.info(f"{who} failed after {p.elapsed_s:.1f}s: {p.detail}")
+
+    def done(self, agent: str, response: AgentResponse, elapsed: float, state: str) -> None:
+        tags = [t for t, on in (("recorded", response.recorded), ("cached", response.cached)) if on]
+        extra = f" ({', '.join(tags)})" if tags else ""
+        note = "" if state == "valid" else f" — {state} output"
+        self.out.info(
+            f"  {self.stage} · {agent} ({self.roles.get(agent, '?')}) done in {elapsed:.2f}s, "
+            f"{response.usage.total_tokens} tok{extra}{note}"
+        )
+
+
+async def _call(
+    shell: Any,
+    spec: AgentSpec,
+    role: Role,
+    stage: Stage,
+    prompt: str,
+    context: dict[str, Any],
+    printer: _Printer,
+) -> AgentResult:
+    phash = prompts.prompt_hash(prompt)
+    ctx = {**context, "prompt_hash": phash, "role": role}
+    request = AgentRequest(
+        prompt=prompt,
+        system=SYSTEM,
+        expect_json=True,
+        metadata={"spec_id": ctx["spec_id"], "stage": stage, "role": role},
+    )
+    start = time.monotonic()
+    try:
+        response: AgentResponse = await shell.runner.run(spec, request, ctx, progress=printer)
+    except AgentError as exc:
+        return AgentResult(
+            agent=spec.name,
+            role=role,
+            state="failed",
+            reason=redact(f"{exc.kind}: {exc}")[:500],
+            model=spec.model,
+            prompt_hash=phash,
+            latency_ms=(time.monotonic() - start) * 1000,
+        )
+    value = response.parsed if response.parsed is not None else parse_json_content(response.content)
+    output, reason = validate_output(stage, role, value)
+    state: AgentState = "valid" if output is not None else "invalid"
+    printer.done(spec.name, response, time.monotonic() - start, state)
+    return AgentResult(
+        agent=spec.name,
+        role=role,
+        state=state,
+        output=output,
+        reason=reason,
+        model=response.model or spec.model,
+        recorded=response.recorded,
+        cached=response.cached,
+        usage=response.usage,
+        latency_ms=response.latency_ms,
+        cost_usd=response.cost_usd,
+        attempts=response.attempts,
+        prompt_hash=phash,
+        content=response.content,
+    )
+
+
+async def run_stage(
+    shell: Any,
+    settings: ConsensusSettings,
+    *,
+    spec_id: str,
+    stage: Stage,
+    goal: str | None,
+    ids: RunIds,
+    command: str,
+) -> StageOutcome:
+    started = time.monotonic()
+    spec_dir, evidence_dir = spec_paths(shell, settings, spec_id)
+    plan: StagePlan = resolve(stage, settings, shell.agents)
+    template = prompts.load_template(stage, plan.template, Path(shell.cwd))
+    context_text = prompts.spec_context(spec_dir)
+    previous = prompts.previous_outputs(spec_dir, stage)
+    trace_parent = uuid.uuid4().hex
+    base_ctx: dict[str, Any] = {
+        "spec_id": spec_id,
+        "stage": stage,
+        "run_id": ids.run_id,
+        "branch_id": ids.branch_id,
+        "prompt_version": template.version,
+        "trace_parent": trace_parent,
+        "command": command,
+    }
+    roles: dict[str, Role] = {spec.name: role for spec, role in plan.workers}
+    if plan.aggregator:
+        roles[plan.aggregator.name] = "aggregator"
+    printer = _Printer(shell, stage, roles)
+
+    def render(role: Role, outputs: str = "") -> str:
+        return prompts.render(
+            template,
+            spec_id=spec_id,
+            stage=stage,
+            role=role,
+            goal=goal,
+            context=context_text,
+            previous=previous,
+            agent_outputs=outputs,
+        )
+
+    # the workers run concurrently; one's failure never loses the others' answers
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(_call(shell, spec, role, stage, render(role), base_ctx, printer))
+            for spec, role in plan.workers
+        ]
+    results = [t.result() for t in tasks]
+    if plan.aggregator is not None:
+        valid = {r.agent: r.output for r in results if r.valid}
+        if valid:
+            missing = {r.agent: r.reason or r.state for r in results if not r.valid}
+            block = prompts.agent_outputs_block(valid, missing)
+            agg = await _call(
+                shell,
+                plan.aggregator,
+                "aggregator",
+                stage,
+                render("aggregator", block),
+                base_ctx,
+                printer,
+            )
+        else:
+            agg = AgentResult(
+                agent=plan.aggregator.name,
+                role="aggregator",
+                state="skipped",
+                reason="not asked: no valid answers to aggregate",
+                model=plan.aggregator.model,
+            )
+        results.append(agg)
+    synthesis = synthesize(
+        stage,
+        results,
+        aggregator=plan.aggregator.name if plan.aggregator else None,
+        quorum=plan.quorum,
+    )
+    sums = totals(results)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    meta = StageMeta(
+        stage=stage,
+        status=synthesis.status,
+        generated_at=now,
+        prompt_version=template.version,
+        total_tokens=sums.total_tokens,
+        cost_usd=sums.total_cost_usd,
+        run_id=ids.run_id,
+        branch_id=ids.branch_id,
+    )
+    markdown_path: Path | None = None
+    if synthesis.status != "failed":  # a failed stage never overwrites an earlier result
+        markdown_path = spec_dir / f"{stage}.md"
+        atomic_write(
+            markdown_path,
+            render_stage(spec_id=spec_id, synthesis=synthesis, results=results, meta=meta),
+        )
+    synthesis_path: Path | None = None
+    if settings.evidence_enabled(shell.environ):
+        writer = EvidenceWriter(evidence_dir, spec_id, stage, Path(shell.cwd))
+        writer.write(
+            spec_id=spec_id,
+            synthesis=synthesis,
+            results=results,
+            prompt_version=template.version,
+            run_id=ids.run_id,
+            branch_id=ids.branch_id,
+            trace_parent=trace_parent,
+            session_id=getattr(shell, "session_id", ""),
+            command=command,
+            markdown_path=markdown_path,
+        )
+        synthesis_path = writer.path("synthesis.json")
+    shell.state.setdefault(STATE_KEY, {})[(spec_id, stage)] = meta
+    _record(shell, ids, spec_id, stage, synthesis, results, synthesis_path)
+    shell.telemetry.emit(
+        ConsensusSynthesized(
+            spec_id=spec_id,
+            stage=stage,
+            status=synthesis.status,
+            agreements=len(synthesis.agreements),
+            conflicts=len(synthesis.conflicts),
+            agents=[r.agent for r in results],
+            missing_agents=synthesis.missing_agents,
+            total_tokens=sums.total_tokens,
+            total_latency_ms=sums.total_latency_ms,
+            total_cost_usd=sums.total_cost_usd,
+            synthesis_path=str(synthesis_path) if synthesis_path else None,
+            trace_parent=trace_parent,
+        )
+    )
+    return StageOutcome(
+        stage=stage,
+        synthesis=synthesis,
+        results=results,
+        totals=sums,
+        prompt_version=template.version,
+        markdown_path=markdown_path,
+        synthesis_path=synthesis_path,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _record(
+    shell: Any,
+    ids: RunIds,
+    spec_id: str,
+    stage: Stage,
+    synthesis: Synthesis,
+    results: list[AgentResult],
+    synthesis_path: Path | None,
+) -> None:
+    """Tell the resume plugin (when present) what this stage produced."""
+    resume = shell.state.get("speckit.resume")
+    if resume is None:
+        return
+    try:
+        for r in results:
+            if r.state == "skipped":
+                continue
+            resume.record_validation(
+                branch_id=ids.branch_id,
+                spec_id=spec_id,
+                stage=stage,
+                agent=r.agent,
+                prompt_hash=r.prompt_hash,
+                valid=r.valid,
+                error=r.reason,
+            )
+        resume.record_stage(
+            run_id=ids.run_id,
+            branch_id=ids.branch_id,
+            spec_id=spec_id,
+            stage=stage,
+            status=synthesis.status,
+            agreements=synthesis.agreements,
+            conflicts=synthesis.conflicts,
+            synthesis_path=str(synthesis_path) if synthesis_path else None,
+        )
+    except Exception as exc:  # the resume store must not lose the stage's result
+        _warn(shell, "resume-record", "recording the stage in the resume store", exc)

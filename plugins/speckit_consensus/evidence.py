@@ -1,0 +1,355 @@
+"""Evidence artefacts of a stage run, written atomically under
+``<evidence_dir>/consensus/<SPEC-ID>/``:
+
+* ``<stage>_<UTC timestamp>_<agent-slug>.json`` — one per agent (:class:`AgentEvidence`);
+* ``<stage>_<UTC timestamp>_telemetry.jsonl`` — schema v2 lines, one per agent then one
+  for the stage (:class:`TelemetryAgentLine`, :class:`TelemetryStageLine`);
+* ``<stage>_<UTC timestamp>_synthesis.json`` — the consensus (:class:`SynthesisRecord`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from agentshell.agents import TokenUsage
+from agentshell.files import atomic_write
+from agentshell.redact import redact
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import Status
+from .stages import Stage
+from .synthesis import AgentResult, AgentState, Synthesis
+
+SCHEMA_VERSION = "2.0"
+_RESERVED = {"telemetry", "synthesis"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentEvidence(_Model):
+    schema_version: Literal["2.0"] = "2.0"
+    spec_id: str
+    stage: Stage
+    agent: str
+    role: str
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    run_id: str
+    branch_id: str
+    created_at: str
+    state: AgentState
+    reason: str | None = None
+    recorded: bool = False
+    cached: bool = False
+    attempts: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    latency_ms: float = 0.0
+    cost_usd: float | None = None
+    content: str = ""  # the raw answer, secrets redacted
+    output: dict[str, Any] | None = None  # the validated JSON, when valid
+
+
+class TelemetryAgentLine(_Model):
+    schemaVersion: Literal["2.0"] = "2.0"
+    type: Literal["agent"] = "agent"
+    agent: str
+    role: str
+    model_id: str
+    reasoning_mode: str = ""
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+    cache_hit: bool
+    cost_usd: float | None
+    recorded: bool = False
+    status: Literal["ok", "error"]
+    error: str | None = None
+
+
+class StageConsensus(_Model):
+    status: Status
+    agreements: list[str]
+    conflicts: list[str]
+    agents: list[str]
+    missing_agents: list[str]
+    total_tokens: int
+    total_latency_ms: float
+    total_cost_usd: float | None
+
+
+class TelemetryStageLine(_Model):
+    schemaVersion: Literal["2.0"] = "2.0"
+    type: Literal["stage"] = "stage"
+    command: str
+    specId: str
+    sessionId: str
+    runId: str
+    branchId: str
+    stage: Stage
+    timestamp: str
+    promptVersion: str
+    artifacts: list[str]
+    consensus: StageConsensus
+
+
+class AgentRef(_Model):
+    agent: str
+    role: str
+    model: str
+    state: AgentState
+    recorded: bool
+    reason: str | None = None
+    path: str | None = None
+
+
+class Totals(_Model):
+    total_tokens: int
+    total_latency_ms: float
+    total_cost_usd: float | None
+
+
+class Quorum(_Model):
+    required: int
+    valid: int
+
+
+class ConsensusBlock(_Model):
+    agreements: list[str]
+    conflicts: list[str]
+
+
+class SynthesisRecord(_Model):
+    schema_version: Literal["2.0"] = "2.0"
+    spec_id: str
+    stage: Stage
+    status: Status
+    prompt_version: str
+    run_id: str
+    branch_id: str
+    trace_parent: str
+    created_at: str
+    aggregator: str | None
+    quorum: Quorum
+    missing_agents: list[str]
+    missing_reasons: dict[str, str]
+    reasons: list[str]
+    consensus: ConsensusBlock
+    decision: str | None = None
+    agents: list[AgentRef]
+    totals: Totals
+    result: Any | None = None
+    synthesis_path: str
+    telemetry_path: str
+    markdown_path: str | None = None
+
+
+def slug(name: str) -> str:
+    """Lowercase alphanumerics; every other run of characters becomes ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "agent"
+
+
+def timestamp(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
+
+
+def totals(results: list[AgentResult]) -> Totals:
+    costs = [r.cost_usd for r in results if r.cost_usd is not None]
+    return Totals(
+        total_tokens=sum(r.usage.total_tokens for r in results),
+        total_latency_ms=round(sum(r.latency_ms for r in results), 3),
+        total_cost_usd=round(sum(costs), 6) if costs else None,
+    )
+
+
+def rel(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+def write_all(files: list[tuple[Path, str]]) -> None:
+    """Atomic writes in parallel: each one fsyncs, and fsyncs overlap well in threads."""
+    if len(files) <= 1:
+        for path, text in files:
+            atomic_write(path, text)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    files[0][0].parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=min(len(files), 8)) as pool:
+        for future in [pool.submit(atomic_write, path, text) for path, text in files]:
+            future.result()  # re-raise the first failure
+
+
+class EvidenceWriter:
+    """Writes one stage run's artefacts into ``<evidence_dir>/consensus/<SPEC-ID>/``."""
+
+    def __init__(self, evidence_dir: Path, spec_id: str, stage: Stage, cwd: Path) -> None:
+        self.dir = evidence_dir / "consensus" / spec_id
+        self.stage = stage
+        self.cwd = cwd
+        now = dt.datetime.now(dt.UTC)
+        # two runs of a stage within one millisecond must not share names
+        while list(self.dir.glob(f"{stage}_{timestamp(now)}_*")):
+            now += dt.timedelta(milliseconds=1)
+        self.stamp = timestamp(now)
+        self.created_at = now.isoformat()
+        self._slugs: dict[str, str] = {}
+
+    def path(self, suffix: str) -> Path:
+        return self.dir / f"{self.stage}_{self.stamp}_{suffix}"
+
+    def agent_slug(self, agent: str) -> str:
+        if agent not in self._slugs:
+            base = slug(agent)
+            base = f"agent_{base}" if base in _RESERVED else base
+            name, n = base, 2
+            while name in self._slugs.values():
+                name, n = f"{base}_{n}", n + 1
+            self._slugs[agent] = name
+        return self._slugs[agent]
+
+    def write(
+        self,
+        *,
+        spec_id: str,
+        synthesis: Synthesis,
+        results: list[AgentResult],
+        prompt_version: str,
+        run_id: str,
+        branch_id: str,
+        trace_parent: str,
+        session_id: str,
+        command: str,
+        markdown_path: Path | None,
+    ) -> SynthesisRecord:
+        refs: list[AgentRef] = []
+        artefacts: list[str] = []
+        lines: list[str] = []
+        pending: list[tuple[Path, str]] = []
+        for r in results:
+            path = self.path(f"{self.agent_slug(r.agent)}.json")
+            evidence = AgentEvidence(
+                spec_id=spec_id,
+                stage=self.stage,
+                agent=r.agent,
+                role=r.role,
+                model=r.model,
+                prompt_version=prompt_version,
+                prompt_hash=r.prompt_hash,
+                run_id=run_id,
+                branch_id=branch_id,
+                created_at=self.created_at,
+                state=r.state,
+                reason=r.reason,
+                recorded=r.recorded,
+                cached=r.cached,
+                attempts=r.attempts,
+                usage=r.usage,
+                latency_ms=r.latency_ms,
+                cost_usd=r.cost_usd,
+                content=redact(r.content),
+                output=r.output,
+            )
+            pending.append((path, evidence.model_dump_json(indent=2) + "\n"))
+            artefacts.append(rel(path, self.cwd))
+            refs.append(
+                AgentRef(
+                    agent=r.agent,
+                    role=r.role,
+                    model=r.model,
+                    state=r.state,
+                    recorded=r.recorded,
+                    reason=r.reason,
+                    path=rel(path, self.cwd),
+                )
+            )
+            lines.append(
+                TelemetryAgentLine(
+                    agent=r.agent,
+                    role=r.role,
+                    model_id=r.model,
+                    reasoning_mode=str((r.output or {}).get("reasoning_mode", "")),
+                    latency_ms=round(r.latency_ms, 3),
+                    prompt_tokens=r.usage.input_tokens,
+                    completion_tokens=r.usage.output_tokens,
+                    reasoning_tokens=r.usage.reasoning_output_tokens,
+                    total_tokens=r.usage.total_tokens,
+                    cache_hit=r.cached or r.usage.cached_input_tokens > 0,
+                    cost_usd=r.cost_usd,
+                    recorded=r.recorded,
+                    status="ok" if r.valid else "error",
+                    error=None if r.valid else redact(r.reason or r.state),
+                ).model_dump_json()
+            )
+        synthesis_path = self.path("synthesis.json")
+        telemetry_path = self.path("telemetry.jsonl")
+        sums = totals(results)
+        md = rel(markdown_path, self.cwd) if markdown_path is not None else None
+        artefacts += [rel(synthesis_path, self.cwd), *([md] if md else [])]
+        lines.append(
+            TelemetryStageLine(
+                command=command,
+                specId=spec_id,
+                sessionId=session_id,
+                runId=run_id,
+                branchId=branch_id,
+                stage=self.stage,
+                timestamp=self.created_at,
+                promptVersion=prompt_version,
+                artifacts=artefacts,
+                consensus=StageConsensus(
+                    status=synthesis.status,
+                    agreements=synthesis.agreements,
+                    conflicts=synthesis.conflicts,
+                    agents=[r.agent for r in results],
+                    missing_agents=synthesis.missing_agents,
+                    **sums.model_dump(),
+                ),
+            ).model_dump_json()
+        )
+        pending.append((telemetry_path, "\n".join(lines) + "\n"))
+        write_all(pending)
+        record = SynthesisRecord(
+            spec_id=spec_id,
+            stage=self.stage,
+            status=synthesis.status,
+            prompt_version=prompt_version,
+            run_id=run_id,
+            branch_id=branch_id,
+            trace_parent=trace_parent,
+            created_at=self.created_at,
+            aggregator=synthesis.aggregator,
+            quorum=Quorum(required=synthesis.quorum, valid=len(synthesis.valid_agents)),
+            missing_agents=synthesis.missing_agents,
+            missing_reasons=synthesis.missing_reasons,
+            reasons=synthesis.reasons,
+            consensus=ConsensusBlock(
+                agreements=synthesis.agreements, conflicts=synthesis.conflicts
+            ),
+            decision=synthesis.decision,
+            agents=refs,
+            totals=sums,
+            result=synthesis.result,
+            synthesis_path=rel(synthesis_path, self.cwd),
+            telemetry_path=rel(telemetry_path, self.cwd),
+            markdown_path=md,
+        )
+        atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
+        return record
+
+
+def latest_synthesis(evidence_dir: Path, spec_id: str, stage: Stage) -> Path | None:
+    """The newest ``<stage>_*_synthesis.json`` of a spec (timestamps sort by name)."""
+    found = sorted((evidence_dir / "consensus" / spec_id).glob(f"{stage}_*_synthesis.json"))
+    return found[-1] if found else None

@@ -1,0 +1,173 @@
+"""``/spec-auto`` and the single-stage commands: run ids, stage order, halt gating,
+and what the user reads when a stage does not reach consensus."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+from agentshell.telemetry import PipelineHalted, PipelineStageCompleted
+
+from .config import ConsensusSettings
+from .engine import RunIds, StageOutcome, run_stage, spec_paths
+from .evidence import rel
+from .stages import STAGES, Stage, resume_hint, stages_from
+
+EXIT_HALT = 3
+EXIT_ERROR = 1
+RESUME_KEY = "speckit.resume"
+
+
+def new_branch_id(spec_id: str) -> str:
+    """``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>``."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    return f"{spec_id}-{now}-{uuid.uuid4().hex[:8]}"
+
+
+def begin(
+    shell: Any, *, spec_id: str, goal: str | None, from_stage: Stage | None, resume: bool
+) -> tuple[RunIds, Stage | None]:
+    """Start a run in the resume store when there is one; (ids, the stage to fork at)."""
+    store = shell.state.get(RESUME_KEY)
+    if store is None:
+        return RunIds(uuid.uuid4().hex, new_branch_id(spec_id)), None
+    info = store.begin_run(spec_id=spec_id, goal=goal, from_stage=from_stage, resume=resume)
+    fork = info.get("fork_stage")
+    return RunIds(str(info["run_id"]), str(info["branch_id"])), fork if fork in STAGES else None
+
+
+def finish(shell: Any, ids: RunIds, status: str) -> None:
+    store = shell.state.get(RESUME_KEY)
+    if store is None:
+        return
+    try:
+        store.finish_run(ids.run_id, status)
+    except Exception as exc:
+        shell.output.warn(f"resume store: finishing run failed: {type(exc).__name__}: {exc}")
+
+
+def report(shell: Any, spec_id: str, outcome: StageOutcome) -> None:
+    """One line per stage; details of what went wrong when it is not ok."""
+    out = shell.output
+    syn = outcome.synthesis
+    cwd = shell.cwd
+    valid = len(syn.valid_agents)
+    configured = len(outcome.results)
+    cost = (
+        f", ${outcome.totals.total_cost_usd:.4f}"
+        if outcome.totals.total_cost_usd is not None
+        else ""
+    )
+    where = f" → {rel(outcome.markdown_path, cwd)}" if outcome.markdown_path else ""
+    line = (
+        f"{outcome.stage}: {syn.status} — {valid}/{configured} agents valid, "
+        f"{len(syn.agreements)} agreements, {len(syn.conflicts)} conflicts, "
+        f"{outcome.totals.total_tokens} tok{cost}{where}"
+    )
+    if syn.status == "ok":
+        out.success(line)
+    else:
+        out.info(line)
+    for conflict in syn.conflicts:
+        out.info(f"    conflict: {conflict}")
+    for agent in syn.missing_agents:
+        out.info(f"    missing: {agent} — {syn.missing_reasons.get(agent, '')}")
+
+
+def halt(shell: Any, spec_id: str, outcome: StageOutcome, ids: RunIds) -> str:
+    """Print why the pipeline stopped and the exact line that resumes it."""
+    out = shell.output
+    syn = outcome.synthesis
+    hint = resume_hint(spec_id, outcome.stage)
+    out.info("")
+    out.info(f"halted at {outcome.stage}: consensus {syn.status}")
+    for reason in syn.reasons:
+        out.info(f"  reason: {reason}")
+    if outcome.synthesis_path is not None:
+        out.info(f"  synthesis: {rel(outcome.synthesis_path, shell.cwd)}")
+    else:
+        out.info(
+            "  synthesis: evidence is off (set SPEC_KIT_TELEMETRY_ENABLED=1 or "
+            "[plugins.consensus] evidence = true to keep it)"
+        )
+    out.info(f"  resume with: {hint}")
+    shell.telemetry.emit(
+        PipelineHalted(
+            spec_id=spec_id,
+            stage=outcome.stage,
+            status=syn.status,
+            reason="; ".join(syn.reasons)[:1000],
+            resume_command=hint,
+            run_id=ids.run_id,
+            branch_id=ids.branch_id,
+        )
+    )
+    return hint
+
+
+async def run_stages(
+    shell: Any,
+    settings: ConsensusSettings,
+    *,
+    spec_id: str,
+    stages: tuple[Stage, ...],
+    goal: str | None,
+    ids: RunIds,
+    command: str,
+) -> int:
+    """Run ``stages`` in order; halt (exit 3) on a status in ``halt_on``."""
+    for stage in stages:
+        shell.output.info(f"▶ {stage} ({spec_id})")
+        outcome = await run_stage(
+            shell, settings, spec_id=spec_id, stage=stage, goal=goal, ids=ids, command=command
+        )
+        report(shell, spec_id, outcome)
+        shell.telemetry.emit(
+            PipelineStageCompleted(
+                spec_id=spec_id,
+                stage=stage,
+                status=outcome.synthesis.status,
+                run_id=ids.run_id,
+                branch_id=ids.branch_id,
+                duration_s=outcome.duration_s,
+            )
+        )
+        if outcome.synthesis.status in settings.halt_on:
+            halt(shell, spec_id, outcome, ids)
+            return EXIT_HALT
+    return 0
+
+
+async def run(
+    shell: Any,
+    settings: ConsensusSettings,
+    *,
+    spec_id: str,
+    goal: str | None,
+    from_stage: Stage | None,
+    resume: bool,
+    single: bool,
+    command: str,
+) -> int:
+    """A pipeline (``single`` False: from ``from_stage`` to the end) or one stage."""
+    spec_paths(shell, settings, spec_id)  # a bad id or a missing spec fails before anything runs
+    ids, fork = begin(shell, spec_id=spec_id, goal=goal, from_stage=from_stage, resume=resume)
+    start: Stage = from_stage or (fork if resume and fork else None) or "plan"
+    stages = (start,) if single else stages_from(start)
+    shell.output.info(f"run {ids.run_id[:12]} · branch {ids.branch_id}")
+    try:
+        code = await run_stages(
+            shell, settings, spec_id=spec_id, stages=stages, goal=goal, ids=ids, command=command
+        )
+    except asyncio.CancelledError:
+        finish(shell, ids, "cancelled")
+        raise
+    except BaseException:
+        finish(shell, ids, "failed")
+        raise
+    finish(shell, ids, "halted" if code == EXIT_HALT else "ok")
+    if code == 0 and not single:
+        shell.output.success(f"{spec_id}: all stages from {start} reached consensus")
+    return code

@@ -1,0 +1,90 @@
+"""Endpoints of a provider: explicit ones from the config, the rest from the issuer's
+discovery document (OpenID Connect Discovery, then RFC 8414 metadata)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from agentshell.errors import CommandError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .config import ProviderConfig
+from .urls import check_endpoint
+
+
+class Endpoints(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    device_authorization_endpoint: str
+    token_endpoint: str
+    revocation_endpoint: str | None = None
+
+
+class _Metadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    issuer: str | None = None
+    device_authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where the metadata may live: OIDC appends to the issuer; RFC 8414 inserts the
+    well-known segment between host and path."""
+    issuer = issuer.rstrip("/")
+    parts = urlsplit(issuer)
+    rfc8414 = urlunsplit(
+        (parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + parts.path, "", "")
+    )
+    return [f"{issuer}/.well-known/openid-configuration", rfc8414]
+
+
+async def _fetch(client: httpx.AsyncClient, name: str, issuer: str) -> _Metadata:
+    problems: list[str] = []
+    for url in metadata_urls(issuer):
+        try:
+            response = await client.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            problems.append(f"{url}: {type(exc).__name__}")
+            continue
+        if response.status_code != 200:
+            problems.append(f"{url}: HTTP {response.status_code}")
+            continue
+        try:
+            meta = _Metadata.model_validate_json(response.content)
+        except ValidationError:
+            problems.append(f"{url}: not a JSON metadata document")
+            continue
+        # RFC 8414 §3.3 / OIDC Discovery §4.3: the document must be about this issuer
+        if meta.issuer is not None and meta.issuer.rstrip("/") != issuer.rstrip("/"):
+            problems.append(f"{url}: issuer {meta.issuer!r} does not match")
+            continue
+        return meta
+    raise CommandError(f"{name}: cannot read the issuer's metadata ({'; '.join(problems)})")
+
+
+async def resolve_endpoints(client: httpx.AsyncClient, name: str, cfg: ProviderConfig) -> Endpoints:
+    device = cfg.device_authorization_endpoint
+    token = cfg.token_endpoint
+    revocation = cfg.revocation_endpoint
+    if cfg.issuer and not (device and token and revocation):
+        meta = await _fetch(client, name, cfg.issuer)
+        device = device or meta.device_authorization_endpoint
+        token = token or meta.token_endpoint
+        revocation = revocation or meta.revocation_endpoint
+    if not device:
+        raise CommandError(f"{name}: the issuer does not support the device authorization grant")
+    if not token:
+        raise CommandError(f"{name}: the issuer's metadata has no token_endpoint")
+    try:
+        for url, what in ((device, "device authorization endpoint"), (token, "token endpoint")):
+            check_endpoint(url, what)
+        if revocation:
+            check_endpoint(revocation, "revocation endpoint")
+    except ValueError as exc:
+        raise CommandError(f"{name}: {exc}") from None
+    return Endpoints(
+        device_authorization_endpoint=device, token_endpoint=token, revocation_endpoint=revocation
+    )

@@ -1,0 +1,194 @@
+"""RFC 8628: the device authorization request and the token polling state machine.
+
+The machine is pure asyncio + httpx with an injected :class:`Clock`, so tests can run
+it against a real loopback server without waiting real seconds; the UI is reached
+only through the ``tick`` and ``notice`` callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from agentshell.errors import CommandError
+from agentshell.redact import register_secret
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from .config import ProviderConfig
+from .discovery import Endpoints
+from .oauth import Clock, OAuthError, post_form
+from .urls import check_endpoint
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SLOW_DOWN_STEP_S = 5.0  # RFC 8628 §3.5
+TICK_S = 1.0  # how often the countdown is refreshed
+
+
+class LoginFailed(CommandError):
+    """The login stopped; ``outcome`` is what telemetry records (no secrets)."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class DeviceAuthorization(BaseModel):
+    """RFC 8628 §3.2. ``device_code`` is a secret: never shown, never logged."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    device_code: str = Field(min_length=1, repr=False)
+    user_code: str = Field(min_length=1)
+    # Google calls it verification_url
+    verification_uri: str = Field(
+        validation_alias=AliasChoices("verification_uri", "verification_url")
+    )
+    verification_uri_complete: str | None = None
+    expires_in: float = Field(gt=0)
+    interval: float | None = Field(default=None, gt=0)
+
+    def model_post_init(self, __context: Any) -> None:
+        register_secret(self.device_code)
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1 — every token is registered as a secret as soon as it is parsed."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    access_token: str = Field(min_length=1, repr=False)
+    token_type: str = "Bearer"
+    expires_in: float | None = None
+    refresh_token: str | None = Field(default=None, repr=False)
+    id_token: str | None = Field(default=None, repr=False)
+    scope: str | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        for value in (self.access_token, self.refresh_token, self.id_token):
+            register_secret(value)
+
+
+def _register_secrets_in(body: dict[str, Any]) -> None:
+    # before validation, so even a malformed answer cannot leak a token into an error
+    for key in ("device_code", "access_token", "refresh_token", "id_token"):
+        value = body.get(key)
+        if isinstance(value, str):
+            register_secret(value)
+
+
+async def request_device_code(
+    client: httpx.AsyncClient, name: str, endpoints: Endpoints, cfg: ProviderConfig
+) -> DeviceAuthorization:
+    try:
+        body = await post_form(
+            client, endpoints.device_authorization_endpoint, {"scope": cfg.scope}, cfg
+        )
+    except OAuthError as exc:
+        raise LoginFailed(
+            f"{name}: the device authorization request failed: {exc}", "error"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise LoginFailed(
+            f"{name}: cannot reach the device authorization endpoint ({type(exc).__name__})",
+            "error",
+        ) from None
+    _register_secrets_in(body)
+    try:
+        auth = DeviceAuthorization.model_validate(body)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+        raise LoginFailed(
+            f"{name}: invalid device authorization response ({fields})", "error"
+        ) from None
+    for url in (auth.verification_uri, auth.verification_uri_complete):
+        if url is not None:
+            try:
+                check_endpoint(url, "verification URI")
+            except ValueError as exc:
+                raise LoginFailed(f"{name}: {exc}", "error") from None
+    return auth
+
+
+class Poller:
+    """Polls the token endpoint until the user approves, denies, or the code expires."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        endpoints: Endpoints,
+        cfg: ProviderConfig,
+        auth: DeviceAuthorization,
+        clock: Clock,
+        *,
+        started: float,
+        tick: Callable[[float], None] = lambda remaining: None,
+        notice: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.endpoints = endpoints
+        self.cfg = cfg
+        self.auth = auth
+        self.clock = clock
+        # the deadline counts from when the request was sent, so it is never late
+        self.deadline = started + auth.expires_in
+        self.interval = auth.interval if auth.interval is not None else cfg.poll_interval_s
+        self.poll_times: list[float] = []  # clock.monotonic() of each poll (for tests)
+        self._tick = tick
+        self._notice = notice
+
+    def remaining(self) -> float:
+        return max(self.deadline - self.clock.monotonic(), 0.0)
+
+    async def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (cut at the deadline); False when the deadline was reached."""
+        end = min(self.clock.monotonic() + seconds, self.deadline)
+        while (left := end - self.clock.monotonic()) > 0:
+            self._tick(self.remaining())
+            await self.clock.sleep(min(left, TICK_S))
+        self._tick(self.remaining())
+        return self.clock.monotonic() < self.deadline
+
+    async def run(self) -> tuple[TokenResponse, float]:
+        """The token response and the wall-clock time its request was sent."""
+        data = {"grant_type": DEVICE_CODE_GRANT, "device_code": self.auth.device_code}
+        while True:
+            if not await self._wait(self.interval):
+                raise LoginFailed("the code expired, run /login again", "expired")
+            sent = self.clock.time()
+            self.poll_times.append(self.clock.monotonic())
+            try:
+                body = await post_form(self.client, self.endpoints.token_endpoint, data, self.cfg)
+            except httpx.TransportError as exc:
+                # RFC 8628 §3.5: back off on connection timeouts (doubling recommended)
+                self.interval *= 2
+                self._notice(
+                    f"the token endpoint did not answer ({type(exc).__name__}); "
+                    f"polling every {self.interval:g} s"
+                )
+                continue
+            except OAuthError as exc:
+                self._handle_error(exc)
+                continue
+            _register_secrets_in(body)
+            try:
+                return TokenResponse.model_validate(body), sent
+            except ValidationError:
+                raise LoginFailed(
+                    f"{self.name}: the token endpoint answered without an access token", "error"
+                ) from None
+
+    def _handle_error(self, exc: OAuthError) -> None:
+        if exc.error == "authorization_pending":
+            return
+        if exc.error == "slow_down":
+            self.interval += SLOW_DOWN_STEP_S
+            self._notice(f"the server asked to poll more slowly: every {self.interval:g} s now")
+            return
+        if exc.error == "access_denied":
+            raise LoginFailed("login was denied", "denied")
+        if exc.error == "expired_token":
+            raise LoginFailed("the code expired, run /login again", "expired")
+        raise LoginFailed(f"{self.name}: login failed: {exc}", "error")

@@ -1,0 +1,163 @@
+"""Hook implementations: the config section, one auth provider per configured name,
+and the /login, /logout and /auth commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from agentshell.commands import Arg, Command, CommandContext
+from agentshell.errors import CommandError
+from agentshell.plugins import hookimpl
+
+from .config import DeviceLoginConfig
+from .provider import DeviceLoginProvider
+from .ui import clock_text
+
+SECTION = "device_login"
+
+
+def _settings(shell: Any) -> DeviceLoginConfig:
+    cfg = shell.plugin_config(SECTION)
+    return cfg if isinstance(cfg, DeviceLoginConfig) else DeviceLoginConfig()
+
+
+def _names(shell: Any) -> list[str]:
+    return sorted(_settings(shell).providers)
+
+
+def _complete(shell: Any, text: str) -> Iterable[str]:
+    return [name for name in _names(shell) if name.startswith(text)]
+
+
+def _provider(shell: Any, name: str | None) -> DeviceLoginProvider:
+    names = _names(shell)
+    if name is None:
+        if len(names) == 1:
+            name = names[0]
+        else:
+            hint = ", ".join(names) or (
+                "none configured: add [plugins.device_login.providers.<name>] (see docs/auth.md)"
+            )
+            raise CommandError(f"which provider? {hint}")
+    ensure_providers(shell)
+    provider = shell.auth.provider(name) if name in names else None
+    if not isinstance(provider, DeviceLoginProvider):
+        known = ", ".join(names) or "none configured (see docs/auth.md)"
+        if provider is not None:
+            raise CommandError(f"provider {name!r} belongs to another plugin, not device_login")
+        raise CommandError(f"unknown device-login provider {name!r} (providers: {known})")
+    return provider
+
+
+async def _login(ctx: CommandContext) -> int:
+    provider = _provider(ctx.shell, ctx.args.get("provider"))
+    where = await provider.login()
+    record = provider.load()
+    detail = []
+    if record is not None and record.scope:
+        detail.append(f"scope: {record.scope}")
+    if record is not None and record.expires_at is not None:
+        detail.append(f"expires in {clock_text(record.expires_in(provider.clock.time()) or 0)}")
+    suffix = f" ({'; '.join(detail)})" if detail else ""
+    ctx.out.success(f"logged in to {provider.name}{suffix}; tokens stored in {where}")
+    return 0
+
+
+async def _logout(ctx: CommandContext) -> int:
+    provider = _provider(ctx.shell, ctx.args.get("provider"))
+    had_login, problems = await provider.logout()
+    for problem in problems:
+        ctx.out.warn(f"{provider.name}: {problem}")
+    if had_login:
+        ctx.out.success(f"logged out of {provider.name}")
+    else:
+        ctx.out.info(f"{provider.name}: not logged in")
+    return 0
+
+
+def _auth(ctx: CommandContext) -> int:
+    names = _names(ctx.shell)
+    if not names:
+        ctx.out.info("no device-login providers configured (see docs/auth.md)")
+        return 0
+    rows = []
+    storage: set[str] = set()
+    for name in names:
+        provider = _provider(ctx.shell, name)
+        storage.add(provider.store.describe())
+        status = provider.status()
+        left = status["expires_in_s"]
+        if not status["logged_in"]:
+            expiry = ""
+        elif left is None:
+            expiry = "no expiry given"
+        elif left <= 0:
+            expiry = "expired" + (" (will refresh)" if status["refreshable"] else "")
+        else:
+            expiry = clock_text(left)
+        rows.append(
+            [
+                name,
+                "yes" if status["logged_in"] else "no",
+                status["scope"] or "",
+                expiry,
+            ]
+        )
+    ctx.out.table(["provider", "logged in", "scope", "expires in"], rows)
+    for where in sorted(storage):  # one store for all providers: say it once, in full
+        ctx.out.info(f"tokens are stored in: {where}")
+    return 0
+
+
+@hookimpl
+def register_config(register: Any) -> None:
+    register(SECTION, DeviceLoginConfig)
+
+
+@hookimpl
+def shell_started(shell: Any) -> None:
+    ensure_providers(shell)
+
+
+def ensure_providers(shell: Any) -> None:
+    """Add one auth provider per configured name. This happens here rather than in
+    ``register_auth_providers`` because the names come from the validated config,
+    which that hook cannot see (it receives only ``register``)."""
+    for name in _names(shell):
+        if name not in shell.auth.provider_names:
+            shell.auth.add_provider(name, _factory(name))
+
+
+def _factory(name: str) -> Any:
+    def make(shell: Any) -> DeviceLoginProvider:
+        settings = _settings(shell)
+        return DeviceLoginProvider(
+            shell, name, settings.providers[name], allow_plaintext=settings.allow_plaintext
+        )
+
+    return make
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    provider_arg = Arg("provider", "a configured provider", required=False, complete=_complete)
+    register(
+        Command(
+            "login",
+            _login,
+            "log in to a provider with a one-time code (RFC 8628)",
+            args=[provider_arg],
+        )
+    )
+    register(
+        Command("logout", _logout, "revoke and forget a provider's tokens", args=[provider_arg])
+    )
+    register(
+        Command(
+            "auth",
+            _auth,
+            "show login state of the device-login providers",
+            args=[Arg("action", "status", required=False, choices=["status"])],
+        )
+    )

@@ -1,0 +1,172 @@
+"""The faults plugin's session state, the errors it raises and ``/faults``; loaded
+when a session starts, so importing the plugin stays cheap."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agentshell.agents import AgentCall
+from agentshell.commands import CommandContext
+from agentshell.errors import AgentDisconnected, AgentError, AgentTimeout, CommandError, RateLimited
+
+from .injector import Fault, FaultInjector
+from .settings import FaultsSettings
+from .spec import (
+    ENV_FAULTS,
+    ENV_RESET,
+    ENV_SCOPE,
+    ENV_TIMEOUT,
+    LABELS,
+    ResetHint,
+    parse_faults,
+    parse_reset,
+    parse_timeout_ms,
+    scope_enabled,
+)
+
+if TYPE_CHECKING:
+    from agentshell.shell import Shell
+
+SECTION = "faults"
+
+
+@dataclass
+class FaultsState:
+    shell: Shell
+    injector: FaultInjector
+    enabled: bool
+    why: str
+    source: str  # the CODEX_FAULTS text (or the last /faults set)
+    reset: ResetHint | None
+    timeout_ms: int
+    problems: list[str] = field(default_factory=list)
+
+
+def load_state(shell: Shell) -> FaultsState:
+    """Read the environment and ``[plugins.faults]`` into a state (no side effects)."""
+    settings: FaultsSettings = shell.plugin_config(SECTION)
+    env = shell.environ
+    scope = env.get(ENV_SCOPE)
+    if scope_enabled(scope):
+        enabled, why = True, f"{ENV_SCOPE}={scope.strip() if scope else ''}"
+    elif settings.enabled:
+        enabled, why = True, "[plugins.faults] enabled = true"
+    else:
+        enabled, why = False, f"off: set {ENV_SCOPE}=spec_kit or [plugins.faults] enabled = true"
+    source = env.get(ENV_FAULTS, "")
+    parsed = parse_faults(source)
+    reset, reset_problem = parse_reset(env.get(ENV_RESET, ""))
+    timeout_ms, timeout_problem = parse_timeout_ms(env.get(ENV_TIMEOUT))
+    problems = parsed.problems + [p for p in (reset_problem, timeout_problem) if p]
+    return FaultsState(
+        shell=shell,
+        injector=FaultInjector(parsed.counts, agents=settings.agents, stages=settings.stages),
+        enabled=enabled,
+        why=why,
+        source=source.strip(),
+        reset=reset,
+        timeout_ms=timeout_ms,
+        problems=problems,
+    )
+
+
+def make_error(st: FaultsState, call: AgentCall, fault: Fault) -> AgentError:
+    from agentshell.telemetry import FaultInjected
+
+    agent = call.agent.name
+    label = LABELS[fault.kind]
+    reset_at: dt.datetime | None = None
+    error: AgentError
+    if fault.kind == "disconnect":
+        error = AgentDisconnected(f"injected fault: connection dropped ({ENV_FAULTS})", agent=agent)
+    elif fault.kind == "rate_limit":
+        if st.reset is not None:
+            reset_at = st.reset.reset_at(dt.datetime.now(dt.UTC))
+        hint = f"; retry after {reset_at.isoformat()}" if reset_at else ""
+        error = RateLimited(
+            f"injected fault: rate limited, HTTP 429 ({ENV_FAULTS}){hint}",
+            reset_at=reset_at,
+            agent=agent,
+        )
+    else:
+        error = AgentTimeout(
+            f"injected fault: no answer within {st.timeout_ms} ms ({ENV_TIMEOUT}={st.timeout_ms})",
+            timeout_s=st.timeout_ms / 1000,
+            agent=agent,
+        )
+    stage, spec_id = call.context.get("stage"), call.context.get("spec_id")
+    st.shell.telemetry.emit(
+        FaultInjected(
+            fault=fault.kind,
+            agent=agent,
+            stage=stage if isinstance(stage, str) else None,
+            spec_id=spec_id if isinstance(spec_id, str) else None,
+            attempt=call.attempt,
+            remaining=fault.remaining,
+            reset_at=reset_at.isoformat() if reset_at else None,
+            timeout_ms=st.timeout_ms if fault.kind == "timeout" else None,
+        )
+    )
+    st.shell.output.info(
+        f"fault injected: {label} -> {agent} "
+        f"(attempt {call.attempt}; {fault.remaining} {label} left)"
+    )
+    return error
+
+
+def state_of(shell: Shell) -> FaultsState:
+    st = shell.state.get(SECTION)
+    if not isinstance(st, FaultsState):
+        raise CommandError("the faults plugin has not started")
+    return st
+
+
+def faults_command(ctx: CommandContext) -> FaultsState:
+    """Run /faults; return the state (the plugin switches injection on after a set)."""
+    st = state_of(ctx.shell)
+    action = ctx.args.action
+    spec = ",".join(ctx.args.spec or [])  # "disconnect:2, 429:1" arrives as two words
+    if action == "clear":
+        if spec:
+            raise CommandError("/faults clear takes no argument")
+        st.injector.clear()
+        ctx.out.success("fault counters cleared")
+        return st
+    if action == "set":
+        if not spec:
+            raise CommandError("/faults set needs counts, e.g. /faults set disconnect:2,429:1")
+        parsed = parse_faults(spec, source="/faults set")
+        if parsed.problems:
+            raise CommandError("; ".join(parsed.problems))
+        st.injector.set_counts(parsed.counts)
+        st.source = spec
+        if not st.enabled:  # an explicit command is consent enough for this session
+            st.enabled, st.why = True, "/faults set"
+        ctx.out.success(f"faults set: {st.injector.describe()}")
+        return st
+    if spec:
+        raise CommandError(
+            f"/faults: unexpected argument {spec!r}; usage: /faults [set <counts>|clear]"
+        )
+    _show(ctx, st)
+    return st
+
+
+def _show(ctx: CommandContext, st: FaultsState) -> None:
+    injector = st.injector
+    remaining, injected = injector.remaining, injector.injected
+    rows = [
+        ("state", ("on — " if st.enabled else "") + st.why),
+        (ENV_FAULTS, st.source or "(unset)"),
+        ("remaining", ", ".join(f"{LABELS[k]}:{n}" for k, n in remaining.items())),
+        ("injected", ", ".join(f"{LABELS[k]}:{n}" for k, n in injected.items())),
+        (ENV_RESET, st.reset.describe() if st.reset else "(none: backoff)"),
+        (ENV_TIMEOUT, str(st.timeout_ms)),
+        ("agents", ", ".join(sorted(injector.agents)) or "(all)"),
+        ("stages", ", ".join(sorted(injector.stages)) or "(all)"),
+    ]
+    ctx.out.table(["setting", "value"], rows, title="Fault injection")
+    for problem in st.problems:  # whole lines: a table would wrap them
+        ctx.out.print(f"problem: {problem}")

@@ -1,0 +1,185 @@
+"""The session's books: tokens and cost per session, per agent and per spec/stage,
+and the budget alerts. Pure bookkeeping: no I/O, no shell (the plugin prints and emits)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentshell.agents import TokenUsage
+
+from .session import SessionMetrics, saturating_add
+
+StageKey = tuple[str, str]  # (spec_id or "", stage)
+
+
+def tokens_of(usage: TokenUsage) -> int:
+    """The usage's total, or input + output when the backend reported no total."""
+    return usage.total_tokens or usage.input_tokens + usage.output_tokens
+
+
+@dataclass
+class Tally:
+    """Calls, tokens and cost of one agent (or a group of calls)."""
+
+    calls: int = 0
+    replays: int = 0
+    failures: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    last_usage: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    unpriced: int = 0  # live calls whose model has no known price
+    model: str = ""
+
+    def add(self, usage: TokenUsage, cost: float | None, model: str) -> None:
+        self.calls += 1
+        self.usage = saturating_add(self.usage, usage)
+        self.last_usage = usage
+        self.model = model or self.model
+        if cost is None:
+            self.unpriced += 1
+        else:
+            self.cost_usd += cost
+
+    @property
+    def blended(self) -> int:
+        return self.usage.non_cached_input_tokens + self.usage.output_tokens
+
+    def cost_text(self) -> str:
+        return format_cost(self.cost_usd, self.unpriced, self.calls)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "replays": self.replays,
+            "failures": self.failures,
+            "usage": self.usage.model_dump(),
+            "blended_total": self.blended,
+            "cost_usd": self.cost_usd if self.unpriced == 0 else None,
+            "priced_cost_usd": self.cost_usd,
+            "unpriced_calls": self.unpriced,
+            "model": self.model,
+        }
+
+
+def format_cost(usd: float, unpriced: int, calls: int) -> str:
+    """"$0.0123", "price unknown", or "$0.0123 + price unknown" for a mix."""
+    if unpriced and unpriced >= calls:
+        return "price unknown"
+    text = f"${usd:.4f}"
+    return f"{text} + price unknown" if unpriced else text
+
+
+@dataclass
+class StageBook:
+    metrics: SessionMetrics
+    total: Tally = field(default_factory=Tally)
+    agents: dict[str, Tally] = field(default_factory=dict)
+
+
+class Ledger:
+    """Everything /metrics shows. ``charge`` returns the budget thresholds it crossed."""
+
+    def __init__(
+        self,
+        *,
+        window_size: int = 3,
+        budget_usd: float = 2.0,
+        thresholds_pct: list[int] | None = None,
+    ) -> None:
+        self.window_size = window_size
+        self.session = SessionMetrics(window_size)
+        self.total = Tally()
+        self.agents: dict[str, Tally] = {}
+        self.stages: OrderedDict[StageKey, StageBook] = OrderedDict()
+        self.budget_usd = budget_usd
+        self.thresholds = sorted({t for t in (thresholds_pct or [80, 90, 100]) if t > 0})
+        self.alerted: set[int] = set()
+        self._charged: OrderedDict[str, None] = OrderedDict()
+
+    def stage(self, spec_id: str | None, stage: str) -> StageBook:
+        key = (spec_id or "", stage)
+        book = self.stages.get(key)
+        if book is None:
+            book = self.stages[key] = StageBook(SessionMetrics(self.window_size))
+        return book
+
+    def _first_time(self, call_id: str) -> bool:
+        # after_agent_call fires once per call; this guards against a double report
+        if call_id in self._charged:
+            return False
+        self._charged[call_id] = None
+        if len(self._charged) > 100_000:
+            self._charged.popitem(last=False)
+        return True
+
+    def charge(
+        self,
+        *,
+        call_id: str,
+        agent: str,
+        usage: TokenUsage,
+        cost: float | None,
+        model: str,
+        spec_id: str | None = None,
+        stage: str | None = None,
+        cached: bool = False,
+    ) -> list[int]:
+        """Book one finished call. A cached replay costs nothing and counts as a replay."""
+        if not self._first_time(call_id):
+            return []
+        books = [self.total, self.agents.setdefault(agent, Tally())]
+        metrics = [self.session]
+        if stage:
+            book = self.stage(spec_id, stage)
+            books += [book.total, book.agents.setdefault(agent, Tally())]
+            metrics.append(book.metrics)
+        for tally in books:
+            if cached:
+                tally.replays += 1
+                tally.model = model or tally.model
+            else:
+                tally.add(usage, cost, model)
+        for m in metrics:
+            if cached:
+                m.record_replay()
+            else:
+                m.record_turn(usage)
+        return self._crossed()
+
+    def fail(self, agent: str, spec_id: str | None = None, stage: str | None = None) -> None:
+        self.total.failures += 1
+        self.agents.setdefault(agent, Tally()).failures += 1
+        if stage:
+            book = self.stage(spec_id, stage)
+            book.total.failures += 1
+            book.agents.setdefault(agent, Tally()).failures += 1
+
+    @property
+    def spent_usd(self) -> float:
+        return self.total.cost_usd
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget_usd > 0 and self.spent_usd >= self.budget_usd
+
+    def _crossed(self) -> list[int]:
+        if self.budget_usd <= 0:
+            return []
+        pct = self.spent_usd / self.budget_usd * 100
+        crossed = [t for t in self.thresholds if pct >= t and t not in self.alerted]
+        self.alerted.update(crossed)
+        return crossed
+
+    def reset(self) -> None:
+        self.__dict__.update(
+            Ledger(
+                window_size=self.window_size,
+                budget_usd=self.budget_usd,
+                thresholds_pct=self.thresholds,
+            ).__dict__
+        )
+
+
+__all__ = ["Ledger", "StageBook", "StageKey", "Tally", "format_cost", "tokens_of"]

@@ -1,0 +1,226 @@
+"""The metrics plugin: charges every agent call, watches the budget, and shows it all.
+
+* ``after_agent_call`` charges each call from its own usage and model (cached replays
+  cost 0 and count as replays) and sets ``response.cost_usd``, so the runner's
+  ``agent.call.finished`` event carries the cost.
+* ``before_agent_call`` (run last, so a cache answering the call wins) refuses the
+  call with ``FatalAgentError`` once the budget is spent, when ``halt_on_budget``.
+* ``metrics.tokens`` is emitted once per stage: when the first call of the next stage
+  (a different spec, stage or ``trace_parent``) finishes, and for the last stage when
+  the shell stops. Plugins do not see events, so stage boundaries are read off calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agentshell.agents import AgentCall, AgentResponse
+from agentshell.commands import Arg, Command, CommandContext, Option
+from agentshell.errors import CommandError, FatalAgentError
+from agentshell.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from agentshell.hookspecs import Register
+    from agentshell.shell import Shell
+
+    from .state import MetricsState, StageId
+
+# ledger, pricing and report load with the first session, not at plugin import
+SECTION = "metrics"
+
+#: the running session's state; hooks that only get ``call`` reach it here
+_STATE: MetricsState | None = None
+
+
+@hookimpl
+def register_config(register: Register) -> None:
+    from .settings import MetricsSettings
+
+    register(SECTION, MetricsSettings)
+
+
+@hookimpl
+def shell_started(shell: Shell) -> None:
+    global _STATE
+    from .state import MetricsState
+
+    _STATE = MetricsState.build(shell)
+    shell.state[SECTION] = _STATE
+
+
+@hookimpl
+def shell_stopping(shell: Shell) -> None:
+    global _STATE
+    from .state import state_of
+
+    st = state_of(shell)
+    if st is not None and st.current_stage is not None:
+        _emit_tokens(st, st.current_stage)
+        st.current_stage = None
+    if _STATE is st:
+        _STATE = None
+
+
+@hookimpl(trylast=True)
+def before_agent_call(call: AgentCall) -> None:
+    st = _STATE
+    if st is None:
+        return
+    if call.attempt == 1:
+        st.prices.warm_up()
+    ledger = st.ledger
+    if st.refresh().halt_on_budget and ledger.over_budget:
+        raise FatalAgentError(
+            f"budget exceeded: ${ledger.spent_usd:.4f} spent of ${ledger.budget_usd:.2f} "
+            "(raise [plugins.metrics] budget_usd or set halt_on_budget = false)",
+            agent=call.agent.name,
+        )
+
+
+def _provider(call: AgentCall) -> str | None:
+    provider = call.agent.options.get("provider")
+    return provider if isinstance(provider, str) and provider else None
+
+
+@hookimpl
+def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
+    st = _STATE
+    if st is None:
+        return
+    spec_id, stage = call.context.get("spec_id"), call.context.get("stage")
+    _stage_boundary(st, call)
+    model = response.model or call.agent.model
+    st.refresh()
+    cost: float | None
+    if response.cached or response.recorded:
+        cost = 0.0  # nothing was paid for a cache hit or a recorded answer
+    else:
+        cost, priced_as = st.prices.cost(
+            response.usage, [response.model, call.agent.model], _provider(call)
+        )
+        model = priced_as or model
+    response.cost_usd = cost
+    crossed = st.ledger.charge(
+        call_id=call.call_id,
+        agent=call.agent.name,
+        usage=response.usage,
+        cost=cost,
+        model=model,
+        spec_id=spec_id if isinstance(spec_id, str) else None,
+        stage=stage if isinstance(stage, str) else None,
+        cached=response.cached,
+    )
+    for threshold in crossed:
+        _alert(st, threshold)
+
+
+@hookimpl
+def agent_call_failed(call: AgentCall, error: BaseException) -> None:
+    st = _STATE
+    if st is None:
+        return
+    _stage_boundary(st, call)
+    spec_id, stage = call.context.get("spec_id"), call.context.get("stage")
+    st.ledger.fail(
+        call.agent.name,
+        spec_id if isinstance(spec_id, str) else None,
+        stage if isinstance(stage, str) else None,
+    )
+
+
+def _stage_boundary(st: MetricsState, call: AgentCall) -> None:
+    stage = call.context.get("stage")
+    if not isinstance(stage, str) or not stage:
+        return
+    key: StageId = (call.context.get("spec_id"), stage, call.context.get("trace_parent"))
+    if key != st.current_stage:
+        if st.current_stage is not None:
+            _emit_tokens(st, st.current_stage)
+        st.current_stage = key
+
+
+def _emit_tokens(st: MetricsState, key: StageId) -> None:
+    from agentshell.telemetry import MetricsTokens
+
+    m = st.ledger.session
+    st.shell.telemetry.emit(
+        MetricsTokens(
+            spec_id=key[0],
+            stage=key[1],
+            total=m.total,
+            last_turn=m.last_turn,
+            turn_count=m.turn_count,
+            estimated_next_prompt_tokens=m.estimated_next_prompt_tokens(),
+            cost_usd=st.ledger.spent_usd if st.ledger.total.unpriced == 0 else None,
+        )
+    )
+
+
+def _alert(st: MetricsState, threshold: int) -> None:
+    from agentshell.telemetry import BudgetAlert
+
+    ledger = st.ledger
+    halt = " — further agent calls are refused" if (
+        threshold >= 100 and st.settings.halt_on_budget
+    ) else ""
+    st.shell.output.warn(
+        f"budget {threshold}%: ${ledger.spent_usd:.4f} spent of ${ledger.budget_usd:.2f}{halt}"
+    )
+    event = BudgetAlert(
+        threshold_pct=threshold, spent_usd=ledger.spent_usd, budget_usd=ledger.budget_usd
+    )
+    st.shell.telemetry.emit(event)
+
+
+@hookimpl
+def status_segments(shell: Shell) -> str | None:
+    st = _STATE if _STATE is not None and _STATE.shell is shell else None
+    if st is None:
+        return None
+    from .ledger import format_cost, tokens_of
+    from .report import human
+
+    ledger = st.ledger
+    m = ledger.session
+    tokens = tokens_of(m.total)
+    cost = format_cost(ledger.spent_usd, ledger.total.unpriced, ledger.total.calls)
+    return f"tokens {human(tokens)} · {cost} · next ~{human(m.estimated_next_prompt_tokens())}"
+
+
+def metrics_command(ctx: CommandContext) -> int:
+    from .report import as_json, render
+    from .state import state_of
+
+    st = state_of(ctx.shell)
+    if st is None:
+        raise CommandError("the metrics plugin has not started")
+    if ctx.args.action == "reset":
+        st.ledger.reset()
+        st.current_stage = None
+        ctx.out.success("metrics reset")
+        return 0
+    if ctx.args.json:
+        ctx.out.json(as_json(st.ledger, st.prices))
+    else:
+        render(ctx.out, st.ledger, st.prices)
+    return 0
+
+
+@hookimpl
+def register_commands(register: Register) -> None:
+    register(
+        Command(
+            "metrics",
+            metrics_command,
+            help="token usage, cost and budget: session, per agent, per stage",
+            args=[Arg("action", "reset: start counting from zero", required=False,
+                      choices=["reset"])],
+            options=[Option("--json", "print JSON", flag=True)],
+            description=(
+                "Cost comes from each call's own usage and model (genai-prices, or the "
+                "[plugins.metrics.prices] table); cached replays cost 0."
+            ),
+        )
+    )
+
+

@@ -1,0 +1,134 @@
+"""/metrics: the session, per agent and per stage, as rich tables or JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ledger import Ledger, Tally, format_cost, tokens_of
+from .pricing import PriceBook
+from .session import SessionMetrics
+
+
+def human(n: int) -> str:
+    """12345 -> "12.3k"; short enough for the toolbar."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 1_000:
+        return f"{n / 1_000:.1f}k"
+    return str(n)
+
+
+def utilisation(tally: Tally, prices: PriceBook) -> float | None:
+    """How full the agent's context was on its latest turn: that turn's blended total
+    (non-cached input + output) over the model's context window."""
+    window = prices.context_window(tally.model)
+    if not window or tally.calls == 0:
+        return None
+    last = tally.last_usage
+    return (last.non_cached_input_tokens + last.output_tokens) / window
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value * 100:.1f}%"
+
+
+def _calls(t: Tally) -> str:
+    """"3", or "3 +1 replayed, 1 failed" when there is more to say."""
+    extra = [f"+{t.replays} replayed"] if t.replays else []
+    extra += [f"{t.failures} failed"] if t.failures else []
+    return " ".join([str(t.calls), ", ".join(extra)]) if extra else str(t.calls)
+
+
+def metrics_dict(m: SessionMetrics) -> dict[str, Any]:
+    return {
+        "total": m.total.model_dump(),
+        "last_turn": m.last_turn.model_dump(),
+        "turn_count": m.turn_count,
+        "replay_updates": m.replay_updates,
+        "duplicate_items": m.duplicate_items,
+        "blended_total": m.blended_total(),
+        "estimated_next_prompt_tokens": m.estimated_next_prompt_tokens(),
+        "loop_warning": m.loop_warning(),
+    }
+
+
+def as_json(ledger: Ledger, prices: PriceBook) -> dict[str, Any]:
+    def tally(t: Tally) -> dict[str, Any]:
+        return {**t.as_dict(), "context_utilisation": utilisation(t, prices)}
+
+    return {
+        "session": {**metrics_dict(ledger.session), **tally(ledger.total)},
+        "budget": {
+            "budget_usd": ledger.budget_usd,
+            "spent_usd": ledger.spent_usd,
+            "alerts_shown_pct": sorted(ledger.alerted),
+            "exceeded": ledger.over_budget,
+        },
+        "agents": {name: tally(t) for name, t in sorted(ledger.agents.items())},
+        "stages": [
+            {
+                "spec_id": spec_id or None,
+                "stage": stage,
+                **metrics_dict(book.metrics),
+                **tally(book.total),
+                "agents": {name: tally(t) for name, t in sorted(book.agents.items())},
+            }
+            for (spec_id, stage), book in ledger.stages.items()
+        ],
+    }
+
+
+def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
+    s = ledger.session
+    t = ledger.total
+    budget = (
+        f"${ledger.spent_usd:.4f} of ${ledger.budget_usd:.2f}"
+        + (f" ({ledger.spent_usd / ledger.budget_usd * 100:.0f}%)" if ledger.budget_usd else "")
+        + (" — EXCEEDED" if ledger.over_budget else "")
+    )
+    rows = [
+        ("turns", f"{s.turn_count} (+{s.replay_updates} replayed)"),
+        ("tokens", f"{tokens_of(s.total):,}"),
+        ("input (cached)", f"{s.total.input_tokens:,} ({s.total.cached_input_tokens:,})"),
+        ("output (reasoning)", f"{s.total.output_tokens:,} ({s.total.reasoning_output_tokens:,})"),
+        ("blended total", f"{s.blended_total():,}"),
+        ("est. next prompt", f"{s.estimated_next_prompt_tokens():,}"),
+        ("cost", t.cost_text() if t.calls else "$0.0000"),
+        ("budget", budget),
+    ]
+    if s.loop_warning():
+        rows.append(("warning", s.loop_warning() or ""))
+    out.table(["metric", "value"], rows, title="Session")
+    columns = ["agent", "model", "calls", "input (cached)", "output", "cost", "context"]
+
+    def agent_row(name: str, a: Tally) -> tuple[Any, ...]:
+        return (
+            name, a.model, _calls(a), f"{human(a.usage.input_tokens)} "
+            f"({human(a.usage.cached_input_tokens)})", human(a.usage.output_tokens),
+            a.cost_text() if a.calls else ("$0.0000" if a.replays else "-"),
+            _pct(utilisation(a, prices)),
+        )
+
+    if ledger.agents:
+        out.table(columns, [agent_row(n, a) for n, a in sorted(ledger.agents.items())],
+                  title="Per agent")
+    if ledger.stages:
+        stage_rows: list[tuple[Any, ...]] = []
+        for (spec_id, stage), book in ledger.stages.items():
+            label = f"{spec_id} {stage}".strip()
+            total = book.total
+            stage_rows.append((
+                label, "(all)", _calls(total), human(tokens_of(total.usage)),
+                total.cost_text() if total.calls else "-",
+                f"{book.metrics.estimated_next_prompt_tokens():,}",
+            ))
+            for name, a in sorted(book.agents.items()):
+                stage_rows.append((
+                    "", name, _calls(a), human(tokens_of(a.usage)),
+                    a.cost_text() if a.calls else "-", "",
+                ))
+        out.table(["spec / stage", "agent", "calls", "tokens", "cost", "est. next"],
+                  stage_rows, title="Per stage")
+
+
+__all__ = ["as_json", "format_cost", "human", "metrics_dict", "render", "utilisation"]

@@ -1,0 +1,126 @@
+"""SessionMetrics: running token totals, the last turn, and an estimate of the next prompt.
+
+A port of the proven design, semantics kept exactly:
+
+* ``record_turn`` adds to the running total (saturating, never negative), sets the last
+  turn, counts the turn, and pushes the turn's *non-cached* input into a sliding window
+  (zero is not pushed: a turn answered entirely from cache says nothing about the next
+  prompt's size).
+* ``estimated_next_prompt_tokens`` is the integer mean of the window; with an empty
+  window, the last turn's non-cached input if above zero; else 4000.
+* ``blended_total`` is non-cached input + output of the running total. The source system
+  had two definitions (one counted cached input, one did not); cached input is cheap and
+  does not grow the bill the way fresh input does, so it is left out here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from agentshell.agents import TokenUsage
+
+#: what the estimate falls back to before anything was observed
+DEFAULT_ESTIMATE = 4000
+#: totals saturate here instead of growing without bound (int64 max, what sinks store)
+MAX_TOKENS = 2**63 - 1
+
+POTENTIAL_LOOP_REPLAYS = 2
+LOOP_DETECTED_REPLAYS = 4
+REPETITION_DUPLICATES = 3
+
+
+def _sat(value: int) -> int:
+    return min(max(value, 0), MAX_TOKENS)
+
+
+def saturating_add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
+    """``a + b`` field by field, clamped to ``[0, MAX_TOKENS]``."""
+    return TokenUsage(
+        input_tokens=_sat(a.input_tokens + b.input_tokens),
+        cached_input_tokens=_sat(a.cached_input_tokens + b.cached_input_tokens),
+        output_tokens=_sat(a.output_tokens + b.output_tokens),
+        reasoning_output_tokens=_sat(a.reasoning_output_tokens + b.reasoning_output_tokens),
+        total_tokens=_sat(a.total_tokens + b.total_tokens),
+    )
+
+
+class SessionMetrics:
+    """Token bookkeeping of one session (or one stage). Not thread-safe: the shell
+    records from its event loop only."""
+
+    def __init__(self, window_size: int = 3) -> None:
+        self._window_size = max(1, int(window_size))
+        self._window: deque[int] = deque(maxlen=self._window_size)
+        self.total = TokenUsage()
+        self.last_turn = TokenUsage()
+        self.turn_count = 0
+        self.replay_updates = 0
+        self.duplicate_items = 0
+
+    @property
+    def window_size(self) -> int:
+        return self._window_size
+
+    @property
+    def window(self) -> list[int]:
+        """The non-cached inputs the estimate is computed from, oldest first."""
+        return list(self._window)
+
+    def record_turn(self, usage: TokenUsage) -> None:
+        self.total = saturating_add(self.total, usage)
+        self.last_turn = usage
+        self.turn_count = _sat(self.turn_count + 1)
+        self._push(usage.non_cached_input_tokens)
+
+    def _push(self, non_cached_input: int) -> None:
+        if non_cached_input > 0:
+            self._window.append(non_cached_input)  # deque(maxlen) evicts the oldest
+
+    def estimated_next_prompt_tokens(self) -> int:
+        if self._window:
+            return sum(self._window) // len(self._window)
+        last = self.last_turn.non_cached_input_tokens
+        return last if last > 0 else DEFAULT_ESTIMATE
+
+    def blended_total(self) -> int:
+        return _sat(self.total.non_cached_input_tokens + self.total.output_tokens)
+
+    def record_replay(self) -> None:
+        self.replay_updates = _sat(self.replay_updates + 1)
+
+    def record_duplicate_items(self, count: int) -> None:
+        if count > 0:
+            self.duplicate_items = _sat(self.duplicate_items + count)
+
+    def sync_absolute(self, total: TokenUsage, last: TokenUsage, turn_count: int) -> None:
+        """Adopt totals reported by an authority (a resumed session): overwrite, reset
+        the replay and duplicate counters, and re-seed the window from ``last``."""
+        self.total = total
+        self.last_turn = last
+        self.turn_count = _sat(turn_count)
+        self.replay_updates = 0
+        self.duplicate_items = 0
+        self._window.clear()
+        self._push(last.non_cached_input_tokens)
+
+    def reset(self) -> None:
+        """Forget everything except the window size."""
+        self._window.clear()
+        self.total = TokenUsage()
+        self.last_turn = TokenUsage()
+        self.turn_count = 0
+        self.replay_updates = 0
+        self.duplicate_items = 0
+
+    def loop_warning(self) -> str | None:
+        """A warning when the session looks stuck; replay warnings take priority."""
+        if self.replay_updates >= LOOP_DETECTED_REPLAYS:
+            return f"loop detected ({self.replay_updates} replayed turns)"
+        if self.replay_updates >= POTENTIAL_LOOP_REPLAYS:
+            return f"potential loop ({self.replay_updates} replayed turns)"
+        if self.duplicate_items >= REPETITION_DUPLICATES:
+            return f"repetition ({self.duplicate_items} duplicate items)"
+        return None
+
+
+__all__ = ["DEFAULT_ESTIMATE", "MAX_TOKENS", "SessionMetrics", "saturating_add"]

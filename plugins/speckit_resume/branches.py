@@ -1,0 +1,121 @@
+"""Branch ids, stage order and the inheritance rule — pure functions, no I/O.
+
+A branch is one line of pipeline attempts for a spec. A child branch is forked from
+its parent at a stage: the stages *before* the fork are inherited from the parent (and,
+transitively, from the parent's own ancestors up to each link's fork point); the stage
+at the fork and every later stage belong to the child alone. Siblings never share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable
+
+STAGES: tuple[str, ...] = ("plan", "tasks", "implement", "validate", "audit", "unlock")
+
+_SPEC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_BRANCH_ID = re.compile(
+    r"^(?P<spec>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<ts>\d{14})-(?P<hex>[0-9a-f]{8})$"
+)
+
+
+def valid_spec_id(spec_id: str) -> bool:
+    return bool(_SPEC_ID.match(spec_id))
+
+
+def check_spec_id(spec_id: str) -> str:
+    """``spec_id`` unchanged, or ValueError with a one-line reason."""
+    if not valid_spec_id(spec_id):
+        raise ValueError(
+            f"invalid spec id {spec_id!r}: use letters, digits, '.', '_' or '-' (at most 100)"
+        )
+    return spec_id
+
+
+def new_branch_id(spec_id: str, now: dt.datetime | None = None) -> str:
+    """``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>`` (UTC timestamp)."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H%M%S")
+    return f"{check_spec_id(spec_id)}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def parse_branch_id(branch_id: str) -> tuple[str, str, str] | None:
+    """(spec id, timestamp, hex) of a well-formed branch id, else None."""
+    match = _BRANCH_ID.match(branch_id)
+    return (match["spec"], match["ts"], match["hex"]) if match else None
+
+
+def normalize_stage(stage: str) -> str:
+    """``plan`` or ``spec-plan`` -> ``plan``; anything else is a ValueError."""
+    name = stage.strip().lower().removeprefix("spec-")
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+    return name
+
+
+def stage_index(stage: str) -> int | None:
+    try:
+        return STAGES.index(stage)
+    except ValueError:
+        return None
+
+
+#: branch id -> (parent branch id, fork stage), or None when the branch is unknown
+Lineage = Callable[[str], tuple[str | None, str | None] | None]
+
+
+def eligible_branches(branch_id: str, stage: str, lineage: Lineage) -> list[str]:
+    """The branches whose outputs for ``stage`` a call on ``branch_id`` may reuse,
+    nearest first: the branch itself, then each ancestor as long as ``stage`` comes
+    before every fork point on the way up (the minimum of the fork stages so far)."""
+    chain = [branch_id]
+    index = stage_index(stage)
+    if index is None:  # an unknown stage is never inherited
+        return chain
+    limit = len(STAGES)
+    current = branch_id
+    seen = {branch_id}
+    while True:
+        info = lineage(current)
+        if info is None:
+            break
+        parent, fork = info
+        if parent is None or parent in seen:
+            break
+        fork_index = stage_index(fork) if fork else None
+        limit = min(limit, fork_index if fork_index is not None else 0)
+        if index >= limit:  # limit only shrinks going up: no further ancestor qualifies
+            break
+        chain.append(parent)
+        seen.add(parent)
+        current = parent
+    return chain
+
+
+def ancestors(branch_id: str, lineage: Lineage) -> list[str]:
+    """Every ancestor of ``branch_id`` (parent first), cycles cut."""
+    out: list[str] = []
+    seen = {branch_id}
+    current = branch_id
+    while True:
+        info = lineage(current)
+        if info is None or info[0] is None or info[0] in seen:
+            return out
+        current = info[0]
+        seen.add(current)
+        out.append(current)
+
+
+__all__ = [
+    "STAGES",
+    "Lineage",
+    "ancestors",
+    "check_spec_id",
+    "eligible_branches",
+    "new_branch_id",
+    "normalize_stage",
+    "parse_branch_id",
+    "stage_index",
+    "valid_spec_id",
+]

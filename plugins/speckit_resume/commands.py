@@ -1,0 +1,314 @@
+"""``/branches``, ``/resume`` and ``/history``: read-mostly views of the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from agentshell.commands import Arg, Command, CommandContext, Option
+from agentshell.errors import CommandError
+
+from .branches import STAGES, check_spec_id, eligible_branches
+from .service import STATE_KEY, ResumeService
+from .store import BranchRow, Store
+
+if TYPE_CHECKING:
+    from agentshell import Shell  # type: ignore[attr-defined]
+
+
+def _service(ctx: CommandContext) -> ResumeService:
+    service = ctx.shell.state.get(STATE_KEY)
+    if not isinstance(service, ResumeService):
+        raise CommandError("the resume store is disabled ([plugins.resume] enabled = false)")
+    return service
+
+
+def _spec(value: str) -> str:
+    try:
+        return check_spec_id(value)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _complete_specs(shell: Shell, text: str) -> Iterable[str]:
+    service = shell.state.get(STATE_KEY)
+    if not isinstance(service, ResumeService) or not service.path.exists():
+        return []
+    return service.store.spec_ids(text)
+
+
+# -- /branches -----------------------------------------------------------------------
+
+
+def _tree_order(branches: list[BranchRow]) -> list[tuple[BranchRow, int]]:
+    """Branches depth-first from the roots, oldest first, with their depth."""
+    ids = {b.branch_id for b in branches}
+    children: dict[str | None, list[BranchRow]] = {}
+    for b in branches:
+        parent = b.parent_branch_id if b.parent_branch_id in ids else None
+        children.setdefault(parent, []).append(b)
+    out: list[tuple[BranchRow, int]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for b in children.get(parent, []):
+            out.append((b, depth))
+            walk(b.branch_id, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def branch_overview(store: Store, spec_id: str) -> dict[str, Any]:
+    """What ``/branches`` shows, as data: each branch with its status per stage."""
+    current = store.current_branch(spec_id)
+    statuses: dict[str, dict[str, str]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    rows: list[dict[str, Any]] = []
+    ordered = _tree_order(store.branches(spec_id))
+    for b, _ in ordered:
+        statuses[b.branch_id] = store.stage_statuses(b.branch_id)
+        counts[b.branch_id] = store.output_counts(b.branch_id)
+    for b, depth in ordered:
+        stages: dict[str, str] = {}
+        for stage in STAGES:
+            own = statuses[b.branch_id].get(stage)
+            n = counts[b.branch_id].get(stage, 0)
+            if own is not None:
+                stages[stage] = own
+            elif n:
+                stages[stage] = f"partial ({n})"
+            else:
+                chain = eligible_branches(b.branch_id, stage, store.lineage)
+                source = next(
+                    (a for a in chain[1:] if a in statuses and stage in statuses[a]), None
+                )
+                stages[stage] = f"inherited {statuses[source][stage]}" if source else "-"
+        runs, last = store.branch_runs(b.branch_id)
+        rows.append(
+            {
+                "branch_id": b.branch_id,
+                "parent_branch_id": b.parent_branch_id,
+                "fork_stage": b.fork_stage,
+                "depth": depth,
+                "current": b.branch_id == current,
+                "created_at": b.created_at,
+                "runs": runs,
+                "last_status": last,
+                "stages": stages,
+            }
+        )
+    return {"spec_id": spec_id, "current": current, "branches": rows}
+
+
+async def branches_cmd(ctx: CommandContext) -> int:
+    first, second = ctx.args.target, ctx.args.action
+    keep = ctx.args.keep
+    if first == "prune" and second:
+        first, second = second, "prune"
+    if second not in (None, "prune"):
+        raise CommandError(
+            f"/branches: unknown action {second!r}; usage: /branches <SPEC-ID> [prune --keep N]"
+        )
+    spec_id = _spec(first)
+    store = _service(ctx).store
+    if second == "prune":
+        if keep is None:
+            raise CommandError("/branches prune: --keep N is required")
+        try:
+            n = int(keep)
+        except ValueError:
+            raise CommandError(f"/branches prune: --keep takes a number, not {keep!r}") from None
+        try:
+            deleted, outputs = store.prune(spec_id, n)
+        except ValueError as exc:
+            raise CommandError(f"/branches prune: {exc}") from None
+        if ctx.args.json:
+            ctx.out.json({"deleted": deleted, "outputs": outputs})
+        else:
+            ctx.out.success(f"pruned {len(deleted)} branch(es) of {spec_id} ({outputs} outputs)")
+        return 0
+    if keep is not None:
+        raise CommandError("/branches: --keep only goes with prune")
+    data = branch_overview(store, spec_id)
+    if ctx.args.json:
+        ctx.out.json(data)
+        return 0
+    if not data["branches"]:
+        ctx.out.info(f"no branches for {spec_id} yet")
+        return 0
+    # a tree of plain lines: branch ids are long and a wide table would wrap them
+    for row in data["branches"]:
+        indent = "    " * row["depth"]
+        mark = "* " if row["current"] else "  "
+        fork = f"from {row['fork_stage']}, " if row["fork_stage"] else "root, "
+        runs = f"{row['runs']} run(s)" + (f", last {row['last_status']}" if row["runs"] else "")
+        head = "└ " if row["depth"] else ""
+        ctx.out.print(f"{mark}{indent}{head}{row['branch_id']}  ({fork}{runs})")
+        stages = " · ".join(f"{s} {row['stages'][s]}" for s in STAGES)
+        ctx.out.print(f"  {indent}    {stages}")
+    ctx.out.info("* current branch (what --resume continues)")
+    return 0
+
+
+# -- /resume -------------------------------------------------------------------------
+
+
+def resume_plan(store: Store, spec_id: str, branch_id: str) -> list[dict[str, Any]]:
+    """Per stage: the outputs a resume on ``branch_id`` would reuse (agent, prompt hash,
+    the branch they come from) and the agents whose last attempt failed or was invalid."""
+    plan: list[dict[str, Any]] = []
+    for stage in STAGES:
+        reuse: dict[tuple[str, str], dict[str, Any]] = {}
+        retry: set[str] = set()
+        for source in eligible_branches(branch_id, stage, store.lineage):
+            for row in store.stage_outputs(source, stage):
+                key = (row["agent"], row["prompt_hash"])
+                if key in reuse:
+                    continue
+                if row["status"] == "ok" and row["valid"] != 0:
+                    reuse[key] = {
+                        "agent": row["agent"],
+                        "prompt_hash": row["prompt_hash"],
+                        "prompt_version": row["prompt_version"],
+                        "from_branch": source,
+                    }
+                elif source == branch_id:
+                    retry.add(row["agent"])
+        agents_reused = {a for a, _ in reuse}
+        plan.append(
+            {
+                "stage": stage,
+                "reuse": sorted(reuse.values(), key=lambda r: r["agent"]),
+                "rerun": sorted(retry - agents_reused),
+            }
+        )
+    return plan
+
+
+async def resume_cmd(ctx: CommandContext) -> int:
+    spec_id = _spec(ctx.args.spec_id)
+    store = _service(ctx).store
+    current = store.current_branch(spec_id)
+    branch = ctx.args.branch or current
+    if branch is None:
+        raise CommandError(
+            f"/resume: no runs of {spec_id} yet; start one with /spec-auto {spec_id}"
+        )
+    if store.spec_of(branch) != spec_id:
+        raise CommandError(
+            f"/resume: {branch} is not a branch of {spec_id} (see /branches {spec_id})"
+        )
+    plan = resume_plan(store, spec_id, branch)
+    if ctx.args.json:
+        ctx.out.json({"spec_id": spec_id, "branch_id": branch, "current": current, "stages": plan})
+        return 0
+    rows = []
+    for item in plan:
+        reused = ", ".join(
+            r["agent"] + ("" if r["from_branch"] == branch else f" (from {r['from_branch']})")
+            for r in item["reuse"]
+        )
+        todo = ("re-run " + ", ".join(item["rerun"])) if item["rerun"] else ""
+        if not item["reuse"]:
+            todo = "run all agents"
+        rows.append([item["stage"], reused or "-", todo])
+    ctx.out.table(["stage", "reused from the store", "runs"], rows, title=f"resume {branch}")
+    ctx.out.info(
+        "an output is reused only when the agent's prompt is unchanged (same prompt hash); "
+        "stages after a re-run usually run again because their input changed"
+    )
+    if branch == current:
+        ctx.out.info(f"continue with: /spec-auto {spec_id} --resume")
+    else:
+        ctx.out.info(f"note: --resume continues the current branch {current}, not this one")
+    return 0
+
+
+# -- /history ------------------------------------------------------------------------
+
+
+async def history_cmd(ctx: CommandContext) -> int:
+    spec_id = _spec(ctx.args.spec_id)
+    store = _service(ctx).store
+    runs = store.runs(spec_id)
+    errors = store.run_errors(spec_id)
+    if ctx.args.json:
+        ctx.out.json(
+            {
+                "spec_id": spec_id,
+                "runs": [r.model_dump() for r in runs],
+                "errors": [dict(e) for e in errors],
+            }
+        )
+        return 0
+    if not runs:
+        ctx.out.info(f"no runs of {spec_id} yet")
+        return 0
+    rows = [
+        [
+            r.run_id[:8],
+            r.branch_id.removeprefix(spec_id + "-"),
+            _when(r.started_at),
+            r.status + (" (resumed)" if r.resumed else ""),
+            r.calls - r.errors,
+            r.replayed,
+            r.errors,
+            r.tokens,
+            f"${r.cost_usd:.4f}",
+        ]
+        for r in runs
+    ]
+    ctx.out.table(
+        ["run", "branch", "started", "status", "calls", "replayed", "failed", "tokens", "cost"],
+        rows,
+        title=f"{spec_id}: runs",
+    )
+    total = sum(r.cost_usd for r in runs)
+    ctx.out.info(f"total cost ${total:.4f} over {len(runs)} run(s)")
+    for e in errors:
+        ctx.out.info(f"  run {e['run_id'][:8]} {e['stage']}/{e['agent']}: {e['error']}")
+    return 0
+
+
+JSON = Option("--json", help="print JSON", flag=True)
+
+
+def commands() -> list[Command]:
+    spec_arg = Arg("spec_id", help="the spec id", complete=_complete_specs)
+    return [
+        Command(
+            "branches",
+            branches_cmd,
+            help="the branch tree of a spec with the status of each stage; prune old branches",
+            args=(
+                Arg("target", help="the spec id", complete=_complete_specs),
+                Arg("action", help="prune", required=False),
+            ),
+            options=(Option("--keep", help="branches to keep when pruning", metavar="N"), JSON),
+            description="/branches <SPEC-ID> shows the branches; "
+            "/branches <SPEC-ID> prune --keep N deletes all but the N newest "
+            "(never an ancestor of a kept branch, never the current branch).",
+        ),
+        Command(
+            "resume",
+            resume_cmd,
+            help="what a resume of a spec would reuse from the store and what it would run",
+            args=(spec_arg, Arg("branch", help="a branch id (default: current)", required=False)),
+            options=(JSON,),
+        ),
+        Command(
+            "history",
+            history_cmd,
+            help="the runs of a spec with their status, calls, tokens and cost",
+            args=(spec_arg,),
+            options=(JSON,),
+        ),
+    ]
+
+
+__all__ = ["branch_overview", "commands", "resume_plan"]

@@ -1,0 +1,262 @@
+"""The object published at ``shell.state["speckit.resume"]``: the contract the consensus
+plugin calls (begin_run, finish_run, record_stage, record_validation) and the logic the
+agent-call hooks run (answer from the store, commit each output as it arrives).
+
+The store is opened on first use, so a session that never runs a pipeline creates no
+file. Hooks receive only the call, so each live service remembers the run and branch
+ids it handed out and the hooks find the service that owns a call by its context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+from agentshell.agents import AgentCall, AgentResponse, TokenUsage
+from agentshell.redact import redact
+
+from .branches import check_spec_id, normalize_stage
+from .settings import ResumeSettings
+from .store import OutputRecord, Store, StoredOutput
+
+STATE_KEY = "speckit.resume"
+
+_LIVE: weakref.WeakSet[ResumeService] = weakref.WeakSet()
+
+
+def default_path(data_dir: Path) -> Path:
+    return data_dir / "speckit" / "resume.sqlite3"
+
+
+def prompt_hash_of(call: AgentCall) -> str:
+    """The context's ``prompt_hash``, else a hash of what the request asks."""
+    given = call.context.get("prompt_hash")
+    if isinstance(given, str) and given:
+        return given
+    request = call.request
+    payload = json.dumps(
+        [request.system, request.prompt, request.messages], sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_json(v) for k, v in value.items()}
+    return value
+
+
+class ResumeService:
+    def __init__(self, settings: ResumeSettings, *, data_dir: Path, cwd: Path) -> None:
+        self.settings = settings
+        raw = Path(settings.path).expanduser() if settings.path else default_path(data_dir)
+        self.path = raw if raw.is_absolute() else cwd / raw
+        self._store: Store | None = None
+        self._open_lock = threading.Lock()
+        self._runs: set[str] = set()
+        self._branches: set[str] = set()
+        _LIVE.add(self)
+
+    # -- the store -------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    self._store = Store(
+                        self.path,
+                        busy_timeout_ms=self.settings.busy_timeout_ms,
+                        synchronous=self.settings.synchronous,
+                    )
+        return self._store
+
+    @property
+    def opened(self) -> bool:
+        return self._store is not None
+
+    def close(self) -> None:
+        _LIVE.discard(self)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- the contract ------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        *,
+        spec_id: str,
+        goal: str | None,
+        from_stage: str | None,
+        resume: bool,
+        branch_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Open a run: ``resume`` continues the spec's current branch; ``from_stage``
+        (without ``resume``) after an earlier branch forks a child of it; otherwise a new
+        root branch. Returns run_id, branch_id, parent_branch_id, fork_stage (and more)."""
+        check_spec_id(spec_id)
+        fork = normalize_stage(from_stage) if from_stage else None
+        start = self.store.begin_run(
+            spec_id=spec_id, goal=goal, from_stage=fork, resume=resume, branch_id=branch_id
+        )
+        self._runs.add(start.run_id)
+        self._branches.add(start.branch_id)
+        return start.model_dump()
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        self.store.finish_run(run_id, status)
+
+    def record_stage(
+        self,
+        *,
+        run_id: str,
+        branch_id: str,
+        spec_id: str,
+        stage: str,
+        status: str,
+        agreements: list[Any],
+        conflicts: list[Any],
+        synthesis_path: str | None,
+    ) -> None:
+        self.store.add_stage_result(
+            run_id=run_id,
+            branch_id=branch_id,
+            spec_id=spec_id,
+            stage=stage,
+            status=status,
+            agreements=_redact_json(list(agreements)),
+            conflicts=_redact_json(list(conflicts)),
+            synthesis_path=synthesis_path,
+        )
+
+    def record_validation(
+        self,
+        *,
+        branch_id: str,
+        spec_id: str,
+        stage: str,
+        agent: str,
+        prompt_hash: str,
+        valid: bool,
+        error: str | None,
+    ) -> None:
+        """Mark the output a call on this branch resolves to; an invalid one is never
+        reused again."""
+        self.store.set_validation(
+            spec_id=spec_id,
+            branch_id=branch_id,
+            stage=stage,
+            agent=agent,
+            prompt_hash=prompt_hash,
+            valid=valid,
+            error=redact(error)[:500] if error else None,
+        )
+
+    # -- hook logic --------------------------------------------------------------------
+
+    def owns(self, context: dict[str, Any]) -> bool:
+        return context.get("run_id") in self._runs or context.get("branch_id") in self._branches
+
+    def lookup(self, call: AgentCall) -> StoredOutput | None:
+        ctx = call.context
+        spec_id, stage, branch_id = ctx.get("spec_id"), ctx.get("stage"), ctx.get("branch_id")
+        if not (isinstance(spec_id, str) and isinstance(stage, str) and isinstance(branch_id, str)):
+            return None
+        return self.store.find_output(
+            spec_id=spec_id,
+            branch_id=branch_id,
+            stage=stage,
+            agent=call.agent.name,
+            prompt_hash=prompt_hash_of(call),
+        )
+
+    def replay(self, call: AgentCall) -> AgentResponse | None:
+        found = self.lookup(call)
+        if found is None:
+            return None
+        try:
+            usage = TokenUsage.model_validate(found.usage)
+        except ValueError:
+            usage = TokenUsage()
+        return AgentResponse(
+            agent=call.agent.name,
+            content=found.content or "",
+            parsed=found.parsed,
+            usage=usage,
+            model=found.model or call.agent.model,
+            cached=True,
+        )
+
+    def _record(self, call: AgentCall, **fields: Any) -> OutputRecord | None:
+        ctx = call.context
+        run_id = ctx.get("run_id")
+        needed = (run_id, ctx.get("branch_id"), ctx.get("spec_id"), ctx.get("stage"))
+        if not all(isinstance(v, str) and v for v in needed) or run_id not in self._runs:
+            return None
+        return OutputRecord(
+            run_id=ctx["run_id"],
+            branch_id=ctx["branch_id"],
+            spec_id=ctx["spec_id"],
+            stage=ctx["stage"],
+            agent=call.agent.name,
+            prompt_hash=prompt_hash_of(call),
+            prompt_version=ctx.get("prompt_version"),
+            role=ctx.get("role") or call.agent.role or None,
+            attempts=call.attempt,
+            **fields,
+        )
+
+    def save_response(self, call: AgentCall, response: AgentResponse) -> None:
+        """Commit one answer now (its own transaction), or count a replay."""
+        if response.cached:
+            run_id = call.context.get("run_id")
+            if isinstance(run_id, str) and run_id in self._runs:
+                self.store.add_replay(run_id)
+            return
+        record = self._record(
+            call,
+            model=response.model or call.agent.model or None,
+            content=redact(response.content),
+            parsed=_redact_json(response.parsed),
+            usage=response.usage.model_dump(),
+            cost_usd=response.cost_usd,
+            latency_ms=response.latency_ms,
+            status="ok",
+        )
+        if record is not None:
+            self.store.add_output(record)
+
+    def save_failure(self, call: AgentCall, error: BaseException) -> None:
+        message = str(error).strip() or type(error).__name__
+        if not isinstance(error, Exception):  # CancelledError, KeyboardInterrupt
+            message = "cancelled"
+        record = self._record(
+            call,
+            model=call.agent.model or None,
+            status="error",
+            error=redact(message)[:500],
+        )
+        if record is not None:
+            self.store.add_output(record)
+
+
+def service_for(context: dict[str, Any]) -> ResumeService | None:
+    """The live service that handed out this call's run or branch id."""
+    if not (context.get("run_id") or context.get("branch_id")):
+        return None
+    for service in list(_LIVE):
+        if service.owns(context):
+            return service
+    return None
+
+
+__all__ = ["STATE_KEY", "ResumeService", "default_path", "prompt_hash_of", "service_for"]

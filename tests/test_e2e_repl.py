@@ -1,0 +1,100 @@
+"""The REPL in a real pseudo-terminal (pexpect): completion, /help, Ctrl-C cancelling
+a running command, Ctrl-C at an empty prompt, did-you-mean, history redaction, Ctrl-D.
+
+The terminal is real; the only concession is PROMPT_TOOLKIT_NO_CPR=1, because pexpect
+does not answer cursor-position requests the way a terminal emulator does."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = "agentshell>"
+
+pytestmark = pytest.mark.e2e
+
+
+def spawn(home: Path) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSHELL_", "CODEX_"))}
+    env.update(
+        AGENTSHELL_HOME=str(home),
+        AGENTSHELL_TELEMETRY_SINKS="null",
+        PYTHONPATH=str(REPO),
+        PROMPT_TOOLKIT_NO_CPR="1",
+        TERM="xterm",
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "agentshell", "-p", "tests.helpers.sleepy"],
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(40, 140),
+    )
+    child.expect_exact(PROMPT)
+    return child
+
+
+def test_repl_session_in_a_pty(tmp_path: Path) -> None:
+    child = spawn(tmp_path / "home")
+    try:
+        # tab completion: "/he" completes to "/help" (the only match), Enter runs it
+        child.send("/he\t")
+        child.expect_exact("/help")
+        child.send("\r")
+        child.expect_exact("Tab completes commands and arguments.")
+        child.expect_exact(PROMPT)
+
+        # Ctrl-C during a long-running command cancels it and the prompt returns
+        child.sendline("/sleep 30")
+        child.expect_exact("sleeping 30s")
+        time.sleep(0.2)  # let the command reach its await
+        child.sendintr()
+        child.expect_exact("cancelled", timeout=5)
+        child.expect_exact(PROMPT)
+        assert child.isalive()
+
+        # Ctrl-C at an empty prompt clears the line and keeps the shell
+        child.sendintr()
+        child.expect_exact(PROMPT)
+        child.sendline("/sleep 0.01")
+        child.expect_exact("woke up")
+        child.expect_exact(PROMPT)
+        assert child.isalive()
+
+        # an unknown command gets a suggestion
+        child.sendline("/hlep")
+        child.expect_exact("did you mean /help")
+        child.expect_exact(PROMPT)
+
+        # a secret typed at the prompt never reaches the history file
+        child.sendline("/set-env OPENAI_API_KEY=sk-e2e-abcdefghijklmnop")
+        child.expect_exact("OPENAI_API_KEY set for this session")
+        child.expect_exact(PROMPT)
+
+        # Ctrl-D on an empty line exits with status 0
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+    history = (tmp_path / "home" / "data" / "history").read_text(encoding="utf-8")
+    assert "/sleep 30" in history
+    assert "/set-env OPENAI_API_KEY=****" in history
+    assert "sk-e2e" not in history
+
+
+def test_quit_command_exits_zero(tmp_path: Path) -> None:
+    child = spawn(tmp_path / "home")
+    try:
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -1,0 +1,142 @@
+"""The ``agentshell`` command as a user runs it: real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSHELL_", "CODEX_"))}
+    env.update(
+        AGENTSHELL_HOME=str(tmp_path / "home"),
+        AGENTSHELL_TELEMETRY_SINKS="null",
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+def agentshell(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentshell", *args],
+        env=env,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_success_and_failure_exit_codes(cli_env: dict[str, str]) -> None:
+    ok = agentshell(cli_env, "run", "/help")
+    assert ok.returncode == 0, ok.stderr
+    assert "/plugins" in ok.stdout
+
+    unknown = agentshell(cli_env, "run", "/help", "/nosuch", "/help plugins")
+    assert unknown.returncode == 1
+    assert "error: unknown command /nosuch" in unknown.stderr
+    assert "» /help plugins" not in unknown.stdout  # stops at the first failure
+
+    failing = agentshell(cli_env, "-p", "tests.helpers.sleepy", "run", "/fail")
+    assert failing.returncode == 3
+    assert "failing on purpose" in failing.stderr
+
+    keep = agentshell(cli_env, "run", "-k", "/nosuch", "/help plugins")
+    assert keep.returncode == 1
+    assert "usage: /plugins" in keep.stdout
+
+
+def test_run_file_and_stdin(cli_env: dict[str, str], tmp_path: Path) -> None:
+    script = tmp_path / "script.txt"
+    script.write_text("# a comment\n/help plugins\n\n/config path\n", encoding="utf-8")
+    done = agentshell(cli_env, "run", "-f", str(script))
+    assert done.returncode == 0, done.stderr
+    assert "» /help plugins" in done.stdout and "» /config path" in done.stdout
+
+    piped = agentshell(cli_env, "run", "-f", "-", stdin="/help quit\n/nosuch\n")
+    assert piped.returncode == 1
+    assert "usage: /quit" in piped.stdout
+
+    missing = agentshell(cli_env, "run", "-f", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+    nothing = agentshell(cli_env, "run")
+    assert nothing.returncode == 2
+    assert "nothing to run" in nothing.stderr
+
+
+def test_plugins_json_shape(cli_env: dict[str, str]) -> None:
+    done = agentshell(cli_env, "plugins", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert isinstance(listed, list) and listed
+    for item in listed:
+        assert set(item) == {
+            "name",
+            "module",
+            "version",
+            "distribution",
+            "hooks",
+            "state",
+            "reason",
+            "builtin",
+        }
+        assert item["state"] in {"loaded", "disabled", "failed"}
+        assert (item["reason"] is None) == (item["state"] == "loaded")
+    names = {item["name"]: item for item in listed}
+    assert names["builtins"]["state"] == "loaded"
+    assert names["builtins"]["distribution"] == "agentshell"
+
+    cli_env["AGENTSHELL_DISABLE_PLUGINS"] = "agents"
+    disabled = {i["name"]: i for i in json.loads(agentshell(cli_env, "plugins", "--json").stdout)}
+    assert disabled["agents"]["state"] == "disabled"
+
+
+HEAVY = ["prompt_toolkit", "httpx", "pydantic", "pluggy", "rich", "keyring", "platformdirs"]
+
+
+def test_version_imports_nothing_heavy(cli_env: dict[str, str]) -> None:
+    probe = (
+        "import sys\n"
+        "from agentshell.cli import main\n"
+        "assert main(['--version']) == 0\n"
+        f"heavy = {HEAVY!r}\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m.startswith(('speckit_', 'agentshell.builtins', 'agentshell.backends',"
+        " 'agentshell.sinks'))]\n"
+        "print('LOADED', loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("agentshell ")
+    assert "LOADED []" in done.stdout
+    # and the console-script path, through the module entry point
+    version = agentshell(cli_env, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("agentshell ")
+
+
+def test_line_reader_without_a_terminal(cli_env: dict[str, str]) -> None:
+    done = agentshell(cli_env, stdin="/help quit\n\n/config path\n")
+    assert done.returncode == 0, done.stderr
+    assert "usage: /quit" in done.stdout
+    assert "agentshell>" not in done.stdout  # no prompt without a terminal
+    failed = agentshell(cli_env, stdin="/nosuch\n/help\n")
+    assert failed.returncode == 1
+    assert "did you mean" in failed.stderr or "unknown command" in failed.stderr
+    quit_early = agentshell(cli_env, stdin="/quit\n/nosuch\n")
+    assert quit_early.returncode == 0
+    assert "unknown command" not in quit_early.stderr
