@@ -290,7 +290,7 @@ def test_failed_and_finished_carry_usage_and_error_type() -> None:
 
 def test_docs_show_every_event_type_with_a_valid_example() -> None:
     text = (Path(__file__).parent.parent / "docs" / "telemetry.md").read_text()
-    blocks = [json.loads(b.split("\n", 1)[1]) for b in text.split("```json")[1:]]
+    blocks = [json.loads(b.split("```", 1)[0]) for b in text.split("```json")[1:]]
     shown = {}
     for block in (b for b in blocks if "type" in b):
         shown[block["type"]] = EVENT_TYPES[block["type"]].model_validate(block)
