@@ -6,6 +6,8 @@ Measures, as medians over repeated runs of fresh processes:
     b  agentshell --version                   the CLI's fast path
     c  python -c "import prompt_toolkit"      the REPL library alone
     d  spawn to first prompt in a pty         every built-in plugin loaded
+    e  the same with only the "builtins" plugin (what the host itself costs)
+    f  the same as d without the entry-point discovery cache
 
 Targets: b <= 3 x a, and d <= c + 80 ms. Prints each figure and the ratios; exits 1
 when a target is missed and --check is given. Run: ``python bench/startup.py [-n 15]``.
@@ -29,7 +31,7 @@ def timed_process(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def time_to_prompt(env: dict[str, str], prompt: str) -> float:
+def time_to_prompt(env: dict[str, str], prompt: str = "agentshell>") -> float:
     import pexpect
 
     start = time.perf_counter()
@@ -75,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     a = median_ms(lambda: timed_process([py, "-c", "pass"], env), ns.runs)
     b = median_ms(lambda: timed_process([py, "-m", "agentshell", "--version"], env), ns.runs)
     c = median_ms(lambda: timed_process([py, "-c", "import prompt_toolkit"], env), ns.runs)
-    d = median_ms(lambda: time_to_prompt(env, "agentshell>"), ns.runs)
+    d = median_ms(lambda: time_to_prompt(env), ns.runs)
+    # two more figures to attribute d: the host alone, and the cost of entry-point discovery
+    host_only = dict(env, AGENTSHELL_LOAD_PLUGINS="builtins")
+    e = median_ms(lambda: time_to_prompt(host_only), ns.runs)
+    no_cache = dict(env, AGENTSHELL_NO_PLUGIN_CACHE="1")
+    f = median_ms(lambda: time_to_prompt(no_cache), ns.runs)
 
     print(f"runs per figure: {ns.runs} (medians)")
     print(f"a  python -c pass                  {a:7.1f} ms")
@@ -84,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"d  spawn to first prompt (pty)     {d:7.1f} ms   d-c = {d - c:+6.1f} ms (target <= +80)"
     )
+    print(f"e  first prompt, 'builtins' only  {e:7.1f} ms   e-c = {e - c:+6.1f} ms (host alone)")
+    print(f"f  first prompt, no discovery cache {f:6.1f} ms   f-d = {f - d:+6.1f} ms")
     ok = b <= 3 * a and d <= c + 80
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok or not ns.check else 1

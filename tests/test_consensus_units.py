@@ -247,3 +247,20 @@ def test_documented_artefact_fields_match_the_models() -> None:
     for name, table in tables:
         documented = re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE)
         assert documented == list(getattr(evidence, name).model_fields), name
+
+
+def test_previous_outputs_leave_out_the_volatile_status_comment(tmp_path: Path) -> None:
+    """Same results -> same later prompts (the resume store reuses outputs by prompt hash)."""
+    results = [AgentResult(agent="a", role="researcher", state="valid", output={"stage": "plan"})]
+    syn = synthesize("plan", results, aggregator=None, quorum=1)
+    texts = []
+    for run in ("r1", "r2"):
+        meta = StageMeta(
+            stage="plan", status=syn.status, generated_at=run, prompt_version="v", run_id=run
+        )
+        (tmp_path / "plan.md").write_text(
+            render_stage(spec_id="S", synthesis=syn, results=results, meta=meta)
+        )
+        texts.append(prompts.previous_outputs(tmp_path, "tasks"))
+    assert texts[0] == texts[1]
+    assert "speckit-consensus" not in texts[0] and "# Plan — S" in texts[0]

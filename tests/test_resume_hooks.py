@@ -261,3 +261,52 @@ async def test_commands(make_shell: Any, openai_server: OpenAIServer, output: An
     pruned = _json_out(output)
     assert sorted(pruned["deleted"]) == sorted([run["branch_id"], child["branch_id"]])
     assert pruned["outputs"] == 7
+
+
+async def test_costs_from_the_pricing_plugin_and_no_secrets_in_the_store(
+    make_shell: Any, openai_server: OpenAIServer, output: Any
+) -> None:
+    from agentshell.redact import register_secret
+
+    from tests.servers.openai_server import make_usage
+
+    secret = "sk-resume-test-0123456789abcdef"
+    register_secret(secret)
+    openai_server.script("a1", [ScriptedReply(
+        content=json.dumps({"note": f"the key is {secret}"}),
+        usage=make_usage(1000, 500), model="gpt-4o-mini")])
+    config = CONFIG.format(url=openai_server.base_url).replace('"m-one"', '"gpt-4o-mini"')
+    shell = await make_shell(
+        config=config, env={"AGENTSHELL_LOAD_PLUGINS": "builtins,openai,resume,metrics"}
+    )
+    api = shell.state["speckit.resume"]
+    run = api.begin_run(spec_id="SPEC-COST", goal=None, from_stage=None, resume=False)
+    request = AgentRequest(prompt="x", expect_json=True)
+    live = await shell.runner.run(shell.agents["a1"], request, _ctx(run, "plan"))
+    assert live.cost_usd and live.cost_usd > 0
+    replay = await shell.runner.run(shell.agents["a1"], request, _ctx(run, "plan"))
+    assert replay.cached and replay.cost_usd == 0.0
+    assert secret not in replay.content and "****" in replay.content
+    assert replay.parsed == {"note": "the key is ****"}
+    assert await shell.execute("/history SPEC-COST --json") == 0
+    (row,) = _json_out(output)["runs"]
+    assert row["cost_usd"] == pytest.approx(live.cost_usd)
+    assert row["replayed"] == 1 and row["calls"] == 1
+    raw = api.path.read_bytes() + api.path.with_name(api.path.name + "-wal").read_bytes()
+    assert secret.encode() not in raw
+
+
+async def test_completion_of_spec_ids_and_branches(
+    make_shell: Any, openai_server: OpenAIServer
+) -> None:
+    shell = await _shell(make_shell, openai_server)
+    api = shell.state["speckit.resume"]
+    resume, branches = shell.commands.get("resume"), shell.commands.get("branches")
+    assert list(branches.args[0].complete(shell, "SP")) == []  # no store yet, none created
+    assert not api.path.exists()
+    one = api.begin_run(spec_id="SPEC-A1", goal=None, from_stage=None, resume=False)
+    two = api.begin_run(spec_id="SPEC-B2", goal=None, from_stage=None, resume=False)
+    assert list(branches.args[0].complete(shell, "SPEC-")) == ["SPEC-A1", "SPEC-B2"]
+    assert list(resume.args[0].complete(shell, "SPEC-B")) == ["SPEC-B2"]
+    assert list(resume.args[1].complete(shell, "SPEC-A")) == [one["branch_id"]]
+    assert list(resume.args[1].complete(shell, two["branch_id"][:-3])) == [two["branch_id"]]

@@ -22,7 +22,7 @@ import pytest
 
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e
 
 consensus = pytest.importorskip("speckit_consensus.agents")
 
@@ -68,14 +68,6 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="speckit_consensus puts each earlier stage's Markdown into PREVIOUS_OUTPUTS with "
-    "its volatile header (generated_at, run_id, cost_usd), so the prompt hash of every stage "
-    "after plan changes between runs and those outputs cannot be reused; remove this marker "
-    "once prompts.previous_outputs() leaves that header out",
-)
 def test_spec_auto_killed_mid_stage_resumes_without_paying_twice(
     openai_server: OpenAIServer, isolated_env: Path
 ) -> None:

@@ -212,12 +212,18 @@ async def test_bad_settings_are_clear_errors(
         await make_shell(config=f'[telemetry]\nsinks = ["otlp"]\n[telemetry.otlp]\n{setting}\n')
 
 
-async def test_unreachable_collector_does_not_hang_close(make_shell: ShellFactory) -> None:
+async def test_unreachable_collector_is_reported_once_and_does_not_hang_close(
+    make_shell: ShellFactory, output: Any
+) -> None:
     shell = await make_shell(
         config='[telemetry]\nsinks = ["otlp"]\n[telemetry.otlp]\n'
         'endpoint = "http://127.0.0.1:9"\ntimeout = 0.5\nclose_timeout_s = 0.5\n'
     )
     for event in stage_events():
         shell.telemetry.emit(event)
+    sink = shell.telemetry._workers[0].sink
     shell.telemetry.close(timeout=3)
     assert shell.telemetry.sink_names == []
+    assert sink.export_log.count >= 1  # the SDK did try, and failed
+    assert output.errors.count("telemetry sink otlp: ") == 1
+    assert "Failed to export" in (shell.telemetry.retired[0].last_error or "")

@@ -108,6 +108,7 @@ class Shell:
             queue_size=telemetry.queue_size,
             capture_content=telemetry.capture_content,
             on_sink_error=self._sink_error,
+            exit_timeout=telemetry.flush_timeout_s,
         )
         self.use_sinks(self._configured_sinks(), strict=strict)
         self._build_agents()

@@ -199,7 +199,9 @@ for _name in ("auth.login", "auth.refresh", "auth.logout"):
 
 class TelemetrySink(Protocol):
     """What ``register_telemetry_sinks`` factories return. Called on the sink's own
-    thread; may also define ``handle_batch(events)`` to receive several at once."""
+    thread; may also define ``handle_batch(events)`` to receive several at once, and a
+    ``last_error`` attribute (str or None) that ``/telemetry`` shows for failures that
+    happen elsewhere (an exporter's background thread)."""
 
     def handle(self, event: Event) -> None: ...
 
@@ -448,8 +450,11 @@ class _SinkWorker:
         return self.closed
 
     def stats(self) -> SinkStats:
+        # a sink may report failures that happen off its handle() path (an exporter's
+        # background thread) through a ``last_error`` attribute
+        error = self.last_error or getattr(self.sink, "last_error", None)
         return SinkStats(
-            self.name, self.delivered, self.dropped, self.failed, len(self.items), self.last_error
+            self.name, self.delivered, self.dropped, self.failed, len(self.items), error
         )
 
 

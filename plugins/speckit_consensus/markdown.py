@@ -70,8 +70,9 @@ def render_stage(
         f"<!-- speckit-consensus: {meta.model_dump_json()} -->",
         f"# {_title(stage)} — {spec_id}",
         "",
-        f"**Consensus:** {synthesis.status} · prompt {meta.prompt_version} · "
-        f"generated {meta.generated_at}",
+        # volatile facts (time, run, cost) live only in the comment above: the body is
+        # deterministic, so later stages' prompts (and their hashes) are reproducible
+        f"**Consensus:** {synthesis.status} · prompt {meta.prompt_version}",
         "",
     ]
     labels = [
@@ -97,6 +98,11 @@ def render_stage(
         ]
         lines.append("")
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).rstrip() + "\n"
+
+
+def strip_meta(text: str) -> str:
+    """The stage document without its status comment (what later prompts see)."""
+    return _META.sub("", text, count=1).lstrip("\n")
 
 
 def read_meta(path: Path) -> StageMeta | None:

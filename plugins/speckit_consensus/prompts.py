@@ -13,6 +13,7 @@ from typing import Any
 
 from agentshell.errors import CommandError
 
+from .markdown import strip_meta
 from .schemas import Role, output_shape
 from .stages import Stage, previous_stages
 
@@ -83,7 +84,8 @@ def previous_outputs(spec_dir: Path, stage: Stage) -> str:
     for prev in previous_stages(stage):
         path = spec_dir / f"{prev}.md"
         if path.is_file():
-            parts.append(f"### {prev}\n\n{truncate(path.read_text(encoding='utf-8').strip())}")
+            text = strip_meta(path.read_text(encoding="utf-8")).strip()
+            parts.append(f"### {prev}\n\n{truncate(text)}")
     return "\n\n".join(parts) or "(none yet)"
 
 

@@ -65,7 +65,9 @@ def genai_price(usage: TokenUsage, model: str, provider: str | None = None) -> f
             model_ref=model,
             provider_id=provider,
         )
-    except LookupError:
+    except LookupError:  # the package does not know the model (or the provider)
+        return None
+    except Exception:  # a data problem must not fail the call: report it as unknown
         return None
     return float(result.total_price)
 

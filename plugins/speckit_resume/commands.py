@@ -42,6 +42,13 @@ def _complete_specs(shell: Shell, text: str) -> Iterable[str]:
     return service.store.spec_ids(text)
 
 
+def _complete_branches(shell: Shell, text: str) -> Iterable[str]:
+    service = shell.state.get(STATE_KEY)
+    if not isinstance(service, ResumeService) or not service.path.exists():
+        return []
+    return service.store.branch_ids(text)
+
+
 # -- /branches -----------------------------------------------------------------------
 
 
@@ -209,9 +216,12 @@ async def resume_cmd(ctx: CommandContext) -> int:
         return 0
     rows = []
     for item in plan:
-        reused = ", ".join(
-            r["agent"] + ("" if r["from_branch"] == branch else f" (from {r['from_branch']})")
-            for r in item["reuse"]
+        by_source: dict[str, list[str]] = {}
+        for r in item["reuse"]:
+            by_source.setdefault(r["from_branch"], []).append(r["agent"])
+        reused = "; ".join(
+            ", ".join(agents) + ("" if source == branch else f" (inherited from …{source[-8:]})")
+            for source, agents in by_source.items()
         )
         todo = ("re-run " + ", ".join(item["rerun"])) if item["rerun"] else ""
         if not item["reuse"]:
@@ -252,8 +262,8 @@ async def history_cmd(ctx: CommandContext) -> int:
     rows = [
         [
             r.run_id[:8],
-            r.branch_id.removeprefix(spec_id + "-"),
-            _when(r.started_at),
+            "…" + r.branch_id[-8:],
+            _when(r.started_at)[5:],
             r.status + (" (resumed)" if r.resumed else ""),
             r.calls - r.errors,
             r.replayed,
@@ -298,7 +308,15 @@ def commands() -> list[Command]:
             "resume",
             resume_cmd,
             help="what a resume of a spec would reuse from the store and what it would run",
-            args=(spec_arg, Arg("branch", help="a branch id (default: current)", required=False)),
+            args=(
+                spec_arg,
+                Arg(
+                    "branch",
+                    help="a branch id (default: current)",
+                    required=False,
+                    complete=_complete_branches,
+                ),
+            ),
             options=(JSON,),
         ),
         Command(

@@ -543,6 +543,15 @@ class Store:
         )
         return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
 
+    def branch_ids(self, prefix: str = "", limit: int = 50) -> list[str]:
+        """Branch ids starting with ``prefix`` (completion): a range scan of the key."""
+        rows = self.query(
+            "SELECT branch_id FROM branches WHERE branch_id >= ? AND branch_id < ?"
+            " ORDER BY branch_id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+        return [str(r[0]) for r in rows]
+
     def branches(self, spec_id: str) -> list[BranchRow]:
         rows = self.query(
             "SELECT branch_id, spec_id, parent_branch_id, fork_stage, goal, created_at"

@@ -14,6 +14,7 @@ swap or a second shell never exports through a stale pipeline.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from agentshell.config import Secret
 from agentshell.errors import ConfigError
 from agentshell.plugins import hookimpl
+from agentshell.redact import redact
 from agentshell.telemetry import (
     AgentCallFailed,
     AgentCallFinished,
@@ -100,10 +102,36 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
+class _ExportLog(logging.Handler):
+    """Takes the SDK's export warnings ("Transient error ... retrying", "Failed to export")
+    off the terminal: the first is reported once through ``report``, the rest counted.
+    Without a handler Python would print every one of them to stderr, mid-prompt."""
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.report = report
+        self.count = 0
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.last = redact(record.getMessage())[:300]
+        except Exception:
+            return
+        self.count += 1
+        if self.count == 1:
+            self.report(self.last)
+
+
 class OtlpSink:
     """Maps events to spans and metric points. Runs on the bus's sink thread."""
 
-    def __init__(self, settings: OtlpSettings, provider_of: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        settings: OtlpSettings,
+        provider_of: Callable[[str], str | None],
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.metrics import MeterProvider
@@ -114,6 +142,8 @@ class OtlpSink:
         from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
         self._SpanKind, self._Status, self._StatusCode = SpanKind, Status, StatusCode
+        self.export_log = _ExportLog(report or (lambda message: None))
+        logging.getLogger("opentelemetry").addHandler(self.export_log)
         self._in_context = set_span_in_context
         self.settings = settings
         self.provider_of = provider_of
@@ -280,6 +310,12 @@ class OtlpSink:
             self.token_usage.record(event.usage.input_tokens, {**common, TOKEN_TYPE: "input"})
             self.token_usage.record(event.usage.output_tokens, {**common, TOKEN_TYPE: "output"})
 
+    @property
+    def last_error(self) -> str | None:
+        """Export failures (they happen on the SDK's threads); shown by /telemetry."""
+        log = self.export_log
+        return f"{log.last} ({log.count}x)" if log.last else None
+
     # -- shutdown -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -300,6 +336,7 @@ class OtlpSink:
         thread = threading.Thread(target=shutdown, name="telemetry-otlp-close", daemon=True)
         thread.start()
         thread.join(self.settings.close_timeout_s + 0.5)
+        logging.getLogger("opentelemetry").removeHandler(self.export_log)
 
 
 def _factory(shell: Any, settings: OtlpSettings) -> OtlpSink:
@@ -313,7 +350,12 @@ def _factory(shell: Any, settings: OtlpSettings) -> OtlpSink:
         provider = (getattr(spec, "options", None) or {}).get("provider")
         return provider if isinstance(provider, str) and provider else None
 
-    return OtlpSink(settings, provider_of)
+    def report(message: str) -> None:
+        shell.output.warn(
+            f"telemetry sink otlp: {message} (reported once; check [telemetry.otlp] endpoint)"
+        )
+
+    return OtlpSink(settings, provider_of, report)
 
 
 @hookimpl
