@@ -98,3 +98,40 @@ def test_quit_command_exits_zero(tmp_path: Path) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_bottom_toolbar_shows_status_segments(tmp_path: Path) -> None:
+    """With cursor-position reports answered (as a terminal emulator does), prompt_toolkit
+    knows the screen height and draws the bottom toolbar from plugins' status segments."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSHELL_", "CODEX_"))}
+    env.pop("PROMPT_TOOLKIT_NO_CPR", None)
+    env.update(
+        AGENTSHELL_HOME=str(tmp_path / "home"),
+        AGENTSHELL_TELEMETRY_SINKS="null",
+        AGENTSHELL_LOAD_PLUGINS="builtins",
+        PYTHONPATH=str(REPO),
+        TERM="xterm",
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "agentshell", "-p", "tests.helpers.sleepy"],
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(30, 120),
+    )
+    try:
+        seen = False
+        for _ in range(20):
+            index = child.expect_exact(["\x1b[6n", " sleepy "])
+            if index == 0:
+                child.send("\x1b[5;1R")  # "the cursor is on row 5, column 1"
+                continue
+            seen = True
+            break
+        assert seen
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -22,95 +22,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
-
-from .branches import Lineage, ancestors, eligible_branches, new_branch_id
+from .branches import ancestors, eligible_branches, new_branch_id
 from .migrations import MIGRATIONS, Migration
-
-RunStatus = Literal["ok", "halted", "failed", "cancelled"]
-RUN_STATUSES: tuple[str, ...] = ("ok", "halted", "failed", "cancelled")
-
-
-class StoreError(Exception):
-    """A store problem worth one clear line (newer schema, unusable file...)."""
-
-
-class RunStart(BaseModel):
-    run_id: str
-    spec_id: str
-    branch_id: str
-    parent_branch_id: str | None
-    fork_stage: str | None
-    resumed: bool
-
-
-class StoredOutput(BaseModel):
-    id: int
-    run_id: str
-    branch_id: str
-    spec_id: str
-    stage: str
-    agent: str
-    model: str | None
-    prompt_hash: str
-    prompt_version: str | None
-    content: str | None
-    parsed: Any | None
-    usage: dict[str, Any]
-    cost_usd: float | None
-    valid: bool | None
-    created_at: float
-
-
-class OutputRecord(BaseModel):
-    """One agent output (or failure) to store."""
-
-    run_id: str
-    branch_id: str
-    spec_id: str
-    stage: str
-    agent: str
-    prompt_hash: str
-    model: str | None = None
-    role: str | None = None
-    prompt_version: str | None = None
-    content: str | None = None
-    parsed: Any | None = None
-    usage: dict[str, Any] = {}
-    cost_usd: float | None = None
-    latency_ms: float | None = None
-    attempts: int = 1
-    status: Literal["ok", "error"] = "ok"
-    error: str | None = None
-    created_at: float | None = None
-
-
-class BranchRow(BaseModel):
-    branch_id: str
-    spec_id: str
-    parent_branch_id: str | None
-    fork_stage: str | None
-    goal: str | None
-    created_at: float
-
-
-class RunRow(BaseModel):
-    run_id: str
-    branch_id: str
-    goal: str | None
-    from_stage: str | None
-    resumed: bool
-    replayed: int
-    started_at: float
-    finished_at: float | None
-    status: str
-    calls: int = 0
-    errors: int = 0
-    tokens: int = 0
-    cost_usd: float = 0.0
-
+from .models import RUN_STATUSES, OutputRecord, RunStart, StoredOutput, StoreError
+from .reports import Reports
 
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _OUTPUT_COLUMNS = (
@@ -132,7 +49,7 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
 
 
-class Store:
+class Store(Reports):
     """One SQLite file. Thread-safe; every method is a short transaction or a read."""
 
     def __init__(
@@ -276,10 +193,6 @@ class Store:
             self.lineage(branch_id)
         return self._spec_of.get(branch_id)
 
-    @property
-    def lineage_fn(self) -> Lineage:
-        return self.lineage
-
     def current_branch(self, spec_id: str) -> str | None:
         """The branch of the spec's most recent run (else its newest branch)."""
         rows = self.query(
@@ -401,9 +314,6 @@ class Store:
     def add_replay(self, run_id: str) -> None:
         with self.write() as conn:
             conn.execute("UPDATE runs SET replayed = replayed + 1 WHERE run_id = ?", (run_id,))
-
-    def run_exists(self, run_id: str) -> bool:
-        return bool(self.query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)))
 
     # -- outputs ---------------------------------------------------------------------
 
@@ -534,87 +444,6 @@ class Store:
                 ),
             )
 
-    # -- reports -----------------------------------------------------------------------
-
-    def spec_ids(self, prefix: str = "") -> list[str]:
-        rows = self.query(
-            "SELECT DISTINCT spec_id FROM branches WHERE spec_id >= ? ORDER BY spec_id LIMIT 200",
-            (prefix,),
-        )
-        return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
-
-    def branch_ids(self, prefix: str = "", limit: int = 50) -> list[str]:
-        """Branch ids starting with ``prefix`` (completion): a range scan of the key."""
-        rows = self.query(
-            "SELECT branch_id FROM branches WHERE branch_id >= ? AND branch_id < ?"
-            " ORDER BY branch_id LIMIT ?",
-            (prefix, prefix + "\U0010ffff", limit),
-        )
-        return [str(r[0]) for r in rows]
-
-    def branches(self, spec_id: str) -> list[BranchRow]:
-        rows = self.query(
-            "SELECT branch_id, spec_id, parent_branch_id, fork_stage, goal, created_at"
-            " FROM branches WHERE spec_id = ? ORDER BY created_at, rowid",
-            (spec_id,),
-        )
-        return [BranchRow(**dict(r)) for r in rows]
-
-    def stage_statuses(self, branch_id: str) -> dict[str, str]:
-        """Latest recorded synthesis status per stage of one branch."""
-        rows = self.query(
-            "SELECT stage, status FROM stage_results WHERE branch_id = ? ORDER BY id",
-            (branch_id,),
-        )
-        return {str(r[0]): str(r[1]) for r in rows}
-
-    def output_counts(self, branch_id: str) -> dict[str, int]:
-        """Stored ok outputs per stage of one branch (an index-only count)."""
-        rows = self.query(
-            "SELECT stage, COUNT(*) FROM agent_outputs WHERE branch_id = ? AND status = 'ok'"
-            " GROUP BY stage",
-            (branch_id,),
-        )
-        return {str(r[0]): int(r[1]) for r in rows}
-
-    def branch_runs(self, branch_id: str) -> tuple[int, str | None]:
-        rows = self.query(
-            "SELECT COUNT(*), (SELECT status FROM runs WHERE branch_id = ? ORDER BY seq DESC"
-            " LIMIT 1) FROM runs WHERE branch_id = ?",
-            (branch_id, branch_id),
-        )
-        return int(rows[0][0]), rows[0][1]
-
-    def stage_outputs(self, branch_id: str, stage: str) -> list[sqlite3.Row]:
-        """Every output row (ok and failed) of one stage of one branch, newest first."""
-        return self.query(
-            "SELECT id, agent, model, prompt_hash, prompt_version, status, valid, error,"
-            " validation_error, created_at FROM agent_outputs WHERE branch_id = ? AND stage = ?"
-            " ORDER BY id DESC",
-            (branch_id, stage),
-        )
-
-    def runs(self, spec_id: str) -> list[RunRow]:
-        rows = self.query(
-            "SELECT r.run_id, r.branch_id, r.goal, r.from_stage, r.resumed, r.replayed,"
-            " r.started_at, r.finished_at, r.status,"
-            " COUNT(o.id) AS calls, COALESCE(SUM(o.status = 'error'), 0) AS errors,"
-            " COALESCE(SUM(o.total_tokens), 0) AS tokens,"
-            " COALESCE(SUM(o.cost_usd), 0.0) AS cost_usd"
-            " FROM runs r LEFT JOIN agent_outputs o ON o.run_id = r.run_id"
-            " WHERE r.spec_id = ? GROUP BY r.seq ORDER BY r.seq",
-            (spec_id,),
-        )
-        return [RunRow(**dict(r)) for r in rows]
-
-    def run_errors(self, spec_id: str, limit: int = 20) -> list[sqlite3.Row]:
-        return self.query(
-            "SELECT o.run_id, o.stage, o.agent, o.error FROM runs r"
-            " JOIN agent_outputs o ON o.run_id = r.run_id"
-            " WHERE r.spec_id = ? AND o.status = 'error' ORDER BY o.id DESC LIMIT ?",
-            (spec_id, limit),
-        )
-
     def prune(self, spec_id: str, keep: int) -> tuple[list[str], int]:
         """Delete all but the ``keep`` newest branches of a spec, never an ancestor of a
         kept branch nor the current branch. Return (deleted branch ids, deleted outputs)."""
@@ -662,9 +491,7 @@ def _stored(row: sqlite3.Row) -> StoredOutput:
 
 __all__ = [
     "RUN_STATUSES",
-    "BranchRow",
     "OutputRecord",
-    "RunRow",
     "RunStart",
     "Store",
     "StoreError",

@@ -55,6 +55,8 @@ class JsonlSink:
     def _open(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # e.g. a cleaned-up temp dir
         self._fd = os.open(self.path, _FLAGS, 0o600)
         self._ino = os.fstat(self._fd).st_ino
 

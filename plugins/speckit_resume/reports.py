@@ -1,0 +1,100 @@
+"""Read-only queries behind ``/branches``, ``/resume``, ``/history`` and completion.
+
+A mixin of :class:`~speckit_resume.store.Store`: every query is a short read that WAL
+lets run while another process writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .models import BranchRow, RunRow
+
+
+class Reports:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
+    def spec_ids(self, prefix: str = "") -> list[str]:
+        rows = self.query(
+            "SELECT DISTINCT spec_id FROM branches WHERE spec_id >= ? ORDER BY spec_id LIMIT 200",
+            (prefix,),
+        )
+        return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
+
+    def branch_ids(self, prefix: str = "", limit: int = 50) -> list[str]:
+        """Branch ids starting with ``prefix`` (completion): a range scan of the key."""
+        rows = self.query(
+            "SELECT branch_id FROM branches WHERE branch_id >= ? AND branch_id < ?"
+            " ORDER BY branch_id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    def branches(self, spec_id: str) -> list[BranchRow]:
+        rows = self.query(
+            "SELECT branch_id, spec_id, parent_branch_id, fork_stage, goal, created_at"
+            " FROM branches WHERE spec_id = ? ORDER BY created_at, rowid",
+            (spec_id,),
+        )
+        return [BranchRow(**dict(r)) for r in rows]
+
+    def stage_statuses(self, branch_id: str) -> dict[str, str]:
+        """Latest recorded synthesis status per stage of one branch."""
+        rows = self.query(
+            "SELECT stage, status FROM stage_results WHERE branch_id = ? ORDER BY id",
+            (branch_id,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def output_counts(self, branch_id: str) -> dict[str, int]:
+        """Stored ok outputs per stage of one branch (an index-only count)."""
+        rows = self.query(
+            "SELECT stage, COUNT(*) FROM agent_outputs WHERE branch_id = ? AND status = 'ok'"
+            " GROUP BY stage",
+            (branch_id,),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def branch_runs(self, branch_id: str) -> tuple[int, str | None]:
+        rows = self.query(
+            "SELECT COUNT(*), (SELECT status FROM runs WHERE branch_id = ? ORDER BY seq DESC"
+            " LIMIT 1) FROM runs WHERE branch_id = ?",
+            (branch_id, branch_id),
+        )
+        return int(rows[0][0]), rows[0][1]
+
+    def stage_outputs(self, branch_id: str, stage: str) -> list[sqlite3.Row]:
+        """Every output row (ok and failed) of one stage of one branch, newest first."""
+        return self.query(
+            "SELECT id, agent, model, prompt_hash, prompt_version, status, valid, error,"
+            " validation_error, created_at FROM agent_outputs WHERE branch_id = ? AND stage = ?"
+            " ORDER BY id DESC",
+            (branch_id, stage),
+        )
+
+    def runs(self, spec_id: str) -> list[RunRow]:
+        rows = self.query(
+            "SELECT r.run_id, r.branch_id, r.goal, r.from_stage, r.resumed, r.replayed,"
+            " r.started_at, r.finished_at, r.status,"
+            " COUNT(o.id) AS calls, COALESCE(SUM(o.status = 'error'), 0) AS errors,"
+            " COALESCE(SUM(o.total_tokens), 0) AS tokens,"
+            " COALESCE(SUM(o.cost_usd), 0.0) AS cost_usd"
+            " FROM runs r LEFT JOIN agent_outputs o ON o.run_id = r.run_id"
+            " WHERE r.spec_id = ? GROUP BY r.seq ORDER BY r.seq",
+            (spec_id,),
+        )
+        return [RunRow(**dict(r)) for r in rows]
+
+    def run_errors(self, spec_id: str, limit: int = 20) -> list[sqlite3.Row]:
+        return self.query(
+            "SELECT o.run_id, o.stage, o.agent, o.error FROM runs r"
+            " JOIN agent_outputs o ON o.run_id = r.run_id"
+            " WHERE r.spec_id = ? AND o.status = 'error' ORDER BY o.id DESC LIMIT ?",
+            (spec_id, limit),
+        )
+
+
+__all__ = ["Reports"]
