@@ -34,10 +34,46 @@ sys.path.insert(0, str(ROOT))
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec  # noqa: E402
 from agentshell.output import Output  # noqa: E402
 from agentshell.shell import Shell  # noqa: E402
-
 from tests.servers.openai_server import OpenAIServer, ScriptedReply  # noqa: E402
 
 DELAY_S = 0.200
+
+
+def serve(delay_s: float) -> None:
+    """``--serve``: the loopback server in its own process, so its 64 handler threads do
+    not compete with the client's event loop for this process's GIL; with Nagle's
+    algorithm off, so the headers-then-body writes of a response are not held back by
+    the client's delayed ACK (~40 ms a response otherwise)."""
+    import tests.servers.openai_server as mod
+
+    class NoDelayHandler(mod._Handler):
+        disable_nagle_algorithm = True
+
+    class BenchServer(OpenAIServer):
+        handler_class = NoDelayHandler
+
+    with BenchServer(ScriptedReply(content="ok", delay_s=delay_s)) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # until the benchmark closes our stdin
+
+
+@contextlib.contextmanager
+def server_process(delay_s: float) -> Any:
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(delay_s)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
 FANOUTS = (1, 4, 16, 64)
 REQUEST = AgentRequest(prompt="benchmark prompt: say ok")
 
@@ -78,13 +114,13 @@ async def make_shell(load_plugins: bool) -> Shell:
     return shell
 
 
-def agents(server: OpenAIServer, n: int, timeout_s: float = 30.0) -> list[AgentSpec]:
+def agents(base_url: str, n: int, timeout_s: float = 30.0) -> list[AgentSpec]:
     return [
         AgentSpec(
             name=f"agent{i:02d}",
             backend="openai",
             model="gpt-test",
-            base_url=server.base_url,
+            base_url=base_url,
             timeout_s=timeout_s,
         )
         for i in range(n)
@@ -100,9 +136,9 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
 async def fanout(shell: Shell, runs: int) -> list[tuple[int, float, float, float]]:
     """(N, cold wall, median warm wall, max warm wall) per N."""
     rows = []
-    with OpenAIServer(ScriptedReply(content="ok", delay_s=DELAY_S)) as server:
+    with server_process(DELAY_S) as base_url:
         for n in FANOUTS:
-            specs = agents(server, n)
+            specs = agents(base_url, n)
 
             async def once(specs: list[AgentSpec] = specs) -> None:
                 outcomes = await shell.runner.run_many(specs, REQUEST)
@@ -165,8 +201,8 @@ async def main(runs: int, calls: int) -> None:
                 try:
                     r, d = await per_call(bench_shell, inproc, calls)
                     results.append((f"in-process backend, {label}", r, d))
-                    with OpenAIServer(ScriptedReply(content="ok")) as server:
-                        spec = agents(server, 1)[0]
+                    with server_process(0.0) as base_url:
+                        spec = agents(base_url, 1)[0]
                         r2, d2 = await per_call(bench_shell, spec, max(calls // 4, 50))
                         results.append((f"loopback HTTP, {label}", r2, d2))
                         await bench_shell.runner.aclose()
@@ -192,5 +228,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="warm fan-out runs per N")
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per sample")
+    parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.calls))
+    if args.serve is not None:
+        serve(args.serve)
+    else:
+        asyncio.run(main(args.runs, args.calls))

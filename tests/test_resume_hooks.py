@@ -310,3 +310,17 @@ async def test_completion_of_spec_ids_and_branches(
     assert list(resume.args[0].complete(shell, "SPEC-B")) == ["SPEC-B2"]
     assert list(resume.args[1].complete(shell, "SPEC-A")) == [one["branch_id"]]
     assert list(resume.args[1].complete(shell, two["branch_id"][:-3])) == [two["branch_id"]]
+
+
+async def test_a_broken_store_is_one_line_and_loses_nothing(
+    make_shell: Any, openai_server: OpenAIServer, output: Any, isolated_env: Path
+) -> None:
+    junk = b"not a database, and it stays as it is " * 50
+    (isolated_env / "state").mkdir()
+    (isolated_env / "state" / "resume.sqlite3").write_bytes(junk)
+    shell = await _shell(make_shell, openai_server)
+    assert await shell.execute("/history SPEC-1") == 1
+    lines = [line for line in output.errors.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: resume store ")
+    assert "Traceback" not in output.errors
+    assert (isolated_env / "state" / "resume.sqlite3").read_bytes() == junk

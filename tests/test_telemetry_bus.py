@@ -139,7 +139,7 @@ def test_failing_and_slow_sinks_do_not_hold_up_the_others() -> None:
         bus.emit(started(i))
     # the gate sink is stuck on its first event; the good one still gets everything
     assert good.done.wait(10), len(good.events)
-    assert gate.entered.is_set() and gate.events == []
+    assert gate.entered.wait(10) and gate.events == []  # still stuck on event 0
     assert [e.call_id for e in good.events] == [f"c{i}" for i in range(n)]  # type: ignore[attr-defined]
     assert sleeper.done.wait(20)
     gate.release.set()
@@ -252,6 +252,22 @@ def test_redact_events_masks_string_fields_and_keeps_clean_batches() -> None:
     assert out[0] is dirty[0] and out[4] is dirty[4]  # unchanged events are not copied
     assert secret in dirty[1].error  # type: ignore[attr-defined]  # originals untouched
     assert isinstance(out[2], AgentCallRetry) and out[2].error.startswith("server said password=")
+
+
+def test_redact_events_covers_a_third_party_event_with_a_mapping() -> None:
+    class Custom(Event):
+        type: str = "thirdparty.custom"
+        attributes: dict[str, str] = {}
+        note: str | None = None
+
+    try:
+        assert EVENT_TYPES["thirdparty.custom"] is Custom  # subclasses register themselves
+        event = Custom(attributes={"header": "Bearer abcdef123456"}, note="fine")
+        (out,) = redact_events([event])
+        assert isinstance(out, Custom)
+        assert out.attributes == {"header": "Bearer ****"} and out.note == "fine"
+    finally:
+        EVENT_TYPES.pop("thirdparty.custom", None)
 
 
 def test_queued_events_are_written_at_interpreter_exit(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import random
 import re
@@ -176,8 +177,17 @@ class AgentCall:
     context: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
     max_attempts: int = 1
-    call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    call_id: str = field(default_factory=lambda: _new_call_id())
     started_at: float = field(default_factory=time.monotonic)
+
+
+# Unique per process run without a syscall per call (uuid4 reads urandom each time).
+_CALL_PREFIX = uuid.uuid4().hex[:8]
+_call_counter = itertools.count(1)
+
+
+def _new_call_id() -> str:
+    return f"{_CALL_PREFIX}{next(_call_counter):08x}"
 
 
 class AgentBackend(Protocol):

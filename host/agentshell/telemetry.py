@@ -316,6 +316,10 @@ def _redact_event(event: Event) -> Event:
             cleaned = [redact(v) if isinstance(v, str) else v for v in value]
             if cleaned != value:
                 update[name] = cleaned
+        elif isinstance(value, dict):  # a third party's event with a mapping field
+            table = {k: redact(v) if isinstance(v, str) else v for k, v in value.items()}
+            if table != value:
+                update[name] = table
     return event.model_copy(update=update) if update else event
 
 
@@ -371,7 +375,8 @@ class _SinkWorker:
             self.dropped += 1
             return
         self.items.append(event)
-        if self._idle:
+        if self._idle:  # one wake-up per idle spell, not one per event
+            self._idle = False
             self._wake.set()
 
     def _control(self, item: object) -> None:

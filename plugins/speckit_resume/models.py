@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from agentshell.errors import AgentshellError
 from pydantic import BaseModel
 
 RunStatus = Literal["ok", "halted", "failed", "cancelled"]
 RUN_STATUSES: tuple[str, ...] = ("ok", "halted", "failed", "cancelled")
 
 
-class StoreError(Exception):
+class StoreError(AgentshellError):
     """A store problem worth one clear line (newer schema, unusable file...)."""
 
 
