@@ -52,6 +52,8 @@ def serve(delay_s: float) -> None:
     class BenchServer(OpenAIServer):
         handler_class = NoDelayHandler
 
+    if os.environ.get("BENCH_SWITCH"):
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     with BenchServer(ScriptedReply(content="ok", delay_s=delay_s)) as server:
         print(server.base_url, flush=True)
         sys.stdin.read()  # until the benchmark closes our stdin

@@ -145,12 +145,18 @@ def test_from_stage_without_an_earlier_branch_is_a_root(store: Store) -> None:
 
 
 def test_crashed_runs_become_interrupted(store: Store) -> None:
-    run = start(store)
-    with store.write() as conn:  # as if its process died
-        conn.execute("UPDATE runs SET pid = 999999999 WHERE run_id = ?", (run["run_id"],))
-    start(store, resume=True)
-    statuses = [r.status for r in store.runs("SPEC-1")]
-    assert statuses == ["interrupted", "running"]
+    dead = start(store)
+    alive = start(store)  # this process: alive
+    elsewhere = start(store)
+    with store.write() as conn:  # as if its process had died / run on another machine
+        conn.execute("UPDATE runs SET pid = 999999999 WHERE run_id = ?", (dead["run_id"],))
+        conn.execute("UPDATE runs SET host = 'other-host', pid = 1 WHERE run_id = ?",
+                     (elsewhere["run_id"],))
+    start(store, from_stage="plan")  # any new run of the spec tidies up
+    statuses = {r.run_id: r.status for r in store.runs("SPEC-1")}
+    assert statuses[dead["run_id"]] == "interrupted"
+    assert statuses[alive["run_id"]] == "running"
+    assert statuses[elsewhere["run_id"]] == "running"
 
 
 def test_bad_input() -> None:

@@ -33,7 +33,7 @@ KEYRING_SERVICE = "agentshell"
 class Credentials(BaseModel):
     """What a backend needs to authenticate one request. Never logged or shown."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     token: str = Field(repr=False)
     kind: Literal["bearer", "api_key"] = "bearer"

@@ -37,7 +37,7 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 class Event(BaseModel):
     """Base of every telemetry event: a ``type``, a schema version and a timestamp."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use: start-up
 
     type: str
     schema_version: int = SCHEMA_VERSION

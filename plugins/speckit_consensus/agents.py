@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentSpec
 from agentshell.errors import CommandError
 
 from .config import ConsensusSettings
-from .schemas import SCHEMAS, Role, normalize_role
 from .stages import Stage
-from .synthesis import default_quorum
+
+if TYPE_CHECKING:  # the schemas build many models: load them when a stage runs
+    from .schemas import Role
 
 RECORDINGS_DIR = Path(__file__).parent / "recordings"
 
@@ -69,6 +70,9 @@ class StagePlan:
 
 def resolve(stage: Stage, settings: ConsensusSettings, agents: dict[str, Any]) -> StagePlan:
     """Resolve a stage's agents; a bad setting is a one-line :class:`CommandError`."""
+    from .schemas import SCHEMAS, normalize_role
+    from .synthesis import default_quorum
+
     cfg = settings.stage(stage)
     names = cfg.agents or settings.agents or default_names(stage)
     where = f"[plugins.consensus.stages.{stage}]"

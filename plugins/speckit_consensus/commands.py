@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentshell.agents import parse_json_content
 from agentshell.commands import Arg, Command, CommandContext, Option
 from agentshell.errors import CommandError
 
-from . import pipeline
 from .config import SECTION, ConsensusSettings
-from .evidence import AgentEvidence, SynthesisRecord, latest_synthesis, rel
-from .markdown import StageMeta, read_meta
 from .stages import STAGE_CHOICES, STAGES, Stage, parse_stage, validate_spec_id
-from .synthesis import AgentResult, synthesize
+
+# Declaring commands happens at start-up; running them does not. The engine, schemas and
+# evidence modules are imported by the handlers that need them, keeping start-up fast.
+if TYPE_CHECKING:
+    from .evidence import SynthesisRecord
+    from .markdown import StageMeta
+    from .synthesis import AgentResult
 
 
 def settings_of(shell: Any) -> ConsensusSettings:
@@ -53,6 +55,8 @@ def _goal(args: Any) -> str | None:
 
 
 async def spec_auto(ctx: CommandContext) -> int:
+    from . import pipeline
+
     spec_id = validate_spec_id(ctx.args.spec_id)
     raw_from = ctx.args.get("from")
     return await pipeline.run(
@@ -69,6 +73,8 @@ async def spec_auto(ctx: CommandContext) -> int:
 
 def stage_handler(stage: Stage) -> Any:
     async def handler(ctx: CommandContext) -> int:
+        from . import pipeline
+
         spec_id = validate_spec_id(ctx.args.spec_id)
         return await pipeline.run(
             ctx.shell,
@@ -86,7 +92,11 @@ def stage_handler(stage: Stage) -> Any:
 
 def _reload(record: SynthesisRecord, cwd: Path) -> list[AgentResult]:
     """Re-validate each agent's recorded answer against the current schemas."""
+    from agentshell.agents import parse_json_content
+
+    from .evidence import AgentEvidence
     from .schemas import normalize_role, validate_output
+    from .synthesis import AgentResult
 
     results: list[AgentResult] = []
     for ref in record.agents:
@@ -122,6 +132,9 @@ def _reload(record: SynthesisRecord, cwd: Path) -> list[AgentResult]:
 
 
 def spec_consensus(ctx: CommandContext) -> int:
+    from .evidence import SynthesisRecord, latest_synthesis, rel
+    from .synthesis import synthesize
+
     shell = ctx.shell
     settings = settings_of(shell)
     spec_id = validate_spec_id(ctx.args.spec_id)
@@ -160,6 +173,8 @@ def spec_consensus(ctx: CommandContext) -> int:
 
 def _last(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -> StageMeta | None:
     from .engine import STATE_KEY
+    from .evidence import latest_synthesis
+    from .markdown import StageMeta, read_meta
 
     meta: StageMeta | None = shell.state.get(STATE_KEY, {}).get((spec_id, stage))
     if meta is not None:

@@ -4,15 +4,18 @@ and the /login, /logout and /auth commands."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentshell.commands import Arg, Command, CommandContext
 from agentshell.errors import CommandError
 from agentshell.plugins import hookimpl
 
 from .config import DeviceLoginConfig
-from .provider import DeviceLoginProvider
-from .ui import clock_text
+
+# httpx and the flow modules load when a command or a credential lookup needs them,
+# not at start-up
+if TYPE_CHECKING:
+    from .provider import DeviceLoginProvider
 
 SECTION = "device_login"
 
@@ -31,6 +34,8 @@ def _complete(shell: Any, text: str) -> Iterable[str]:
 
 
 def _provider(shell: Any, name: str | None) -> DeviceLoginProvider:
+    from .provider import DeviceLoginProvider
+
     names = _names(shell)
     if name is None:
         if len(names) == 1:
@@ -51,6 +56,8 @@ def _provider(shell: Any, name: str | None) -> DeviceLoginProvider:
 
 
 async def _login(ctx: CommandContext) -> int:
+    from .ui import clock_text
+
     provider = _provider(ctx.shell, ctx.args.get("provider"))
     where = await provider.login()
     record = provider.load()
@@ -77,6 +84,8 @@ async def _logout(ctx: CommandContext) -> int:
 
 
 def _auth(ctx: CommandContext) -> int:
+    from .ui import clock_text
+
     names = _names(ctx.shell)
     if not names:
         ctx.out.info("no device-login providers configured (see docs/auth.md)")
@@ -131,6 +140,8 @@ def ensure_providers(shell: Any) -> None:
 
 def _factory(name: str) -> Any:
     def make(shell: Any) -> DeviceLoginProvider:
+        from .provider import DeviceLoginProvider
+
         settings = _settings(shell)
         return DeviceLoginProvider(
             shell, name, settings.providers[name], allow_plaintext=settings.allow_plaintext

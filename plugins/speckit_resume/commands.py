@@ -10,12 +10,13 @@ from agentshell.commands import Arg, Command, CommandContext, Option
 from agentshell.errors import CommandError
 
 from .branches import STAGES, check_spec_id, eligible_branches
-from .models import BranchRow
 from .service import STATE_KEY, ResumeService
-from .store import Store
 
 if TYPE_CHECKING:
     from agentshell import Shell  # type: ignore[attr-defined]
+
+    from .models import BranchRow
+    from .store import Store
 
 
 def _service(ctx: CommandContext) -> ResumeService:

@@ -14,14 +14,17 @@ import json
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentCall, AgentResponse, TokenUsage
 from agentshell.redact import redact
 
 from .branches import check_spec_id, normalize_stage
 from .settings import ResumeSettings
-from .store import OutputRecord, Store, StoredOutput
+
+if TYPE_CHECKING:  # the store (sqlite3, pydantic models) loads on first use, not at start-up
+    from .models import OutputRecord, StoredOutput
+    from .store import Store
 
 STATE_KEY = "speckit.resume"
 
@@ -70,6 +73,8 @@ class ResumeService:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from .store import Store
+
             with self._open_lock:
                 if self._store is None:
                     self._store = Store(
@@ -197,6 +202,8 @@ class ResumeService:
         )
 
     def _record(self, call: AgentCall, **fields: Any) -> OutputRecord | None:
+        from .models import OutputRecord
+
         ctx = call.context
         run_id = ctx.get("run_id")
         needed = (run_id, ctx.get("branch_id"), ctx.get("spec_id"), ctx.get("stage"))

@@ -250,7 +250,6 @@ class Store(Reports):
                     (branch,),
                 ).fetchone()
                 parent, fork = info[0], info[1]
-                self._mark_interrupted(conn, branch, now)
             else:
                 branch = new_branch_id(spec_id)
                 if from_stage and latest is not None:
@@ -260,6 +259,7 @@ class Store(Reports):
                     " created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (branch, spec_id, parent, fork, goal, now),
                 )
+            self._mark_interrupted(conn, spec_id, now)
             conn.execute(
                 "INSERT INTO runs(run_id, spec_id, branch_id, parent_branch_id, goal, from_stage,"
                 " resumed, started_at, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -286,16 +286,17 @@ class Store(Reports):
         )
 
     @staticmethod
-    def _mark_interrupted(conn: sqlite3.Connection, branch: str, now: float) -> None:
-        """Runs of this branch still 'running' whose process on this host is gone
-        (killed, crashed) become 'interrupted', so /history tells the truth."""
+    def _mark_interrupted(conn: sqlite3.Connection, spec_id: str, now: float) -> None:
+        """Runs of this spec still 'running' whose process on this host is gone (killed,
+        crashed) become 'interrupted', so /history tells the truth. A run of another
+        host is left alone: whether it is alive cannot be known from here."""
         host = socket.gethostname()
         rows = conn.execute(
-            "SELECT run_id, host, pid FROM runs WHERE branch_id = ? AND status = 'running'",
-            (branch,),
+            "SELECT run_id, pid FROM runs WHERE spec_id = ? AND status = 'running' AND host = ?",
+            (spec_id, host),
         ).fetchall()
-        for run_id, run_host, pid in rows:
-            if run_host == host and pid is not None and _alive(int(pid)):
+        for run_id, pid in rows:
+            if pid is not None and _alive(int(pid)):
                 continue
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ?",

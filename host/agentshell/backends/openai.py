@@ -1,9 +1,13 @@
 """``openai``: any OpenAI-compatible ``/chat/completions`` server over httpx (OpenAI,
 OpenRouter, Ollama, vLLM, llama.cpp server, ...).
 
-One ``httpx.AsyncClient`` per backend instance, shared by every agent that uses the
-backend, so a fan-out reuses pooled keep-alive connections. Every failure is mapped
-to the taxonomy in :mod:`agentshell.errors`; retrying is the runner's job, not ours.
+Connections are pooled per backend instance and shared by every agent of the backend,
+so a fan-out reuses keep-alive connections. The pool is a few ``httpx.AsyncClient``
+shards rather than one client: httpcore 1.0's pool re-scans all its connections for
+every connection on every request start and end (cubic in pool size), which made a
+warm 64-agent fan-out take over a second on one client; each call takes the shard
+with the fewest calls in flight. Every failure is mapped to the taxonomy in
+:mod:`agentshell.errors`; retrying is the runner's job, not ours.
 
 Agent options (``[agents.<name>]`` keys besides the standard ones):
 ``stream`` (bool, default false), ``json_mode`` (bool: send
@@ -42,9 +46,11 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 AGENT_HEADER = "X-Agent-Name"
 _ERROR_BODY_CAP = 64 * 1024  # enough for any error object; the rest is not read
-# Sized for a 64-agent fan-out with room to spare; idle connections are kept warm.
-_MAX_CONNECTIONS = 256
-_MAX_KEEPALIVE = 128
+# Sized for a 64-agent fan-out with room to spare (8 x 64 connections in all; idle
+# ones are kept warm). Small shards keep httpcore's per-request pool scans cheap.
+_SHARDS = 8
+_MAX_CONNECTIONS = 64
+_MAX_KEEPALIVE = 32
 
 
 def _option(agent: AgentSpec, key: str, default: Any) -> Any:
@@ -108,30 +114,42 @@ class _Reader:
 class OpenAIBackend:
     """The backend object: ``complete(call)`` and ``aclose()``."""
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, *, shards: int = _SHARDS) -> None:
         self.shell = shell
-        self._client: httpx.AsyncClient | None = None
+        self.shards = max(1, shards)
+        self._clients: list[httpx.AsyncClient] = []
+        self._in_flight: list[int] = []
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx  # heavy: imported on the first call, not at shell start-up
+    def _new_client(self) -> httpx.AsyncClient:
+        import httpx  # heavy: imported on the first call, not at shell start-up
 
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(
-                    max_connections=_MAX_CONNECTIONS,
-                    max_keepalive_connections=_MAX_KEEPALIVE,
-                    keepalive_expiry=60.0,
-                ),
-                timeout=httpx.Timeout(120.0, connect=10.0),
-                follow_redirects=False,
-                trust_env=True,
-            )
-        return self._client
+        return httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=_MAX_CONNECTIONS,
+                max_keepalive_connections=_MAX_KEEPALIVE,
+                keepalive_expiry=60.0,
+            ),
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            follow_redirects=False,
+            trust_env=True,
+        )
+
+    def _acquire(self) -> int:
+        """The index of the least busy shard (created on first use)."""
+        if not self._clients:
+            self._clients = [self._new_client() for _ in range(self.shards)]
+            self._in_flight = [0] * self.shards
+        index = min(range(self.shards), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        return index
+
+    def _release(self, index: int) -> None:
+        if index < len(self._in_flight):
+            self._in_flight[index] -= 1
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
+        clients, self._clients, self._in_flight = self._clients, [], []
+        for client in clients:
             await client.aclose()
 
     # -- the call ----------------------------------------------------------------------
@@ -251,8 +269,9 @@ class OpenAIBackend:
 
         agent = call.agent
         cap = int(_option(agent, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+        shard = self._acquire()
         try:
-            async with self.client.stream(
+            async with self._clients[shard].stream(
                 "POST", url, json=body, headers=headers, timeout=limits
             ) as response:
                 if response.status_code >= 400:
@@ -280,6 +299,8 @@ class OpenAIBackend:
             raise AgentDisconnected(
                 f"{type(exc).__name__} talking to {_host(url)}: {detail}"
             ) from None
+        finally:
+            self._release(shard)
 
     def _status_error(self, agent: AgentSpec, response: httpx.Response, raw: bytes) -> AgentError:
         status = response.status_code
