@@ -1,4 +1,4 @@
-"""The SQLite store: connection setup, migrations, and every query the plugin runs.
+"""The SQLite store: connection setup, migrations, every write, and the resume lookup.
 
 Why it looks like this:
 - WAL + ``busy_timeout``: readers never block the writer and two shells on one file
@@ -19,6 +19,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,8 +218,6 @@ class Store(Reports):
         branch_id: str | None = None,
     ) -> RunStart:
         """Open a run; choose its branch by the rule in docs/resume.md."""
-        import uuid
-
         now = time.time()
         run_id = uuid.uuid4().hex
         with self.write() as conn:

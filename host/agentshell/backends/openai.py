@@ -2,12 +2,12 @@
 OpenRouter, Ollama, vLLM, llama.cpp server, ...).
 
 Connections are pooled per backend instance and shared by every agent of the backend,
-so a fan-out reuses keep-alive connections. The pool is a few ``httpx.AsyncClient``
-shards rather than one client: httpcore 1.0's pool re-scans all its connections for
-every connection on every request start and end (cubic in pool size), which made a
-warm 64-agent fan-out take over a second on one client; each call takes the shard
-with the fewest calls in flight. Every failure is mapped to the taxonomy in
-:mod:`agentshell.errors`; retrying is the runner's job, not ours.
+so a fan-out reuses keep-alive connections. The pool is a set of small
+``httpx.AsyncClient`` shards rather than one client: httpcore 1.0's pool re-checks
+every connection (a syscall each) on every request start and end, so one big pool
+costs more per request the more connections it has. A call takes the least busy
+shard; a new shard opens when every shard has 2 calls in flight. Every failure is
+mapped to the taxonomy in :mod:`agentshell.errors`; retrying is the runner's job.
 
 Agent options (``[agents.<name>]`` keys besides the standard ones):
 ``stream`` (bool, default false), ``json_mode`` (bool: send
@@ -21,6 +21,7 @@ streaming), ``max_response_bytes`` (default 8 MiB), ``connect_timeout_s`` (defau
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,13 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 AGENT_HEADER = "X-Agent-Name"
 _ERROR_BODY_CAP = 64 * 1024  # enough for any error object; the rest is not read
-# Sized for a 64-agent fan-out with room to spare (8 x 64 connections in all; idle
-# ones are kept warm). Small shards keep httpcore's per-request pool scans cheap.
-_SHARDS = 8
-_MAX_CONNECTIONS = 64
-_MAX_KEEPALIVE = 32
+# A shard takes up to _SHARD_CALLS calls at once before another shard is opened, up to
+# _MAX_SHARDS; beyond that the least busy one takes more. Small pools keep httpcore's
+# per-request scans (every connection is checked for expiry, with a syscall) cheap.
+_SHARD_CALLS = 2
+_MAX_SHARDS = 32
+_MAX_CONNECTIONS = 64  # per shard
+_MAX_KEEPALIVE = 16  # per shard
 
 
 def _option(agent: AgentSpec, key: str, default: Any) -> Any:
@@ -114,15 +117,20 @@ class _Reader:
 class OpenAIBackend:
     """The backend object: ``complete(call)`` and ``aclose()``."""
 
-    def __init__(self, shell: Any, *, shards: int = _SHARDS) -> None:
+    def __init__(self, shell: Any, *, max_shards: int = _MAX_SHARDS) -> None:
         self.shell = shell
-        self.shards = max(1, shards)
+        self.max_shards = max(1, max_shards)
         self._clients: list[httpx.AsyncClient] = []
         self._in_flight: list[int] = []
+        self._ssl: Any = None
 
     def _new_client(self) -> httpx.AsyncClient:
         import httpx  # heavy: imported on the first call, not at shell start-up
 
+        if self._ssl is None:
+            _remember_missing_sniffio()
+            # One SSL context for all shards: building one costs ~50 ms.
+            self._ssl = httpx.create_ssl_context()
         return httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=_MAX_CONNECTIONS,
@@ -130,17 +138,21 @@ class OpenAIBackend:
                 keepalive_expiry=60.0,
             ),
             timeout=httpx.Timeout(120.0, connect=10.0),
+            verify=self._ssl,
             follow_redirects=False,
             trust_env=True,
         )
 
     def _acquire(self) -> int:
-        """The index of the least busy shard (created on first use)."""
-        if not self._clients:
-            self._clients = [self._new_client() for _ in range(self.shards)]
-            self._in_flight = [0] * self.shards
-        index = min(range(self.shards), key=self._in_flight.__getitem__)
-        self._in_flight[index] += 1
+        """The index of the shard for the next call: the least busy one, or a new one
+        when every shard is at capacity (and the maximum is not reached)."""
+        in_flight = self._in_flight
+        index = min(range(len(in_flight)), key=in_flight.__getitem__) if in_flight else -1
+        if index < 0 or (in_flight[index] >= _SHARD_CALLS and len(in_flight) < self.max_shards):
+            self._clients.append(self._new_client())
+            in_flight.append(0)
+            index = len(in_flight) - 1
+        in_flight[index] += 1
         return index
 
     def _release(self, index: int) -> None:
@@ -430,6 +442,17 @@ async def _read(response: httpx.Response, cap: int, *, truncate: bool = False) -
         reader.count(chunk)
         buffer += chunk
     return bytes(buffer)
+
+
+def _remember_missing_sniffio() -> None:
+    """httpcore runs ``import sniffio`` on every request and falls back to asyncio when
+    it is missing; a failed import is not cached, so each request searched sys.path
+    again (~0.2 ms, the largest client-side cost of a fan-out). A ``None`` entry in
+    sys.modules makes the import fail at once, which is Python's documented way."""
+    import importlib.util
+
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def _host(url: str) -> str:
