@@ -524,3 +524,32 @@ dir = "recordings"
     assert "sk-agents-cmd-present" not in output.text
     assert await shell.execute("/agents") == 0
     assert "gpt: credentials missing: run /set-env AGENTS_CMD_TEST_KEY=<value>" in output.errors
+
+
+async def test_the_backend_example_in_the_docs_works() -> None:
+    import re
+    import types
+
+    text = (Path(__file__).parents[1] / "docs" / "agents.md").read_text(encoding="utf-8")
+    source = re.findall(r"```python\n(.*?)```", text, re.DOTALL)[-1]
+    module = types.ModuleType("docs_echo_backend")
+    exec(compile(source, "docs/agents.md", "exec"), module.__dict__)
+    factories: dict[str, Any] = {}
+    module.register_agent_backends(lambda name, factory: factories.setdefault(name, factory))
+    h = make_harness(factories)
+    spec = AgentSpec(name="e", backend="echo")
+    response = await h.runner.run(spec, AgentRequest(prompt="echo me"))
+    assert response.content == "echo me"
+
+
+def test_give_up_reasons() -> None:
+    policy = RetryPolicy(RetrySettings(total_budget_s=100))
+    err = AgentDisconnected("x")
+    assert policy.give_up(err, 1, 4, delay=1.0, remaining=50) is None
+    assert policy.give_up(err, 1, 1, delay=1.0, remaining=50) == "gave up after 1 attempt"
+    assert policy.give_up(err, 4, 4, delay=1.0, remaining=50) == "gave up after 4 attempts"
+    assert policy.give_up(BadAgentOutput("x"), 1, 4, delay=1.0, remaining=50) == "not retryable"
+    why = policy.give_up(err, 1, 4, delay=7.0, remaining=-2.0)
+    assert why == (
+        "giving up: the next retry would wait 7.0s but only 0.0s of the retry budget (100s) remain"
+    )

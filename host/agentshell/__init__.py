@@ -1,4 +1,3 @@
-# ruff: noqa: F401  (the TYPE_CHECKING imports below are the lazily exported API)
 """agentshell: a small, fast, pluggable agent shell.
 
 The public API plugins use. Names are imported on first use (PEP 562) so that
@@ -82,36 +81,50 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .agents import (
-        AgentBackend,
-        AgentCall,
-        AgentRequest,
-        AgentResponse,
-        AgentRunner,
-        AgentSpec,
-        Outcome,
-        Progress,
-        TokenUsage,
-        parse_json_content,
+        AgentBackend as AgentBackend,
+        AgentCall as AgentCall,
+        AgentRequest as AgentRequest,
+        AgentResponse as AgentResponse,
+        AgentRunner as AgentRunner,
+        AgentSpec as AgentSpec,
+        Outcome as Outcome,
+        Progress as Progress,
+        TokenUsage as TokenUsage,
+        parse_json_content as parse_json_content,
     )
-    from .auth import AuthProvider, Credentials, TokenStore
-    from .commands import Arg, Command, CommandContext, Option, ParsedArgs
-    from .config import Secret
+    from .auth import (
+        AuthProvider as AuthProvider,
+        Credentials as Credentials,
+        TokenStore as TokenStore,
+    )
+    from .commands import (
+        Arg as Arg,
+        Command as Command,
+        CommandContext as CommandContext,
+        Option as Option,
+        ParsedArgs as ParsedArgs,
+    )
+    from .config import Secret as Secret
     from .errors import (
-        AgentDisconnected,
-        AgentError,
-        AgentshellError,
-        AgentTimeout,
-        AuthRequired,
-        BadAgentOutput,
-        CommandError,
-        ConfigError,
-        FatalAgentError,
-        RateLimited,
+        AgentDisconnected as AgentDisconnected,
+        AgentError as AgentError,
+        AgentshellError as AgentshellError,
+        AgentTimeout as AgentTimeout,
+        AuthRequired as AuthRequired,
+        BadAgentOutput as BadAgentOutput,
+        CommandError as CommandError,
+        ConfigError as ConfigError,
+        FatalAgentError as FatalAgentError,
+        RateLimited as RateLimited,
     )
-    from .files import atomic_write
-    from .hookspecs import hookspec
-    from .output import Output
-    from .plugins import PluginHost, PluginInfo, hookimpl
-    from .redact import redact, register_secret
-    from .shell import Shell
-    from .telemetry import Event, TelemetryBus, TelemetrySink
+    from .files import atomic_write as atomic_write
+    from .hookspecs import hookspec as hookspec
+    from .output import Output as Output
+    from .plugins import PluginHost as PluginHost, PluginInfo as PluginInfo, hookimpl as hookimpl
+    from .redact import redact as redact, register_secret as register_secret
+    from .shell import Shell as Shell
+    from .telemetry import (
+        Event as Event,
+        TelemetryBus as TelemetryBus,
+        TelemetrySink as TelemetrySink,
+    )

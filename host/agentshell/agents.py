@@ -287,7 +287,7 @@ class RetryPolicy:
         if not error.retryable:
             return "not retryable"
         if attempt >= max_attempts:
-            return f"gave up after {attempt} attempts"
+            return f"gave up after {attempt} attempt{'' if attempt == 1 else 's'}"
         if delay > remaining:
             what = (
                 "the server asks to wait"

@@ -16,8 +16,15 @@ MASK = "****"
 _SECRET_NAME = r"[A-Za-z0-9_.-]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)[A-Za-z0-9_.-]*"
 # a value is masked unless it is empty or a structure (``api_key = { env = "NAME" }`` is a
 # reference, not a secret); a bare ``auth = ...`` names where credentials come from
-_ASSIGNMENT = re.compile(
-    rf"(?i)\b(?!auth\s*[=:])({_SECRET_NAME})(\s*[=:]\s*)(\"[^\"]+\"|'[^']+'|[^\s{{\[\"']\S*)"
+_VALUE = r"(\"[^\"]+\"|'[^']+'|[^\s{\[\"']\S*)"
+# ``NAME=value`` is always an assignment; ``name: value`` only when the name is compound
+# (``api_key:``, ``X-Api-Key:``, ``"access_token":``), so prose such as
+# "waiting for authorization: 9:30 left" is left alone
+_ASSIGNMENT = re.compile(rf"(?i)\b(?!auth\s*=)({_SECRET_NAME})(\s*=\s*)" + _VALUE)
+_COLON_NAME = r"[A-Za-z0-9.]*[_-][A-Za-z0-9_.-]*"
+_COLON = re.compile(
+    rf"(?i)(\"?)\b(?=[A-Za-z0-9_.-]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL))"
+    rf"({_COLON_NAME})\1(\s*:\s*)" + _VALUE
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
 _KNOWN_PREFIXES = re.compile(
@@ -54,6 +61,7 @@ def redact(text: str) -> str:
     # bearer first: "Authorization: Bearer X" would otherwise mask only the word "Bearer"
     text = _BEARER.sub(lambda m: f"{m.group(1)}{MASK}", text)
     text = _ASSIGNMENT.sub(_mask_assignment, text)
+    text = _COLON.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{MASK}", text)
     return _KNOWN_PREFIXES.sub(MASK, text)
 
 

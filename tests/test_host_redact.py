@@ -1,0 +1,31 @@
+"""Redaction of free text: secret assignments and tokens are masked, prose is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentshell.redact import MASK, redact, register_secret
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("OPENAI_API_KEY=sk-abc", f"OPENAI_API_KEY={MASK}"),
+        ("password=hunter2", f"password={MASK}"),
+        ("Authorization: Bearer abc.def", f"Authorization: Bearer {MASK}"),
+        ("X-Api-Key: zzzzzz", f"X-Api-Key: {MASK}"),
+        ('{"refresh_token": "r-123"}', f'{{"refresh_token": {MASK}}}'),
+        # references and prose stay readable
+        ('api_key = { env = "X" }', 'api_key = { env = "X" }'),
+        ('auth = "env:FOO"', 'auth = "env:FOO"'),
+        ("waiting for authorization: 9:30 left", "waiting for authorization: 9:30 left"),
+        ("error: invalid_grant: token expired", "error: invalid_grant: token expired"),
+    ],
+)
+def test_patterns(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_registered_secret_is_masked_anywhere() -> None:
+    register_secret("opaque-value-1234")
+    assert "opaque-value-1234" not in redact("the server said opaque-value-1234 was bad")
