@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec  # noqa: E402
 from agentshell.output import Output  # noqa: E402
 from agentshell.shell import Shell  # noqa: E402
-
 from tests.servers.openai_server import OpenAIServer, ScriptedReply  # noqa: E402
 
 DELAY_S = 0.200

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import (
     AgentCall,
     AgentRequest,
@@ -36,7 +37,6 @@ from agentshell.errors import (
 )
 from agentshell.plugins import hookimpl
 from agentshell.redact import register_secret
-
 from tests.agents.harness import make_harness
 
 Step = AgentResponse | AgentError | Exception | Callable[[AgentCall], Any]
@@ -518,7 +518,7 @@ dir = "recordings"
     assert rows["gpt"]["available"] is False and rows["gpt"]["target"] == "http://127.0.0.1:9/v1"
     assert (
         rows["local"]["available"] is True
-        and "AGENTS_CMD_PRESENT_KEY (set)" in rows["local"]["credentials"]
+        and rows["local"]["credentials"] == "api_key env AGENTS_CMD_PRESENT_KEY"
     )
     assert rows["cli"]["target"] == "claude -p" and rows["demo"]["recorded"] is True
     assert "sk-agents-cmd-present" not in output.text

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentCall, AgentRequest, AgentSpec
 from agentshell.backends.command import CommandBackend, make_backend
 from agentshell.config import RetrySettings
 from agentshell.errors import AgentDisconnected, AgentTimeout, BadAgentOutput, FatalAgentError
-
 from tests.agents.harness import ShellStub, make_harness, make_shell_stub, pid_alive, read_pids
 
 AGENTS = Path(__file__).parent / "agents"

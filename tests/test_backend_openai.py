@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentCall, AgentRequest, AgentSpec
 from agentshell.auth import Credentials
 from agentshell.backends.openai import OpenAIBackend, make_backend
@@ -21,7 +22,6 @@ from agentshell.errors import (
     FatalAgentError,
     RateLimited,
 )
-
 from tests.agents.harness import Harness, ShellStub, make_harness, make_shell_stub
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentRequest, AgentSpec
 from agentshell.backends.replay import make_backend
 from agentshell.config import RetrySettings
 from agentshell.errors import BadAgentOutput
-
 from tests.agents.harness import Harness, make_harness, make_shell_stub
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from agentshell.ratelimit import (
     parse_duration,
     parse_retry_after,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from agentshell.hookspecs import Register
 
 
-def _target(spec: Any) -> str:
+def _target(shell: Any, spec: Any) -> str:
     """Where the agent's answers come from, for the user (no secrets: redacted)."""
     options = spec.options
     if spec.backend == "openai":
@@ -27,25 +27,36 @@ def _target(spec: Any) -> str:
         text = shlex.join(command) if isinstance(command, list) else str(command or "")
         return redact(text)[:60]
     if spec.backend == "replay":
-        return str(options.get("dir") or ".agentshell/recordings")
+        return _short_path(shell, str(options.get("dir") or ".agentshell/recordings"))
     return spec.base_url or ""
+
+
+def _short_path(shell: Any, path: str) -> str:
+    """Relative to the working directory when inside it, else ``…/parent/name``."""
+    from pathlib import Path
+
+    full = Path(path)
+    if not full.is_absolute():
+        return path
+    try:
+        return str(full.relative_to(Path(shell.cwd)))
+    except ValueError:
+        return f"…/{'/'.join(full.parts[-2:])}" if len(full.parts) > 3 else path
 
 
 def _credentials(shell: Any, spec: Any) -> tuple[bool | None, str]:
     """(available: True/False/None = unknown, where they come from)."""
-    # "NAME (set)", not "NAME: set": output redaction masks what follows "..._KEY: "
+    # never "NAME: set": output redaction masks whatever follows "..._KEY: "
     env = _env_name(spec)
     if env:
-        present = bool(os.environ.get(env))
-        where = "env" if spec.auth else "api_key env"
-        return present, f"{where} {env} ({'set' if present else 'missing'})"
+        return bool(os.environ.get(env)), f"{'env' if spec.auth else 'api_key env'} {env}"
     if spec.auth:
         return shell.auth.available(spec.auth), shell.auth.describe(spec.auth)
     secret = spec.options.get("api_key")
     if secret is not None:
         return None, "api_key " + ("keyring" if getattr(secret, "keyring", None) else "(literal)")
     if spec.backend == "replay":
-        return True, "not needed (recorded answers)"
+        return True, "not needed"
     return True, "none"
 
 
@@ -57,10 +68,9 @@ def agents_command(ctx: CommandContext) -> int:
         available, source = _credentials(shell, spec)
         creds = {True: "yes", False: "MISSING", None: "?"}[available]
         recorded = " (recorded)" if spec.backend == "replay" else ""
-        target = _target(spec)
-        rows.append(
-            (name, spec.backend + recorded, spec.model, spec.role, target, f"{creds} — {source}")
-        )
+        target = _target(shell, spec)
+        shown = source if source in ("none", "not needed") else f"{creds}: {source}"
+        rows.append((name, spec.backend + recorded, spec.model, spec.role, target, shown))
         data.append(
             {
                 "name": name,
