@@ -80,6 +80,8 @@ def server_process(delay_s: float) -> Any:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(10)
+
+
 FANOUTS = (1, 4, 16, 64)
 REQUEST = AgentRequest(prompt="benchmark prompt: say ok")
 

@@ -81,9 +81,25 @@ def output_rows(rows: int, specs: int) -> Iterator[tuple[Any, ...]]:
             variant = i // len(slots)
             bid = branch_id(spec, b)
             yield (
-                f"run-{spec}-{b}", bid, f"SPEC-{spec:04d}", stage, agent, "model-x",
-                "researcher", phash(spec, stage, agent, variant), "20251002-plan-a",
-                content, content, usage, 1200, 0.0123, 850.0, 1, "ok", None, now,
+                f"run-{spec}-{b}",
+                bid,
+                f"SPEC-{spec:04d}",
+                stage,
+                agent,
+                "model-x",
+                "researcher",
+                phash(spec, stage, agent, variant),
+                "20251002-plan-a",
+                content,
+                content,
+                usage,
+                1200,
+                0.0123,
+                850.0,
+                1,
+                "ok",
+                None,
+                now,
             )
             made += 1
             if made >= rows:
@@ -98,16 +114,25 @@ def build(store: Store, rows: int, specs: int) -> float:
             "INSERT INTO branches(branch_id, spec_id, parent_branch_id, fork_stage, goal,"
             " created_at) VALUES (?, ?, ?, ?, NULL, ?)",
             [
-                (branch_id(s, b), f"SPEC-{s:04d}",
-                 None if p is None else branch_id(s, p), fork, now + b)
-                for s in range(specs) for b, (p, fork) in enumerate(SHAPE)
+                (
+                    branch_id(s, b),
+                    f"SPEC-{s:04d}",
+                    None if p is None else branch_id(s, p),
+                    fork,
+                    now + b,
+                )
+                for s in range(specs)
+                for b, (p, fork) in enumerate(SHAPE)
             ],
         )
         conn.executemany(
             "INSERT INTO runs(run_id, spec_id, branch_id, started_at, status) VALUES"
             " (?, ?, ?, ?, 'ok')",
-            [(f"run-{s}-{b}", f"SPEC-{s:04d}", branch_id(s, b), now + b)
-             for s in range(specs) for b in range(len(SHAPE))],
+            [
+                (f"run-{s}-{b}", f"SPEC-{s:04d}", branch_id(s, b), now + b)
+                for s in range(specs)
+                for b in range(len(SHAPE))
+            ],
         )
     source = output_rows(rows, specs)
     spent = 0.0
@@ -172,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                 spec, variant = pick()
                 key = phash(spec, stage, "claude", -1 if miss else variant)
                 found = store.find_output(
-                    spec_id=f"SPEC-{spec:04d}", branch_id=branch_id(spec, b), stage=stage,
-                    agent="claude", prompt_hash=key,
+                    spec_id=f"SPEC-{spec:04d}",
+                    branch_id=branch_id(spec, b),
+                    stage=stage,
+                    agent="claude",
+                    prompt_hash=key,
                 )
                 assert (found is None) == miss, (spec, b, stage, variant)
                 return found
@@ -191,20 +219,28 @@ def main(argv: list[str] | None = None) -> int:
         total = store.query("SELECT COUNT(*) FROM agent_outputs")[0][0]
         integrity = store.integrity_check()
         store.close()
-        print(f"store: {total:,} agent outputs, {args.specs:,} specs, "
-              f"{args.specs * len(SHAPE):,} branches, {size_mb:,.0f} MB, integrity {integrity}")
-        print(f"insert (batched, {BATCH:,}/transaction): {total / insert_s:,.0f} rows/s "
-              f"({insert_s:.1f} s)   target >= 20,000 rows/s")
+        print(
+            f"store: {total:,} agent outputs, {args.specs:,} specs, "
+            f"{args.specs * len(SHAPE):,} branches, {size_mb:,.0f} MB, integrity {integrity}"
+        )
+        print(
+            f"insert (batched, {BATCH:,}/transaction): {total / insert_s:,.0f} rows/s "
+            f"({insert_s:.1f} s)   target >= 20,000 rows/s"
+        )
         for label, (median, p99, best) in (
             ("resume lookup, own branch", own),
             ("resume lookup, inherited x2", inherited),
             ("resume lookup, miss (chain)", missing),
             ("/branches for one spec", branches),
         ):
-            print(f"{label:<30} median {median:7.3f} ms   p99 {p99:7.3f} ms"
-                  f"   (best round p99 {best:6.3f} ms)")
-        print("target: resume lookup p99 < 2 ms;  load average (1 min) "
-              f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            print(
+                f"{label:<30} median {median:7.3f} ms   p99 {p99:7.3f} ms"
+                f"   (best round p99 {best:6.3f} ms)"
+            )
+        print(
+            "target: resume lookup p99 < 2 ms;  load average (1 min) "
+            f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        )
         ok = max(own[1], inherited[1], missing[1]) < 2.0 and total / insert_s >= 20_000
         print("targets met" if ok else "a target was missed")
         return 1 if args.check and not ok else 0

@@ -73,7 +73,7 @@ async def make_shell(output: CapturedOutput) -> AsyncIterator[ShellFactory]:
         import os
 
         if config is not None:
-            Path("agentshell.toml").write_text(config, encoding="utf-8")
+            Path("agentshell.toml").write_text(config, encoding="utf-8")  # noqa: ASYNC240
         for key, value in (env or {}).items():
             os.environ[key] = value
         shell = Shell(mode=mode, output=output, load_entry_points=entry_points)  # type: ignore[arg-type]

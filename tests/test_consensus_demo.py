@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from speckit_consensus.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.plugins import hookimpl
 from agentshell.telemetry import (
     AgentCallFinished,
@@ -28,7 +29,6 @@ from speckit_consensus.evidence import (
     TelemetryStageLine,
 )
 from speckit_consensus.stages import STAGES, parse_stage
-
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+
 from speckit_consensus.schemas import Role
 from speckit_consensus.synthesis import (
     AgentResult,

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from agentshell.errors import CommandError
 from pydantic import ValidationError
+
+from agentshell.errors import CommandError
 from speckit_consensus import prompts
 from speckit_consensus.agents import RECORDINGS_DIR, resolve
 from speckit_consensus.config import ConsensusSettings

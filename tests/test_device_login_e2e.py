@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentshell.agents import AgentRequest
 from agentshell.errors import AuthRequired
 from agentshell.telemetry import AuthEvent, Event
 from speckit_device_login.flow import DeviceAuthorization
 from speckit_device_login.provider import DeviceLoginProvider
-
 from tests.conftest import CapturedOutput
 from tests.servers.fixtures import OIDCServerFactory
 from tests.servers.oidc_server import OIDCServer, complete_device_flow

@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 import pytest
+
 from speckit_device_login.config import ProviderConfig
 from speckit_device_login.discovery import Endpoints
 from speckit_device_login.flow import (
@@ -16,7 +17,6 @@ from speckit_device_login.flow import (
     Poller,
     request_device_code,
 )
-
 from tests.test_device_login_support import (  # noqa: F401 - fixtures
     FakeClock,
     Reply,

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.errors import AuthRequired, ConfigError
 from agentshell.telemetry import AuthEvent, Event
 from speckit_device_login.provider import DeviceLoginProvider
-
 from tests.conftest import CapturedOutput
 from tests.test_device_login_support import (  # noqa: F401 - fixtures
     FakeClock,

@@ -24,8 +24,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from agentshell.auth import keyring_usable
 
+from agentshell.auth import keyring_usable
 from tests.servers._http import LoopbackHTTPServer, LoopbackServerBase, QuietHandler
 
 _REQUIRE_KEYRING = os.environ.get("AGENTSHELL_TESTS_REQUIRE_KEYRING") == "1"

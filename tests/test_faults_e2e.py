@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentRequest
 from agentshell.plugins import hookimpl
 from agentshell.telemetry import (
@@ -19,7 +20,6 @@ from agentshell.telemetry import (
     Event,
     FaultInjected,
 )
-
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec, TokenUsage
 from agentshell.errors import AgentDisconnected, AgentTimeout, RateLimited
 from agentshell.plugins import hookimpl
@@ -114,8 +115,11 @@ async def test_exact_counts_under_concurrency(make_shell: Any) -> None:
     assert sum(o.response.attempts for o in outcomes if o.response) == 64 + 5
     assert harness.backend.calls == 64  # a faulted attempt never reaches the backend
     assert faults_plugin._ACTIVE is not None
-    assert faults_plugin._ACTIVE.injector.remaining == {"disconnect": 0, "rate_limit": 0,
-                                                        "timeout": 0}
+    assert faults_plugin._ACTIVE.injector.remaining == {
+        "disconnect": 0,
+        "rate_limit": 0,
+        "timeout": 0,
+    }
 
 
 def test_injector_counts_are_exact_across_threads() -> None:
@@ -198,11 +202,14 @@ async def test_errors_are_the_real_taxonomy(make_shell: Any, output: Any) -> Non
 
 async def test_config_enables_and_targets(make_shell: Any) -> None:
     harness = Harness()
-    config = CONFIG + """
+    config = (
+        CONFIG
+        + """
 [plugins.faults]
 enabled = true
 agents = ["a1"]
 """
+    )
     shell = await make_shell(plugins=[harness], config=config, env={"CODEX_FAULTS": "timeout:2"})
     outcomes = await shell.runner.run_many(agents(3), AgentRequest(prompt="x"))
     attempts = {o.agent.name: o.response.attempts for o in outcomes if o.response}

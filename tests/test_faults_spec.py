@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
+
 from speckit_faults.spec import (
     DEFAULT_TIMEOUT_MS,
     parse_faults,
@@ -111,8 +111,14 @@ def test_timeout_ms(text: str | None, value: int, bad: bool) -> None:
 
 @pytest.mark.parametrize(
     ("value", "on"),
-    [("spec_kit", True), ("speckit", True), (" SPEC_KIT ", True), ("", False), (None, False),
-     ("all", False)],
+    [
+        ("spec_kit", True),
+        ("speckit", True),
+        (" SPEC_KIT ", True),
+        ("", False),
+        (None, False),
+        ("all", False),
+    ],
 )
 def test_scope(value: str | None, on: bool) -> None:
     assert scope_enabled(value) is on

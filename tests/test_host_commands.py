@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
 from agentshell.commands import Arg, Command, CommandRegistry, Option, split_line
 from agentshell.errors import CommandError
 from agentshell.plugins import hookimpl
 from agentshell.redact import register_secret
 from agentshell.repl import CommandCompleter, RedactingHistory
-from prompt_toolkit.completion import CompleteEvent
-from prompt_toolkit.document import Document
-
 from tests.conftest import CapturedOutput
 
 STAGES = ("plan", "tasks", "implement")

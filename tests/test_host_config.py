@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
+
 from agentshell.config import Secret
 from agentshell.errors import ConfigError
 from agentshell.plugins import hookimpl
-from pydantic import BaseModel, ConfigDict
-
 from tests.conftest import CapturedOutput
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec
 from agentshell.commands import Command
 from agentshell.errors import FatalAgentError
 from agentshell.hookspecs import HOOK_NAMES
 from agentshell.plugins import hookimpl
-from pydantic import BaseModel
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 

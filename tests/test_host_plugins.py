@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell import __version__
 from agentshell.commands import Command, CommandContext
 from agentshell.errors import ConfigError
 from agentshell.plugins import CACHE_FILE, PluginHost, discover_entry_points, hookimpl
-
 from tests.conftest import CapturedOutput
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,3 +29,26 @@ def test_patterns(text: str, expected: str) -> None:
 def test_registered_secret_is_masked_anywhere() -> None:
     register_secret("opaque-value-1234")
     assert "opaque-value-1234" not in redact("the server said opaque-value-1234 was bad")
+
+
+def test_output_json_stays_valid_json_when_values_look_secret() -> None:
+    import io
+    import json
+
+    from agentshell.output import Output
+
+    buffer = io.StringIO()
+    Output(buffer, io.StringIO()).json(
+        {"note": "OPENAI_API_KEY: set", "header": "Authorization: Bearer abcdef", "n": 1}
+    )
+    data = json.loads(buffer.getvalue())
+    assert data["n"] == 1
+    assert "abcdef" not in buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['"input_tokens": 123', "max_tokens=512", "total_tokens: 9", "keyboard=us", "tokenizer=x"],
+)
+def test_counts_and_lookalikes_are_not_secrets(text: str) -> None:
+    assert redact(text) == text

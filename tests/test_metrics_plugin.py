@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from genai_prices import Usage, calc_price
+
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, TokenUsage
 from agentshell.errors import FatalAgentError
 from agentshell.plugins import hookimpl
@@ -18,8 +20,6 @@ from agentshell.telemetry import (
     Event,
     MetricsTokens,
 )
-from genai_prices import Usage, calc_price
-
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e

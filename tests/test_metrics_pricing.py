@@ -6,8 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from agentshell.agents import TokenUsage
 from genai_prices import Usage, calc_price
+
+from agentshell.agents import TokenUsage
 from speckit_metrics.ledger import Ledger, format_cost
 from speckit_metrics.pricing import PriceBook
 from speckit_metrics.settings import PriceOverride
@@ -78,11 +79,26 @@ def test_context_windows_config_then_package_then_defaults() -> None:
 
 def test_ledger_books_each_call_once_and_replays_cost_nothing() -> None:
     ledger = Ledger(budget_usd=1.0)
-    ledger.charge(call_id="a", agent="x", usage=usage(100, out=10), cost=0.25, model="m",
-                  spec_id="SPEC-1", stage="plan")
+    ledger.charge(
+        call_id="a",
+        agent="x",
+        usage=usage(100, out=10),
+        cost=0.25,
+        model="m",
+        spec_id="SPEC-1",
+        stage="plan",
+    )
     assert ledger.charge(call_id="a", agent="x", usage=usage(100), cost=0.25, model="m") == []
-    ledger.charge(call_id="b", agent="x", usage=usage(100), cost=0.0, model="m", cached=True,
-                  spec_id="SPEC-1", stage="plan")
+    ledger.charge(
+        call_id="b",
+        agent="x",
+        usage=usage(100),
+        cost=0.0,
+        model="m",
+        cached=True,
+        spec_id="SPEC-1",
+        stage="plan",
+    )
     ledger.charge(call_id="c", agent="y", usage=usage(50), cost=None, model="?")
     assert ledger.spent_usd == 0.25
     assert ledger.agents["x"].calls == 1 and ledger.agents["x"].replays == 1

@@ -3,9 +3,9 @@ property tests of the two invariants the estimate relies on."""
 
 from __future__ import annotations
 
+from hypothesis import given, strategies as st
+
 from agentshell.agents import TokenUsage
-from hypothesis import given
-from hypothesis import strategies as st
 from speckit_metrics.session import DEFAULT_ESTIMATE, MAX_TOKENS, SessionMetrics
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
+
 from speckit_resume.branches import (
     STAGES,
     ancestors,

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-WRITER = r'''
+WRITER = r"""
 import json, os, sys, time
 from pathlib import Path
 from speckit_resume.store import OutputRecord, Store
@@ -41,7 +41,7 @@ for i in range(count):
                                synthesis_path=None)
 store.finish_run(run.run_id, "ok")
 print(json.dumps({"done": count, "read_errors": errors}), flush=True)
-'''
+"""
 
 
 def test_two_processes_write_the_same_store(tmp_path: Path) -> None:
@@ -53,7 +53,10 @@ def test_two_processes_write_the_same_store(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(db), str(go), name, str(count)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
         )
         for name in ("left", "right")
     ]
@@ -105,23 +108,35 @@ def test_a_long_writer_makes_the_other_wait_not_fail(tmp_path: Path) -> None:
     store = Store(db)
     run = store.begin_run(spec_id="SPEC-W", goal=None, from_stage=None, resume=False)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time\n"
-         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE')\n"
-         "c.execute(\"INSERT INTO branches VALUES ('SPEC-W-20000101000000-0000abcd',"
-         " 'SPEC-W', NULL, NULL, 'holder', 0)\")\n"
-         "print('locked', flush=True)\n"
-         "time.sleep(0.5)\n"
-         "c.execute('COMMIT')\n",
-         str(db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "c.execute(\"INSERT INTO branches VALUES ('SPEC-W-20000101000000-0000abcd',"
+            " 'SPEC-W', NULL, NULL, 'holder', 0)\")\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(0.5)\n"
+            "c.execute('COMMIT')\n",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        store.add_output(OutputRecord(run_id=run.run_id, branch_id=run.branch_id,
-                                      spec_id="SPEC-W", stage="plan", agent="a",
-                                      prompt_hash="h", content="x"))
+        store.add_output(
+            OutputRecord(
+                run_id=run.run_id,
+                branch_id=run.branch_id,
+                spec_id="SPEC-W",
+                stage="plan",
+                agent="a",
+                prompt_hash="h",
+                content="x",
+            )
+        )
         # our write went through only after the holder's transaction committed
         assert store.spec_of("SPEC-W-20000101000000-0000abcd") == "SPEC-W"
         assert holder.wait(timeout=30) == 0
@@ -129,6 +144,10 @@ def test_a_long_writer_makes_the_other_wait_not_fail(tmp_path: Path) -> None:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
-    assert store.find_output(spec_id="SPEC-W", branch_id=run.branch_id, stage="plan",
-                             agent="a", prompt_hash="h") is not None
+    assert (
+        store.find_output(
+            spec_id="SPEC-W", branch_id=run.branch_id, stage="plan", agent="a", prompt_hash="h"
+        )
+        is not None
+    )
     store.close()

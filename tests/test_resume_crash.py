@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 STAGES = ["plan", "tasks", "implement", "validate", "audit", "unlock"]
 
-SCRIPT = r'''
+SCRIPT = r"""
 import asyncio, hashlib, json, sys
 from agentshell.agents import AgentRequest
 from agentshell.shell import Shell
@@ -66,7 +66,7 @@ async def main(resume: bool) -> int:
         await shell.stop()
 
 sys.exit(asyncio.run(main(sys.argv[1] == "resume")))
-'''
+"""
 
 CONFIG = """
 [agents.a1]
@@ -133,16 +133,25 @@ def test_sigkill_mid_stage_then_resume_reuses_finished_outputs(
         )
 
     first = subprocess.Popen(
-        [sys.executable, str(script), "fresh"], cwd=isolated_env, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(script), "fresh"],
+        cwd=isolated_env,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait(lambda: calls("a2", "tasks") == 1, "a2's tasks call", first)
         # a1's tasks answer came back: it must be committed now, not at the end of the stage
         _wait(
-            lambda: db.exists() and bool(_rows(
-                db, "SELECT 1 FROM agent_outputs WHERE agent='a1' AND stage='tasks'")),
-            "a1's tasks output in the store", first,
+            lambda: (
+                db.exists()
+                and bool(
+                    _rows(db, "SELECT 1 FROM agent_outputs WHERE agent='a1' AND stage='tasks'")
+                )
+            ),
+            "a1's tasks output in the store",
+            first,
         )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -156,8 +165,12 @@ def test_sigkill_mid_stage_then_resume_reuses_finished_outputs(
 
     slow["on"] = False
     second = subprocess.run(
-        [sys.executable, str(script), "resume"], cwd=isolated_env, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, str(script), "resume"],
+        cwd=isolated_env,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.returncode == 0, second.stderr
     lines = [json.loads(line) for line in second.stdout.splitlines()]
@@ -175,5 +188,7 @@ def test_sigkill_mid_stage_then_resume_reuses_finished_outputs(
     assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert _rows(db, "PRAGMA foreign_key_check") == []
     assert _rows(db, "SELECT status, resumed FROM runs ORDER BY seq") == [
-        ("interrupted", 0), ("ok", 1)]
+        ("interrupted", 0),
+        ("ok", 1),
+    ]
     assert _rows(db, "SELECT COUNT(*) FROM agent_outputs WHERE status = 'ok'") == [(12,)]

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentRequest
 from speckit_resume.service import ResumeService
-
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
 CONFIG = """
@@ -85,8 +85,17 @@ async def test_outputs_are_committed_at_once_and_replayed_on_the_branch(
             "SELECT stage, agent, model, prompt_hash, prompt_version, role, content, parsed,"
             " status FROM agent_outputs"
         ).fetchone()
-    assert row == ("plan", "a1", "m-one-2025", "p1", "20251002-plan-a", "researcher",
-                   '{"answer": 1}', '{"answer":1}', "ok")
+    assert row == (
+        "plan",
+        "a1",
+        "m-one-2025",
+        "p1",
+        "20251002-plan-a",
+        "researcher",
+        '{"answer": 1}',
+        '{"answer":1}',
+        "ok",
+    )
 
     again = await shell.runner.run(a1, request, _ctx(run, "plan"))
     assert again.cached and again.content == first.content and again.parsed == {"answer": 1}
@@ -136,11 +145,25 @@ async def test_invalid_outputs_are_called_again(
     a1 = shell.agents["a1"]
     request = AgentRequest(prompt="x")
     await shell.runner.run(a1, request, _ctx(run, "plan"))
-    api.record_validation(branch_id=run["branch_id"], spec_id="SPEC-V", stage="plan",
-                          agent="a1", prompt_hash="p1", valid=False, error="missing questions")
+    api.record_validation(
+        branch_id=run["branch_id"],
+        spec_id="SPEC-V",
+        stage="plan",
+        agent="a1",
+        prompt_hash="p1",
+        valid=False,
+        error="missing questions",
+    )
     assert not (await shell.runner.run(a1, request, _ctx(run, "plan"))).cached
-    api.record_validation(branch_id=run["branch_id"], spec_id="SPEC-V", stage="plan",
-                          agent="a1", prompt_hash="p1", valid=True, error=None)
+    api.record_validation(
+        branch_id=run["branch_id"],
+        spec_id="SPEC-V",
+        stage="plan",
+        agent="a1",
+        prompt_hash="p1",
+        valid=True,
+        error=None,
+    )
     assert (await shell.runner.run(a1, request, _ctx(run, "plan"))).cached
     assert openai_server.count_for("a1") == 2
 
@@ -153,8 +176,9 @@ async def test_failures_and_cancellations_are_stored_for_history(
     shell = await _shell(make_shell, openai_server)
     api = shell.state["speckit.resume"]
     run = api.begin_run(spec_id="SPEC-F", goal=None, from_stage=None, resume=False)
-    outcomes = await shell.runner.run_many([shell.agents["a1"]], AgentRequest(prompt="x"),
-                                           _ctx(run, "plan"))
+    outcomes = await shell.runner.run_many(
+        [shell.agents["a1"]], AgentRequest(prompt="x"), _ctx(run, "plan")
+    )
     assert not outcomes[0].ok
     task = asyncio.create_task(
         shell.runner.run(shell.agents["a2"], AgentRequest(prompt="y"), _ctx(run, "plan"))
@@ -173,8 +197,9 @@ async def test_failures_and_cancellations_are_stored_for_history(
     assert history["runs"][0]["errors"] == 2
     # failures are never replayed
     openai_server.script("a1", [ScriptedReply(content="fine")])
-    assert not (await shell.runner.run(shell.agents["a1"], AgentRequest(prompt="x"),
-                                       _ctx(run, "plan"))).cached
+    assert not (
+        await shell.runner.run(shell.agents["a1"], AgentRequest(prompt="x"), _ctx(run, "plan"))
+    ).cached
 
 
 async def test_calls_without_a_run_are_left_alone(
@@ -184,8 +209,13 @@ async def test_calls_without_a_run_are_left_alone(
     api = shell.state["speckit.resume"]
     await shell.runner.run(shell.agents["a1"], AgentRequest(prompt="x"), {"stage": "plan"})
     # a run id this shell never handed out (another process's): neither read nor written
-    foreign = {"spec_id": "S", "stage": "plan", "run_id": "nope", "branch_id": "S-1-x",
-               "prompt_hash": "p"}
+    foreign = {
+        "spec_id": "S",
+        "stage": "plan",
+        "run_id": "nope",
+        "branch_id": "S-1-x",
+        "prompt_hash": "p",
+    }
     await shell.runner.run(shell.agents["a1"], AgentRequest(prompt="x"), foreign)
     assert not api.opened  # no pipeline ran: no database was even created
     assert not api.path.exists()
@@ -207,11 +237,17 @@ async def test_commands(make_shell: Any, openai_server: OpenAIServer, output: An
     run = api.begin_run(spec_id="SPEC-C", goal="g", from_stage=None, resume=False)
     for stage in ("plan", "tasks", "implement"):
         for name in ("a1", "a2"):
-            await shell.runner.run(shell.agents[name], AgentRequest(prompt=stage),
-                                   _ctx(run, stage))
-        api.record_stage(run_id=run["run_id"], branch_id=run["branch_id"], spec_id="SPEC-C",
-                         stage=stage, status="conflict" if stage == "implement" else "ok",
-                         agreements=["a"], conflicts=[], synthesis_path=None)
+            await shell.runner.run(shell.agents[name], AgentRequest(prompt=stage), _ctx(run, stage))
+        api.record_stage(
+            run_id=run["run_id"],
+            branch_id=run["branch_id"],
+            spec_id="SPEC-C",
+            stage=stage,
+            status="conflict" if stage == "implement" else "ok",
+            agreements=["a"],
+            conflicts=[],
+            synthesis_path=None,
+        )
     api.finish_run(run["run_id"], "halted")
     child = api.begin_run(spec_id="SPEC-C", goal="g", from_stage="implement", resume=False)
     await shell.runner.run(shell.agents["a1"], AgentRequest(prompt="i"), _ctx(child, "implement"))
@@ -222,14 +258,21 @@ async def test_commands(make_shell: Any, openai_server: OpenAIServer, output: An
     root_row, child_row = tree["branches"]
     assert root_row["stages"]["implement"] == "conflict" and root_row["last_status"] == "halted"
     assert child_row["depth"] == 1 and child_row["fork_stage"] == "implement"
-    assert child_row["stages"] == {"plan": "inherited ok", "tasks": "inherited ok",
-                                   "implement": "partial (1)", "validate": "-", "audit": "-",
-                                   "unlock": "-"}
+    assert child_row["stages"] == {
+        "plan": "inherited ok",
+        "tasks": "inherited ok",
+        "implement": "partial (1)",
+        "validate": "-",
+        "audit": "-",
+        "unlock": "-",
+    }
 
     assert await shell.execute("/resume SPEC-C --json") == 0
     plan = {s["stage"]: s for s in _json_out(output)["stages"]}
     assert [(r["agent"], r["from_branch"]) for r in plan["plan"]["reuse"]] == [
-        ("a1", run["branch_id"]), ("a2", run["branch_id"])]
+        ("a1", run["branch_id"]),
+        ("a2", run["branch_id"]),
+    ]
     assert [r["agent"] for r in plan["implement"]["reuse"]] == ["a1"]  # the child's own
     assert plan["validate"]["reuse"] == []
 
@@ -267,14 +310,20 @@ async def test_costs_from_the_pricing_plugin_and_no_secrets_in_the_store(
     make_shell: Any, openai_server: OpenAIServer, output: Any
 ) -> None:
     from agentshell.redact import register_secret
-
     from tests.servers.openai_server import make_usage
 
     secret = "sk-resume-test-0123456789abcdef"
     register_secret(secret)
-    openai_server.script("a1", [ScriptedReply(
-        content=json.dumps({"note": f"the key is {secret}"}),
-        usage=make_usage(1000, 500), model="gpt-4o-mini")])
+    openai_server.script(
+        "a1",
+        [
+            ScriptedReply(
+                content=json.dumps({"note": f"the key is {secret}"}),
+                usage=make_usage(1000, 500),
+                model="gpt-4o-mini",
+            )
+        ],
+    )
     config = CONFIG.format(url=openai_server.base_url).replace('"m-one"', '"gpt-4o-mini"')
     shell = await make_shell(
         config=config, env={"AGENTSHELL_LOAD_PLUGINS": "builtins,openai,resume,metrics"}

@@ -97,15 +97,24 @@ def test_spec_auto_killed_mid_stage_resumes_without_paying_twice(
         )
 
     first = subprocess.Popen(
-        [*cmd, f"/spec-auto {SPEC}"], cwd=isolated_env, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*cmd, f"/spec-auto {SPEC}"],
+        cwd=isolated_env,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait(lambda: calls("claude", "tasks") == 1, "claude's tasks call", first)
         _wait(
-            lambda: db.exists() and bool(_rows(
-                db, "SELECT 1 FROM agent_outputs WHERE agent='gemini' AND stage='tasks'")),
-            "gemini's tasks output in the store", first,
+            lambda: (
+                db.exists()
+                and bool(
+                    _rows(db, "SELECT 1 FROM agent_outputs WHERE agent='gemini' AND stage='tasks'")
+                )
+            ),
+            "gemini's tasks output in the store",
+            first,
         )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -117,8 +126,12 @@ def test_spec_auto_killed_mid_stage_resumes_without_paying_twice(
 
     slow["on"] = False
     second = subprocess.run(
-        [*cmd, f"/spec-auto {SPEC} --resume"], cwd=isolated_env, env=env,
-        capture_output=True, text=True, timeout=120,
+        [*cmd, f"/spec-auto {SPEC} --resume"],
+        cwd=isolated_env,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert second.returncode == 0, second.stdout + second.stderr
 
@@ -131,7 +144,9 @@ def test_spec_auto_killed_mid_stage_resumes_without_paying_twice(
     assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert _rows(db, "PRAGMA foreign_key_check") == []
     assert _rows(db, "SELECT status, resumed FROM runs ORDER BY seq") == [
-        ("interrupted", 0), ("ok", 1)]
+        ("interrupted", 0),
+        ("ok", 1),
+    ]
     assert len({r[0] for r in _rows(db, "SELECT branch_id FROM runs")}) == 1
     replayed = _rows(db, "SELECT replayed FROM runs ORDER BY seq")[1][0]
     assert replayed >= 4  # plan's three agents and gemini's tasks answer at least

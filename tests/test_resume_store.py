@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from speckit_resume.branches import STAGES, eligible_branches, normalize_stage, parse_branch_id
 from speckit_resume.migrations import LATEST, MIGRATIONS
 from speckit_resume.store import OutputRecord, Store, StoreError
@@ -23,8 +24,15 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def put(store: Store, run: dict[str, str], stage: str, agent: str = "a1", *, h: str = "h",
-        content: str | None = None) -> int:
+def put(
+    store: Store,
+    run: dict[str, str],
+    stage: str,
+    agent: str = "a1",
+    *,
+    h: str = "h",
+    content: str | None = None,
+) -> int:
     return store.add_output(
         OutputRecord(
             run_id=run["run_id"],
@@ -39,16 +47,22 @@ def put(store: Store, run: dict[str, str], stage: str, agent: str = "a1", *, h: 
     )
 
 
-def find(store: Store, branch: str, stage: str, agent: str = "a1", h: str = "h",
-         spec: str = "SPEC-1") -> str | None:
-    found = store.find_output(spec_id=spec, branch_id=branch, stage=stage, agent=agent,
-                              prompt_hash=h)
+def find(
+    store: Store, branch: str, stage: str, agent: str = "a1", h: str = "h", spec: str = "SPEC-1"
+) -> str | None:
+    found = store.find_output(
+        spec_id=spec, branch_id=branch, stage=stage, agent=agent, prompt_hash=h
+    )
     return None if found is None else found.content
 
 
 def start(store: Store, **kw: object) -> dict[str, str]:
-    args: dict[str, object] = {"spec_id": "SPEC-1", "goal": None, "from_stage": None,
-                               "resume": False}
+    args: dict[str, object] = {
+        "spec_id": "SPEC-1",
+        "goal": None,
+        "from_stage": None,
+        "resume": False,
+    }
     args.update(kw)
     return store.begin_run(**args).model_dump()  # type: ignore[arg-type]
 
@@ -135,7 +149,10 @@ def test_branch_rules(store: Store) -> None:
 
     fresh = start(store)
     assert fresh["parent_branch_id"] is None and fresh["branch_id"] not in {
-        root["branch_id"], child["branch_id"], grandchild["branch_id"]}
+        root["branch_id"],
+        child["branch_id"],
+        grandchild["branch_id"],
+    }
 
 
 def test_from_stage_without_an_earlier_branch_is_a_root(store: Store) -> None:
@@ -150,8 +167,9 @@ def test_crashed_runs_become_interrupted(store: Store) -> None:
     elsewhere = start(store)
     with store.write() as conn:  # as if its process had died / run on another machine
         conn.execute("UPDATE runs SET pid = 999999999 WHERE run_id = ?", (dead["run_id"],))
-        conn.execute("UPDATE runs SET host = 'other-host', pid = 1 WHERE run_id = ?",
-                     (elsewhere["run_id"],))
+        conn.execute(
+            "UPDATE runs SET host = 'other-host', pid = 1 WHERE run_id = ?", (elsewhere["run_id"],)
+        )
     start(store, from_stage="plan")  # any new run of the spec tidies up
     statuses = {r.run_id: r.status for r in store.runs("SPEC-1")}
     assert statuses[dead["run_id"]] == "interrupted"
@@ -207,37 +225,57 @@ def test_children_inherit_exactly_the_stages_before_each_fork(store: Store) -> N
 
     # the child sees only the root's stages before its fork
     assert {s: find(store, C, s) for s in STAGES} == {
-        "plan": f"plan@{R}", "tasks": f"tasks@{R}",
-        "implement": None, "validate": None, "audit": None, "unlock": None}
+        "plan": f"plan@{R}",
+        "tasks": f"tasks@{R}",
+        "implement": None,
+        "validate": None,
+        "audit": None,
+        "unlock": None,
+    }
     # the grandchild: plan/tasks from the grandparent (before both forks), nothing of the
     # root's at/after the child's fork, nothing at/after its own fork
     assert {s: find(store, G, s) for s in STAGES} == {
-        "plan": f"plan@{R}", "tasks": f"tasks@{R}",
-        "implement": None, "validate": None, "audit": None, "unlock": None}
+        "plan": f"plan@{R}",
+        "tasks": f"tasks@{R}",
+        "implement": None,
+        "validate": None,
+        "audit": None,
+        "unlock": None,
+    }
     assert {s: find(store, G, s, agent="c-only") for s in STAGES} == {
-        "plan": f"plan@{C}", "tasks": f"tasks@{C}",
-        "implement": f"implement@{C}", "validate": f"validate@{C}",
-        "audit": None, "unlock": None}
+        "plan": f"plan@{C}",
+        "tasks": f"tasks@{C}",
+        "implement": f"implement@{C}",
+        "validate": f"validate@{C}",
+        "audit": None,
+        "unlock": None,
+    }
     # the nearest branch wins
     for stage in STAGES:
         put(store, child, stage)
     assert {s: find(store, G, s) for s in STAGES} == {
-        "plan": f"plan@{C}", "tasks": f"tasks@{C}",
-        "implement": f"implement@{C}", "validate": f"validate@{C}",
-        "audit": None, "unlock": None}
+        "plan": f"plan@{C}",
+        "tasks": f"tasks@{C}",
+        "implement": f"implement@{C}",
+        "validate": f"validate@{C}",
+        "audit": None,
+        "unlock": None,
+    }
     put(store, grand, "plan")
     assert find(store, G, "plan") == f"plan@{G}"
     # the sibling's outputs never show through, and it sees only the root's plan
     assert {s: find(store, sibling["branch_id"], s) for s in STAGES} == {
-        s: f"{s}@{sibling['branch_id']}" for s in STAGES}
+        s: f"{s}@{sibling['branch_id']}" for s in STAGES
+    }
     assert find(store, G, "tasks", agent="c-only") == f"tasks@{C}"
     assert eligible_branches(G, "plan", store.lineage) == [G, C, R]
     assert eligible_branches(G, "implement", store.lineage) == [G, C]
     assert eligible_branches(G, "audit", store.lineage) == [G]
     assert eligible_branches(sibling["branch_id"], "plan", store.lineage) == [
-        sibling["branch_id"], R]
-    assert eligible_branches(sibling["branch_id"], "tasks", store.lineage) == [
-        sibling["branch_id"]]
+        sibling["branch_id"],
+        R,
+    ]
+    assert eligible_branches(sibling["branch_id"], "tasks", store.lineage) == [sibling["branch_id"]]
 
 
 def test_lookup_keys(store: Store) -> None:
@@ -255,22 +293,45 @@ def test_lookup_keys(store: Store) -> None:
 def test_errors_and_invalid_outputs_are_not_reused(store: Store) -> None:
     run = start(store)
     branch = run["branch_id"]
-    store.add_output(OutputRecord(run_id=run["run_id"], branch_id=branch, spec_id="SPEC-1",
-                                  stage="plan", agent="a1", prompt_hash="h", status="error",
-                                  error="boom"))
+    store.add_output(
+        OutputRecord(
+            run_id=run["run_id"],
+            branch_id=branch,
+            spec_id="SPEC-1",
+            stage="plan",
+            agent="a1",
+            prompt_hash="h",
+            status="error",
+            error="boom",
+        )
+    )
     assert find(store, branch, "plan") is None
     put(store, run, "plan", content="first")
     assert find(store, branch, "plan") == "first"
-    assert store.set_validation(spec_id="SPEC-1", branch_id=branch, stage="plan", agent="a1",
-                                prompt_hash="h", valid=False, error="missing field")
+    assert store.set_validation(
+        spec_id="SPEC-1",
+        branch_id=branch,
+        stage="plan",
+        agent="a1",
+        prompt_hash="h",
+        valid=False,
+        error="missing field",
+    )
     assert find(store, branch, "plan") is None
     put(store, run, "plan", content="second")
     assert find(store, branch, "plan") == "second"
     # an inherited output can be marked invalid from the child, and is then not reused
     child = start(store, from_stage="tasks")
     assert find(store, child["branch_id"], "plan") == "second"
-    store.set_validation(spec_id="SPEC-1", branch_id=child["branch_id"], stage="plan",
-                         agent="a1", prompt_hash="h", valid=False, error="x")
+    store.set_validation(
+        spec_id="SPEC-1",
+        branch_id=child["branch_id"],
+        stage="plan",
+        agent="a1",
+        prompt_hash="h",
+        valid=False,
+        error="x",
+    )
     assert find(store, child["branch_id"], "plan") is None
 
 
@@ -290,8 +351,9 @@ def test_prune_keeps_the_newest_their_ancestors_and_the_current(store: Store) ->
     assert remaining == [other["branch_id"], child["branch_id"]]
     assert find(store, child["branch_id"], "plan") == f"plan@{other['branch_id']}"
     assert store.query("PRAGMA foreign_key_check") == []
-    assert store.query("SELECT COUNT(*) FROM runs WHERE branch_id = ?",
-                       (old["branch_id"],))[0][0] == 0
+    assert (
+        store.query("SELECT COUNT(*) FROM runs WHERE branch_id = ?", (old["branch_id"],))[0][0] == 0
+    )
     assert store.prune("SPEC-1", keep=1) == ([], 0)
     with pytest.raises(ValueError, match="at least 1"):
         store.prune("SPEC-1", keep=0)

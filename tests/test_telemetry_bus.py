@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentshell.agents import TokenUsage
 from agentshell.redact import register_secret
 from agentshell.telemetry import (
@@ -27,7 +28,6 @@ from agentshell.telemetry import (
     TelemetryBus,
     redact_events,
 )
-
 from tests.telemetry_helpers import EXAMPLES
 
 

@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from agentshell.errors import ConfigError
 from agentshell.sinks.jsonl import JsonlSink
 from agentshell.telemetry import AgentCallFailed, Event, TelemetryBus
-
 from tests.conftest import ShellFactory
 
 # long enough that a batch is far larger than PIPE_BUF: torn writes would show

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+
 from agentshell.agents import AgentRequest, TokenUsage
 from agentshell.errors import ConfigError
 from agentshell.telemetry import (
@@ -18,7 +19,6 @@ from agentshell.telemetry import (
     AgentCallStarted,
     ConsensusSynthesized,
 )
-
 from tests.conftest import ShellFactory
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 from tests.servers.otlp_receiver import OTLPReceiver

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from agentshell.agents import AgentRequest
 from agentshell.errors import AgentError
 from agentshell.telemetry import AgentCallRetry, PluginErrorEvent
-
 from tests.conftest import CapturedOutput, ShellFactory
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 from tests.servers.otlp_receiver import OTLPReceiver

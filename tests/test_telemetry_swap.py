@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from pydantic import BaseModel
+
 from agentshell.plugins import hookimpl
 from agentshell.repl import CommandCompleter
 from agentshell.sinks.console import ConsoleSink
 from agentshell.sinks.jsonl import JsonlSink
 from agentshell.telemetry import AgentCallStarted, Event
-from prompt_toolkit.completion import CompleteEvent
-from prompt_toolkit.document import Document
-from pydantic import BaseModel
-
 from tests.conftest import CapturedOutput, ShellFactory
 
 

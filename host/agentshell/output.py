@@ -41,9 +41,9 @@ class Output:
             self._console = Console(file=self.stream, highlight=False, soft_wrap=False)
         return self._console
 
-    def _write(self, text: str, stream: IO[str]) -> None:
+    def _write(self, text: str, stream: IO[str], *, scrub: bool = True) -> None:
         with self._lock:
-            stream.write(redact(text) + "\n")
+            stream.write((redact(text) if scrub else text) + "\n")
             stream.flush()
 
     def print(self, text: str = "") -> None:
@@ -67,7 +67,10 @@ class Output:
         self._write(f"error: {message}", self.err)
 
     def json(self, value: Any) -> None:
-        self._write(json.dumps(value, indent=2, default=str), self.stream)
+        """Print ``value`` as JSON. Strings are redacted one by one, so the output stays
+        valid JSON (redacting the finished text could swallow a closing quote)."""
+        text = json.dumps(_redact_tree(value), indent=2, default=lambda v: redact(str(v)))
+        self._write(text, self.stream, scrub=False)
 
     def table(
         self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
@@ -84,6 +87,16 @@ class Output:
     def render(self, renderable: Any) -> None:
         with self._lock:
             self.console.print(renderable)
+
+
+def _redact_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_tree(v) for v in value]
+    return value
 
 
 __all__ = ["Output"]

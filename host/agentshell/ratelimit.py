@@ -166,7 +166,7 @@ def reset_from_headers(
 
 
 def reset_from_message(message: str, now: dt.datetime | None = None) -> dt.datetime | None:
-    """"Please try again in 17.252s" (or ``in 20ms``, ``in 1m30s``, ``in 3 seconds``)."""
+    """ "Please try again in 17.252s" (or ``in 20ms``, ``in 1m30s``, ``in 3 seconds``)."""
     match = _TRY_AGAIN.search(message)
     if match is None:
         return None

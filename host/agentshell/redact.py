@@ -13,7 +13,10 @@ import threading
 
 MASK = "****"
 
-_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)[A-Za-z0-9_.-]*"
+# a name that ENDS in a secret word: ``OPENAI_API_KEY``, ``access_token``, ``client_secret``
+# (``input_tokens`` or ``max_tokens`` are counts, not secrets)
+_SECRET_WORD = r"(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH|AUTHORIZATION|DEVICE_CODE)"
+_SECRET_NAME = rf"(?:[A-Za-z0-9_.-]*[_.-])?{_SECRET_WORD}\d*(?![A-Za-z0-9_.-])"
 # a value is masked unless it is empty or a structure (``api_key = { env = "NAME" }`` is a
 # reference, not a secret); a bare ``auth = ...`` names where credentials come from
 _VALUE = r"(\"[^\"]+\"|'[^']+'|[^\s{\[\"']\S*)"
@@ -21,10 +24,8 @@ _VALUE = r"(\"[^\"]+\"|'[^']+'|[^\s{\[\"']\S*)"
 # (``api_key:``, ``X-Api-Key:``, ``"access_token":``), so prose such as
 # "waiting for authorization: 9:30 left" is left alone
 _ASSIGNMENT = re.compile(rf"(?i)\b(?!auth\s*=)({_SECRET_NAME})(\s*=\s*)" + _VALUE)
-_COLON_NAME = r"[A-Za-z0-9.]*[_-][A-Za-z0-9_.-]*"
 _COLON = re.compile(
-    rf"(?i)(\"?)\b(?=[A-Za-z0-9_.-]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL))"
-    rf"({_COLON_NAME})\1(\s*:\s*)" + _VALUE
+    rf"(?i)(\"?)\b([A-Za-z0-9.]*[_-][A-Za-z0-9_.-]*?[_.-]?{_SECRET_WORD}\d*)\1(\s*:\s*)" + _VALUE
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
 _KNOWN_PREFIXES = re.compile(

@@ -14,10 +14,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from agentshell.agents import TokenUsage
 from agentshell.files import atomic_write
 from agentshell.redact import redact
-from pydantic import BaseModel, ConfigDict, Field
 
 from .config import Status
 from .stages import Stage

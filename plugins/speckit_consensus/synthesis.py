@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentshell.agents import TokenUsage
 from pydantic import BaseModel, Field
+
+from agentshell.agents import TokenUsage
 
 from .config import Status
 from .schemas import DECISION_FIELDS, AgentOutput, Role

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentshell.config import Secret
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentshell.config import Secret
 
 from .urls import check_endpoint
 

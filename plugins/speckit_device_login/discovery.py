@@ -6,8 +6,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from agentshell.errors import CommandError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agentshell.errors import CommandError
 
 from .config import ProviderConfig
 from .urls import check_endpoint

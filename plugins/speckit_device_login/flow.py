@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
 from agentshell.errors import CommandError
 from agentshell.redact import register_secret
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from .config import ProviderConfig
 from .discovery import Endpoints

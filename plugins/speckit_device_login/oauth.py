@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+
 from agentshell.redact import redact
 
 from .config import ProviderConfig

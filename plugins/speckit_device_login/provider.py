@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
+
 from agentshell.auth import Credentials, TokenStore
 from agentshell.errors import AgentDisconnected, AuthRequired
 from agentshell.telemetry import AuthEvent

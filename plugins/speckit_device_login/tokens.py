@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from agentshell.redact import register_secret
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentshell.redact import register_secret
 
 from .config import ProviderConfig
 from .discovery import Endpoints

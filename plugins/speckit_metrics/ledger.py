@@ -64,7 +64,7 @@ class Tally:
 
 
 def format_cost(usd: float, unpriced: int, calls: int) -> str:
-    """"$0.0123", "price unknown", or "$0.0123 + price unknown" for a mix."""
+    """ "$0.0123", "price unknown", or "$0.0123 + price unknown" for a mix."""
     if unpriced and unpriced >= calls:
         return "price unknown"
     text = f"${usd:.4f}"

@@ -160,9 +160,11 @@ def _alert(st: MetricsState, threshold: int) -> None:
     from agentshell.telemetry import BudgetAlert
 
     ledger = st.ledger
-    halt = " — further agent calls are refused" if (
-        threshold >= 100 and st.settings.halt_on_budget
-    ) else ""
+    halt = (
+        " — further agent calls are refused"
+        if (threshold >= 100 and st.settings.halt_on_budget)
+        else ""
+    )
     st.shell.output.warn(
         f"budget {threshold}%: ${ledger.spent_usd:.4f} spent of ${ledger.budget_usd:.2f}{halt}"
     )
@@ -213,8 +215,9 @@ def register_commands(register: Register) -> None:
             "metrics",
             metrics_command,
             help="token usage, cost and budget: session, per agent, per stage",
-            args=[Arg("action", "reset: start counting from zero", required=False,
-                      choices=["reset"])],
+            args=[
+                Arg("action", "reset: start counting from zero", required=False, choices=["reset"])
+            ],
             options=[Option("--json", "print JSON", flag=True)],
             description=(
                 "Cost comes from each call's own usage and model (genai-prices, or the "
@@ -222,5 +225,3 @@ def register_commands(register: Register) -> None:
             ),
         )
     )
-
-

@@ -37,8 +37,10 @@ _MTOK = 1_000_000
 
 
 def _override_cost(price: PriceOverride, usage: TokenUsage) -> float:
-    cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None else (
-        price.cached_input_per_mtok
+    cached_rate = (
+        price.input_per_mtok
+        if price.cached_input_per_mtok is None
+        else (price.cached_input_per_mtok)
     )
     return (
         usage.non_cached_input_tokens * price.input_per_mtok

@@ -33,7 +33,7 @@ def _pct(value: float | None) -> str:
 
 
 def _calls(t: Tally) -> str:
-    """"3", or "3 +1 replayed, 1 failed" when there is more to say."""
+    """ "3", or "3 +1 replayed, 1 failed" when there is more to say."""
     extra = [f"+{t.replays} replayed"] if t.replays else []
     extra += [f"{t.failures} failed"] if t.failures else []
     return " ".join([str(t.calls), ", ".join(extra)]) if extra else str(t.calls)
@@ -103,32 +103,50 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
 
     def agent_row(name: str, a: Tally) -> tuple[Any, ...]:
         return (
-            name, a.model, _calls(a), f"{human(a.usage.input_tokens)} "
-            f"({human(a.usage.cached_input_tokens)})", human(a.usage.output_tokens),
+            name,
+            a.model,
+            _calls(a),
+            f"{human(a.usage.input_tokens)} ({human(a.usage.cached_input_tokens)})",
+            human(a.usage.output_tokens),
             a.cost_text() if a.calls else ("$0.0000" if a.replays else "-"),
             _pct(utilisation(a, prices)),
         )
 
     if ledger.agents:
-        out.table(columns, [agent_row(n, a) for n, a in sorted(ledger.agents.items())],
-                  title="Per agent")
+        out.table(
+            columns, [agent_row(n, a) for n, a in sorted(ledger.agents.items())], title="Per agent"
+        )
     if ledger.stages:
         stage_rows: list[tuple[Any, ...]] = []
         for (spec_id, stage), book in ledger.stages.items():
             label = f"{spec_id} {stage}".strip()
             total = book.total
-            stage_rows.append((
-                label, "(all)", _calls(total), human(tokens_of(total.usage)),
-                total.cost_text() if total.calls else "-",
-                f"{book.metrics.estimated_next_prompt_tokens():,}",
-            ))
+            stage_rows.append(
+                (
+                    label,
+                    "(all)",
+                    _calls(total),
+                    human(tokens_of(total.usage)),
+                    total.cost_text() if total.calls else "-",
+                    f"{book.metrics.estimated_next_prompt_tokens():,}",
+                )
+            )
             for name, a in sorted(book.agents.items()):
-                stage_rows.append((
-                    "", name, _calls(a), human(tokens_of(a.usage)),
-                    a.cost_text() if a.calls else "-", "",
-                ))
-        out.table(["spec / stage", "agent", "calls", "tokens", "cost", "est. next"],
-                  stage_rows, title="Per stage")
+                stage_rows.append(
+                    (
+                        "",
+                        name,
+                        _calls(a),
+                        human(tokens_of(a.usage)),
+                        a.cost_text() if a.calls else "-",
+                        "",
+                    )
+                )
+        out.table(
+            ["spec / stage", "agent", "calls", "tokens", "cost", "est. next"],
+            stage_rows,
+            title="Per stage",
+        )
 
 
 __all__ = ["as_json", "format_cost", "human", "metrics_dict", "render", "utilisation"]

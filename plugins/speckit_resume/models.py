@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentshell.errors import AgentshellError
 from pydantic import BaseModel
+
+from agentshell.errors import AgentshellError
 
 RunStatus = Literal["ok", "halted", "failed", "cancelled"]
 RUN_STATUSES: tuple[str, ...] = ("ok", "halted", "failed", "cancelled")

@@ -68,7 +68,7 @@ def build_argv(agent: AgentSpec, prompt: str) -> tuple[list[str], bool]:
         argv = list(raw)
     else:
         raise FatalAgentError(
-            f"{agent.name}: the command backend needs `command = [\"program\", \"arg\", ...]`"
+            f'{agent.name}: the command backend needs `command = ["program", "arg", ...]`'
         )
     if not argv:
         raise FatalAgentError(f"{agent.name}: `command` is empty")
@@ -80,11 +80,11 @@ def build_argv(agent: AgentSpec, prompt: str) -> tuple[list[str], bool]:
     if mode == "template":
         if not any("{prompt}" in arg for arg in argv):
             raise FatalAgentError(
-                f"{agent.name}: prompt_mode = \"template\" needs {{prompt}} in `command`"
+                f'{agent.name}: prompt_mode = "template" needs {{prompt}} in `command`'
             )
         return [arg.replace("{prompt}", prompt) for arg in argv], False
     raise FatalAgentError(
-        f"{agent.name}: prompt_mode must be \"stdin\", \"arg\" or \"template\" (got {mode!r})"
+        f'{agent.name}: prompt_mode must be "stdin", "arg" or "template" (got {mode!r})'
     )
 
 

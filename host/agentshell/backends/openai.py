@@ -94,9 +94,7 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping)
-        )
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return ""
 
 
@@ -171,8 +169,8 @@ class OpenAIBackend:
 
         agent = call.agent
         request = call.request
-        stream = request.stream if request.stream is not None else bool(
-            _option(agent, "stream", False)
+        stream = (
+            request.stream if request.stream is not None else bool(_option(agent, "stream", False))
         )
         body = self.request_body(agent, request, stream)
         url = (agent.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
