@@ -119,14 +119,18 @@ async def _start(shell: Shell) -> int | None:
 
 async def _interactive(ns: argparse.Namespace) -> int:
     shell = _make_shell(ns, "repl")
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from .repl import repl
+
+        try:
+            # the prompt appears first; plugins load right after it is drawn
+            return await repl(shell, start=True)
+        finally:
+            await shell.stop()
     failed = await _start(shell)
     if failed is not None:
         return failed
     try:
-        if sys.stdin.isatty() and sys.stdout.isatty():
-            from .repl import repl
-
-            return await repl(shell)
         from .repl import line_reader
 
         return await line_reader(shell)

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,18 @@ if TYPE_CHECKING:
 class CommandCompleter(Completer):
     """Completes command names, then each command's options and declared arguments."""
 
-    def __init__(self, shell: Shell) -> None:
+    def __init__(self, shell: Shell, ready: asyncio.Future[None] | None = None) -> None:
         self.shell = shell
+        self.ready = ready
+
+    async def get_completions_async(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> AsyncGenerator[Completion, None]:
+        # a Tab pressed while plugins still load completes against the loaded shell
+        if self.ready is not None and not self.ready.done():
+            await asyncio.shield(self.ready)
+        for completion in self.get_completions(document, complete_event):
+            yield completion
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -138,19 +148,50 @@ async def run_command(shell: Shell, line: str) -> int:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-async def repl(shell: Shell) -> int:
-    """The interactive session. Returns the exit status for ``sys.exit``."""
+def early_settings(shell: Shell) -> tuple[str, bool, bool]:
+    """``[shell]`` prompt, history and toolbar read straight from the files, so the first
+    prompt can be drawn before plugins load and the configuration is validated."""
+    from .configfiles import load_raw
+
+    prompt, history, toolbar = "agentshell> ", True, True
+    try:
+        section = load_raw(environ=shell.environ, cwd=shell.cwd).data.get("shell", {})
+    except Exception:  # reported properly when the shell starts
+        return prompt, history, toolbar
+    if isinstance(section, dict):
+        prompt = section["prompt"] if isinstance(section.get("prompt"), str) else prompt
+        history = section["history"] if isinstance(section.get("history"), bool) else history
+        toolbar = section["toolbar"] if isinstance(section.get("toolbar"), bool) else toolbar
+    return prompt, history, toolbar
+
+
+async def repl(shell: Shell, *, start: bool = False) -> int:
+    """The interactive session. Returns the exit status for ``sys.exit``.
+
+    With ``start``, the shell is started here, right after the first prompt is drawn
+    (an "instant prompt"): plugins load while the user starts typing. A line entered,
+    or a completion asked for, before loading is done waits for it, so nothing typed
+    early is lost or runs against a half-loaded shell.
+    """
     from prompt_toolkit import PromptSession
     from prompt_toolkit.patch_stdout import patch_stdout
 
+    prompt, use_history, use_toolbar = early_settings(shell)
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    if not start:
+        ready.set_result(None)
+
     history = None
-    if shell.config.shell.history:
+    if use_history:
         path = Path(shell.data_dir) / "history"
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             history = RedactingHistory(str(path))
 
     def toolbar() -> str | None:
+        if not ready.done():
+            return " loading plugins… "
         if not shell.config.shell.toolbar:
             return None
         text = shell.status_text()
@@ -158,22 +199,53 @@ async def repl(shell: Shell) -> int:
 
     session: PromptSession[str] = PromptSession(
         history=history,
-        completer=CommandCompleter(shell),
+        completer=CommandCompleter(shell, ready),
         complete_while_typing=False,
-        bottom_toolbar=toolbar,
+        bottom_toolbar=toolbar if use_toolbar else None,
         enable_history_search=True,
     )
-    with patch_stdout(raw=True):
-        while not shell.exit_requested:
-            try:
-                line = await session.prompt_async(shell.config.shell.prompt)
-            except KeyboardInterrupt:
-                continue  # Ctrl-C clears the line; it never leaves the shell
-            except EOFError:
-                break
-            if not line.strip():
-                continue
-            await run_command(shell, line)
+
+    async def load() -> None:
+        try:
+            await shell.start()
+        except BaseException as exc:  # the shell stays usable for /quit, /help, /plugins
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            shell.output.error(f"start-up failed: {exc}")
+        finally:
+            if not ready.done():
+                ready.set_result(None)
+            session.app.invalidate()
+
+    loader: asyncio.Task[None] | None = None
+
+    def after_first_render(_: object) -> None:
+        nonlocal loader
+        session.app.after_render -= after_first_render
+        loader = loop.create_task(load())
+
+    if start:
+        session.app.after_render += after_first_render
+    try:
+        with patch_stdout(raw=True):
+            while not shell.exit_requested:
+                if ready.done():
+                    prompt = shell.config.shell.prompt
+                try:
+                    line = await session.prompt_async(prompt)
+                except KeyboardInterrupt:
+                    continue  # Ctrl-C clears the line; it never leaves the shell
+                except EOFError:
+                    break
+                if not line.strip():
+                    continue
+                await ready
+                await run_command(shell, line)
+    finally:
+        if start and loader is None:  # left before the first render: load to stop cleanly
+            loader = loop.create_task(load())
+        if loader is not None:
+            await loader
     return 0
 
 
@@ -191,4 +263,11 @@ async def line_reader(shell: Shell) -> int:
     return min(status, 1) if status != 130 else 130
 
 
-__all__ = ["CommandCompleter", "RedactingHistory", "line_reader", "redact_history_line", "repl"]
+__all__ = [
+    "CommandCompleter",
+    "RedactingHistory",
+    "early_settings",
+    "line_reader",
+    "redact_history_line",
+    "repl",
+]

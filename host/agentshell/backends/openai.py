@@ -9,6 +9,12 @@ costs more per request the more connections it has. A call takes the least busy
 shard; a new shard opens when every shard has 2 calls in flight. Every failure is
 mapped to the taxonomy in :mod:`agentshell.errors`; retrying is the runner's job.
 
+Per request the backend does only what varies: the URL is parsed, the client's
+default headers merged and the timeout built once per base URL / agent, the request
+goes out through ``client.send`` with a ready ``httpx.Request`` (what
+``client.stream`` would build, byte for byte), and the connections' "is it still
+alive?" check reads a socket kept at connect time (see :class:`_FastStream`).
+
 Agent options (``[agents.<name>]`` keys besides the standard ones):
 ``stream`` (bool, default false), ``json_mode`` (bool: send
 ``response_format={"type": "json_object"}`` when the request expects JSON),
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec, TokenUsage
@@ -40,6 +47,7 @@ from agentshell.redact import redact, register_secret
 
 if TYPE_CHECKING:
     import httpx
+    import httpcore
 
     from agentshell.hookspecs import Register
 
@@ -121,6 +129,8 @@ class OpenAIBackend:
         self._clients: list[httpx.AsyncClient] = []
         self._in_flight: list[int] = []
         self._ssl: Any = None
+        self._urls: dict[str, httpx.URL] = {}  # base_url -> parsed completions URL
+        self._defaults: httpx.Headers | None = None  # the clients' default headers
 
     def _new_client(self) -> httpx.AsyncClient:
         import httpx  # heavy: imported on the first call, not at shell start-up
@@ -129,7 +139,7 @@ class OpenAIBackend:
             _remember_missing_sniffio()
             # One SSL context for all shards: building one costs ~50 ms.
             self._ssl = httpx.create_ssl_context()
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=_MAX_CONNECTIONS,
                 max_keepalive_connections=_MAX_KEEPALIVE,
@@ -140,6 +150,11 @@ class OpenAIBackend:
             follow_redirects=False,
             trust_env=True,
         )
+        _speed_up_liveness_checks(client)
+        _skip_cookie_parsing_without_cookies(client)
+        if self._defaults is None:
+            self._defaults = httpx.Headers(client.headers)
+        return client
 
     def _acquire(self) -> int:
         """The index of the shard for the next call: the least busy one, or a new one
@@ -173,13 +188,14 @@ class OpenAIBackend:
             request.stream if request.stream is not None else bool(_option(agent, "stream", False))
         )
         body = self.request_body(agent, request, stream)
-        url = (agent.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+        url = self._url(agent.base_url or DEFAULT_BASE_URL)
         headers = await self._headers(agent)
         connect_s = min(float(_option(agent, "connect_timeout_s", 10.0)), agent.timeout_s)
-        limits = httpx.Timeout(agent.timeout_s, connect=connect_s)
+        timeout = _timeout_extension(agent.timeout_s, connect_s)
+        content = _encode_json(body)
         for attempt in (1, 2):
             try:
-                return await self._post(call, url, headers, body, stream, limits)
+                return await self._post(call, url, headers, content, timeout)
             except _Unauthorized as exc:
                 # A provider's token may have expired early: refresh once, try once more.
                 if attempt == 1 and self._provider_auth(agent):
@@ -189,6 +205,21 @@ class OpenAIBackend:
                         continue
                 raise self._auth_error(agent, exc.status, exc.message) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _url(self, base_url: str) -> httpx.URL:
+        """The parsed completions URL of a base URL (parsing costs ~30 us a request)."""
+        url = self._urls.get(base_url)
+        if url is None:
+            import httpx
+
+            full = base_url.rstrip("/") + "/chat/completions"
+            try:
+                url = httpx.URL(full)
+            except httpx.InvalidURL as exc:
+                raise FatalAgentError(f"bad base_url {redact(full)!r}: {redact(str(exc))}") from None
+            if len(self._urls) < 256:  # bounded: base URLs come from the config
+                self._urls[base_url] = url
+        return url
 
     def request_body(self, agent: AgentSpec, request: AgentRequest, stream: bool) -> dict[str, Any]:
         messages: list[dict[str, Any]]
@@ -269,11 +300,10 @@ class OpenAIBackend:
     async def _post(
         self,
         call: AgentCall,
-        url: str,
+        url: httpx.URL,
         headers: dict[str, str],
-        body: dict[str, Any],
-        stream: bool,
-        limits: httpx.Timeout,
+        content: bytes,
+        timeout: dict[str, float],
     ) -> AgentResponse:
         import httpx
 
@@ -281,9 +311,17 @@ class OpenAIBackend:
         cap = int(_option(agent, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
         shard = self._acquire()
         try:
-            async with self._clients[shard].stream(
-                "POST", url, json=body, headers=headers, timeout=limits
-            ) as response:
+            client = self._clients[shard]
+            # What client.stream("POST", url, json=..., headers=..., timeout=...) builds,
+            # without re-parsing the URL and re-merging the defaults on every call.
+            merged = httpx.Headers(self._defaults)
+            merged.update(headers)
+            outgoing = httpx.Request(
+                "POST", url, headers=merged, content=content, extensions={"timeout": timeout}
+            )
+            if client.cookies:  # cookies the server set earlier go back, as with stream()
+                client.cookies.set_cookie_header(outgoing)
+            async with _closing(await client.send(outgoing, stream=True)) as response:
                 if response.status_code >= 400:
                     raw = await _read(response, _ERROR_BODY_CAP, truncate=True)
                     raise self._status_error(agent, response, raw)
@@ -299,15 +337,17 @@ class OpenAIBackend:
             raise
         except httpx.TimeoutException as exc:
             raise AgentTimeout(
-                f"{type(exc).__name__} from {_host(url)}", timeout_s=agent.timeout_s
+                f"{type(exc).__name__} from {_host(str(url))}", timeout_s=agent.timeout_s
             ) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise FatalAgentError(f"bad base_url {redact(url)!r}: {redact(str(exc))}") from None
+            raise FatalAgentError(
+                f"bad base_url {redact(str(url))!r}: {redact(str(exc))}"
+            ) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
             # connect/read/write errors, protocol errors, an incomplete body or stream
             detail = redact(str(exc))[:200] or "connection closed"
             raise AgentDisconnected(
-                f"{type(exc).__name__} talking to {_host(url)}: {detail}"
+                f"{type(exc).__name__} talking to {_host(str(url))}: {detail}"
             ) from None
         finally:
             self._release(shard)
@@ -440,6 +480,113 @@ async def _read(response: httpx.Response, cap: int, *, truncate: bool = False) -
         reader.count(chunk)
         buffer += chunk
     return bytes(buffer)
+
+
+class _closing:
+    """``async with`` for a streamed response: closes it (back to the pool) on exit."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    async def __aenter__(self) -> httpx.Response:
+        return self.response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.response.aclose()
+
+
+def _encode_json(body: dict[str, Any]) -> bytes:
+    """The request body exactly as httpx's ``json=`` encodes it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+@lru_cache(maxsize=64)
+def _timeout_extension(read_s: float, connect_s: float) -> dict[str, float]:
+    """httpx's ``timeout`` request extension (``Timeout(read_s, connect=connect_s)``),
+    built once per pair of values. Shared and read-only: httpcore only reads it."""
+    import httpx
+
+    return httpx.Timeout(read_s, connect=connect_s).as_dict()  # type: ignore[return-value]
+
+
+def _speed_up_liveness_checks(client: httpx.AsyncClient) -> None:
+    """Before and after every request httpcore asks each pooled connection whether its
+    socket is readable (= closed by the server); through anyio that looks the socket up
+    with a getpeername/getsockname per question. Wrapping the pools' network backend so
+    each stream keeps its socket from connect time makes the check one poll() call.
+    The pools are httpx internals: when they are not where expected, nothing changes."""
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _FastBackend):
+            pool._network_backend = _FastBackend(backend)  # type: ignore[union-attr]
+
+
+class _FastBackend:
+    """httpcore network backend: the wrapped one's streams, as :class:`_FastStream`.
+    Duck-typed (httpcore never type-checks it), so httpcore is not imported early."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> _FastStream:
+        return _FastStream(await self._inner.connect_tcp(*args, **kwargs))
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> _FastStream:
+        return _FastStream(await self._inner.connect_unix_socket(*args, **kwargs))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _FastStream:
+    """A network stream that answers ``is_readable`` from the socket it kept at
+    connect time (the same test httpcore makes); everything else is delegated."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        from httpcore._utils import is_socket_readable
+
+        self._inner = inner
+        self._sock = inner.get_extra_info("socket")
+        self._readable = is_socket_readable
+        self.read = inner.read  # bound methods: no extra frame per read/write
+        self.write = inner.write
+        self.aclose = inner.aclose
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> _FastStream:
+        return _FastStream(await self._inner.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._sock is not None:
+            return self._readable(self._sock)
+        return self._inner.get_extra_info(info)
+
+
+@lru_cache(maxsize=1)
+def _lazy_cookies_class() -> type[httpx.Cookies]:
+    import httpx
+
+    class LazyCookies(httpx.Cookies):
+        """Client cookies that skip the cookie jar for a response without cookies:
+        the jar wraps each response in urllib objects first (~50 us), to find nothing."""
+
+        def extract_cookies(self, response: httpx.Response) -> None:
+            headers = response.headers
+            if "set-cookie" in headers or "set-cookie2" in headers:
+                super().extract_cookies(response)
+
+    return LazyCookies
+
+
+def _skip_cookie_parsing_without_cookies(client: httpx.AsyncClient) -> None:
+    """Swap the client's cookie store for one that parses only responses that set
+    cookies (same jar, same behaviour). httpx internals: if absent, nothing changes."""
+    import httpx
+
+    cookies = getattr(client, "_cookies", None)
+    if type(cookies) is httpx.Cookies:
+        client._cookies = _lazy_cookies_class()(cookies.jar)
 
 
 def _remember_missing_sniffio() -> None:
