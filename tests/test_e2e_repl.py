@@ -135,3 +135,23 @@ def test_bottom_toolbar_shows_status_segments(tmp_path: Path) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_input_typed_at_the_instant_prompt_waits_for_plugins(tmp_path: Path) -> None:
+    """The first prompt is drawn before plugins load; a command (or a Tab) typed at once
+    must run against the fully loaded shell, never fail as an unknown command."""
+    child = spawn(tmp_path / "home")
+    try:
+        child.send("/sle\t")  # a plugin's command (tests.helpers.sleepy), completed early
+        child.expect_exact("/sleep")
+        child.send(" 0.01\r")
+        child.expect_exact("woke up")
+        child.expect_exact(PROMPT)
+        child.sendline("/plugins --json")
+        child.expect_exact('"state": "loaded"')
+        child.expect_exact(PROMPT)
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
