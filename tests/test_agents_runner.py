@@ -191,9 +191,12 @@ async def test_disconnect_is_retried_with_notice_event_and_progress() -> None:
     assert response.content == "ok" and response.attempts == 3
     assert len(backend.calls) == 3
     assert h.clock is not None and len(h.clock.sleeps) == 2
-    assert h.notes[0].startswith("a1: retrying in ")
-    assert "(attempt 2/4): connection reset" in h.notes[0]
-    assert "(attempt 3/4): slow" in h.notes[1]
+    # with a progress display the notice travels in Progress.detail, printed once there
+    assert h.notes == []
+    details = [p.detail for p in progress if p.state == "retrying"]
+    assert details[0].startswith("a1: retrying in ")
+    assert "(attempt 2/4): connection reset" in details[0]
+    assert "(attempt 3/4): slow" in details[1]
     retries: list[Any] = h.events("agent.call.retry")
     assert [(r.attempt, r.next_attempt, r.error_type) for r in retries] == [
         (1, 2, "disconnected"),
@@ -203,6 +206,15 @@ async def test_disconnect_is_retried_with_notice_event_and_progress() -> None:
     assert [p.state for p in progress] == ["started", "retrying", "retrying", "done"]
     finished: Any = h.events("agent.call.finished")[0]
     assert finished.attempts == 3
+
+
+async def test_retry_notice_goes_to_the_shell_without_a_progress_display() -> None:
+    backend = ScriptedBackend({"a1": [AgentDisconnected("connection reset")]})
+    h = make_harness({"scripted": backend.factory})
+    await h.runner.run(spec(), REQ)
+    assert len(h.notes) == 1
+    assert h.notes[0].startswith("a1: retrying in ")
+    assert "(attempt 2/4): connection reset" in h.notes[0]
 
 
 async def test_full_jitter_backoff_doubles_up_to_max_delay() -> None:

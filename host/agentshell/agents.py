@@ -495,7 +495,9 @@ class AgentRunner:
                 f"{agent.name}: retrying in {delay:.1f}s "
                 f"(attempt {call.attempt + 1}/{call.max_attempts}): {reason}"
             )
-            if self.notify is not None:
+            # one line per retry: a caller showing progress prints it (Progress.detail
+            # carries the message); otherwise the shell's notifier does
+            if progress is None and self.notify is not None:
                 with contextlib.suppress(Exception):  # a display must not fail the call
                     self.notify(message)
             _report(progress, call, "retrying", detail=message)

@@ -26,6 +26,8 @@ streaming), ``max_response_bytes`` (default 8 MiB), ``connect_timeout_s`` (defau
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
@@ -46,8 +48,10 @@ from agentshell.plugins import hookimpl
 from agentshell.redact import redact, register_secret
 
 if TYPE_CHECKING:
-    import httpx
+    import ssl
+
     import httpcore
+    import httpx
 
     from agentshell.hookspecs import Register
 
@@ -524,43 +528,139 @@ def _speed_up_liveness_checks(client: httpx.AsyncClient) -> None:
 
 
 class _FastBackend:
-    """httpcore network backend: the wrapped one's streams, as :class:`_FastStream`.
-    Duck-typed (httpcore never type-checks it), so httpcore is not imported early."""
+    """httpcore network backend on plain asyncio streams. httpcore's default goes through
+    anyio, whose cancel scopes, checkpoints and attribute look-ups around every read,
+    write and liveness check cost more than the rest of a loopback request. Errors map
+    to httpcore's exceptions as its anyio backend maps them. Duck-typed (httpcore never
+    type-checks it), so httpcore is not imported before the first call."""
 
     def __init__(self, inner: Any) -> None:
-        self._inner = inner
+        self._inner = inner  # for Unix sockets (uds) only
 
-    async def connect_tcp(self, *args: Any, **kwargs: Any) -> _FastStream:
-        return _FastStream(await self._inner.connect_tcp(*args, **kwargs))
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> _FastStream:
+        import httpcore
 
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> _FastStream:
-        return _FastStream(await self._inner.connect_unix_socket(*args, **kwargs))
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    happy_eyeballs_delay=0.25,  # as anyio does (RFC 8305)
+                )
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        stream = _FastStream(reader, writer)
+        try:
+            for option in socket_options or ():
+                writer.get_extra_info("socket").setsockopt(*option)
+        except OSError as exc:
+            await stream.aclose()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return stream
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._inner.connect_unix_socket(*args, **kwargs)
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
 class _FastStream:
-    """A network stream that answers ``is_readable`` from the socket it kept at
-    connect time (the same test httpcore makes); everything else is delegated."""
+    """One connection as httpcore's ``AsyncNetworkStream``: asyncio reader and writer."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from httpcore._utils import is_socket_readable
 
-        self._inner = inner
-        self._sock = inner.get_extra_info("socket")
+        self._reader = reader
+        self._writer = writer
         self._readable = is_socket_readable
-        self.read = inner.read  # bound methods: no extra frame per read/write
-        self.write = inner.write
-        self.aclose = inner.aclose
 
-    async def start_tls(self, *args: Any, **kwargs: Any) -> _FastStream:
-        return _FastStream(await self._inner.start_tls(*args, **kwargs))
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        import httpcore
+
+        try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc)) from exc
+        except (OSError, RuntimeError) as exc:  # reset, TLS errors, a closed transport
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        import httpcore
+
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            if timeout is None:
+                await self._writer.drain()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc)) from exc
+        except (OSError, RuntimeError) as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        writer = self._writer
+        writer.close()
+        if writer.get_extra_info("ssl_object") is None:
+            # Plain TCP closes on the next loop turn; TLS would wait for the peer's
+            # close_notify (as anyio, httpcore does not wait for it).
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> _FastStream:
+        import httpcore
+
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except BaseException as exc:
+            await self.aclose()
+            if isinstance(exc, TimeoutError):
+                raise httpcore.ConnectTimeout(str(exc)) from exc
+            if isinstance(exc, (OSError, RuntimeError)):  # ssl.SSLError is an OSError
+                raise httpcore.ConnectError(str(exc)) from exc
+            raise
+        return self
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable" and self._sock is not None:
-            return self._readable(self._sock)
-        return self._inner.get_extra_info(info)
+        writer = self._writer
+        if info == "is_readable":
+            # Readable = the server closed it (or sent something unasked): not reusable.
+            reader = self._reader
+            if reader.at_eof() or reader.exception() is not None:
+                return True
+            return self._readable(writer.get_extra_info("socket"))
+        if info == "ssl_object":
+            return writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return writer.get_extra_info("peername")
+        if info == "socket":
+            return writer.get_extra_info("socket")
+        return None
 
 
 @lru_cache(maxsize=1)
