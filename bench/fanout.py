@@ -16,6 +16,9 @@ this process's GIL with the client's event loop, and with Nagle's algorithm off
 (a subclass of the test server's handler): the test server writes headers and body
 separately, which otherwise costs ~40 ms a response against delayed ACKs. The
 machine's load average is printed: other work on a 2-CPU box shows in the figures.
+The fan-out table also shows the CPU time per call of this process (runner, hooks,
+httpx) and of the server process: the slope of the wall time over N is the client's
+CPU per call, so that column says where to look when the target is missed.
 
 Prints tables and ratios; writes nothing.
 """
@@ -63,6 +66,18 @@ def serve(delay_s: float) -> None:
         sys.stdin.read()  # until the benchmark closes our stdin
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SERVER_PIDS: dict[str, int] = {}  # base_url -> pid of the server process
+
+
 @contextlib.contextmanager
 def server_process(delay_s: float) -> Any:
     import subprocess
@@ -75,7 +90,9 @@ def server_process(delay_s: float) -> Any:
     )
     try:
         assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
+        base_url = proc.stdout.readline().strip()
+        SERVER_PIDS[base_url] = proc.pid
+        yield base_url
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -141,10 +158,15 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - start
 
 
-async def fanout(shell: Shell, runs: int) -> list[tuple[int, float, float, float]]:
-    """(N, cold wall, median warm wall, max warm wall) per N."""
+Row = tuple[int, float, float, float, float, float]
+
+
+async def fanout(shell: Shell, runs: int) -> list[Row]:
+    """(N, cold wall, median warm wall, max warm wall, client and server CPU seconds per
+    call in the warm runs) per N."""
     rows = []
     with server_process(DELAY_S) as base_url:
+        pid = SERVER_PIDS[base_url]
         for n in FANOUTS:
             specs = agents(base_url, n)
 
@@ -155,8 +177,11 @@ async def fanout(shell: Shell, runs: int) -> list[tuple[int, float, float, float
                     raise SystemExit(f"fan-out failed: {failed[0]}")
 
             cold = await timed(once)  # includes opening the connections
+            client_cpu, server_cpu = time.process_time(), process_cpu_s(pid)
             warm = [await timed(once) for _ in range(runs)]
-            rows.append((n, cold, statistics.median(warm), max(warm)))
+            client_cpu = (time.process_time() - client_cpu) / (runs * n)
+            server_cpu = (process_cpu_s(pid) - server_cpu) / (runs * n)
+            rows.append((n, cold, statistics.median(warm), max(warm), client_cpu, server_cpu))
         await shell.runner.aclose()  # close pooled connections before the server stops
     return rows
 
@@ -180,13 +205,17 @@ async def per_call(shell: Shell, spec: AgentSpec, calls: int) -> tuple[float, fl
     return runner_s, direct_s
 
 
-def print_fanout(rows: list[tuple[int, float, float, float]], runs: int) -> None:
+def print_fanout(rows: list[Row], runs: int) -> None:
     print(f"Fan-out against the loopback server (median of {runs} warm runs)")
-    print(f"{'N':>4} {'cold ms':>9} {'wall ms':>9} {'max ms':>9} {'over 200':>9} {'ratio':>7}")
-    for n, cold, med, worst in rows:
+    print(
+        f"{'N':>4} {'cold ms':>9} {'wall ms':>9} {'max ms':>9} {'over 200':>9} {'ratio':>7}"
+        f" {'client CPU us/call':>19} {'server CPU us/call':>19}"
+    )
+    for n, cold, med, worst, client_cpu, server_cpu in rows:
         print(
             f"{n:>4} {cold * 1000:>9.1f} {med * 1000:>9.1f} {worst * 1000:>9.1f} "
             f"{(med - DELAY_S) * 1000:>8.1f}  {med / DELAY_S:>6.3f}"
+            f" {client_cpu * 1e6:>19.0f} {server_cpu * 1e6:>19.0f}"
         )
     wall = rows[-1][2]
     verdict = "OK" if wall <= DELAY_S + 0.060 else "MISSED"
