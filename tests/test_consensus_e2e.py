@@ -369,7 +369,7 @@ async def test_status_and_completion(
     assert await shell.execute(f"/spec-tasks {SPEC} --consensus 'keep it small'") == 0
     assert await shell.execute(f"/spec-status {SPEC}") == 0
     rows = {
-        line.split("│")[2].strip(): line for line in output.text.splitlines() if line.count("│") > 5
+        line.split("│")[1].strip(): line for line in output.text.splitlines() if line.count("│") > 5
     }
     assert "ok" in rows["tasks"] and "—" in rows["plan"]
     command = shell.commands.get("spec-auto")

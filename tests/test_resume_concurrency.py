@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from speckit_resume.migrations import MIGRATIONS
+
 pytestmark = pytest.mark.e2e
 
 WRITER = r"""
@@ -93,7 +95,9 @@ def test_two_processes_write_the_same_store(tmp_path: Path) -> None:
         assert per_writer == {"left": count, "right": count}
         agents = {r[0] for r in conn.execute("SELECT agent FROM agent_outputs")}
         assert agents == {f"{n}-{i}" for n in ("left", "right") for i in range(count)}
-        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (2,)
+        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (
+            len(MIGRATIONS),
+        )
         assert conn.execute("SELECT status FROM runs").fetchall() == [("ok",), ("ok",)]
     finally:
         conn.close()

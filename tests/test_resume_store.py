@@ -87,14 +87,14 @@ def test_migrations_are_idempotent_and_incremental(tmp_path: Path) -> None:
     assert first.schema_versions() == [1]
     first.close()
     upgraded = Store(path)
-    assert upgraded.schema_versions() == [1, 2]
+    assert upgraded.schema_versions() == [m.version for m in MIGRATIONS]
     assert upgraded.migrate() == []  # again: nothing to do
     indexes = {r[0] for r in upgraded.query("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "agent_outputs_resume" in indexes
     upgraded.close()
     again = Store(path)
-    assert again.schema_versions() == [1, 2]
-    assert again.query("SELECT COUNT(*) FROM schema_migrations")[0][0] == 2
+    assert again.schema_versions() == [m.version for m in MIGRATIONS]
+    assert again.query("SELECT COUNT(*) FROM schema_migrations")[0][0] == len(MIGRATIONS)
     again.close()
 
 

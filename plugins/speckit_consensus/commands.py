@@ -159,7 +159,9 @@ def spec_consensus(ctx: CommandContext) -> int:
         data = syn.model_dump(mode="json", exclude={"result"})
         out.json({**data, "recorded_status": record.status, "synthesis_path": rel(path, cwd)})
         return 0
-    out.info(f"{spec_id} {stage}: {syn.status} (recorded {record.created_at}: {record.status})")
+    out.info(
+        f"{spec_id} {stage}: {syn.status} (recorded {utc_time(record.created_at)}: {record.status})"
+    )
     out.info(f"  agents: {', '.join(f'{r.agent}={r.state}' for r in results)}")
     for item in syn.agreements:
         out.info(f"  agreement: {item}")
@@ -200,28 +202,50 @@ def _last(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -
     return meta
 
 
+def utc_time(text: str) -> str:
+    """One format for every time shown: UTC to the second, ``2026-11-22 03:01:05Z``."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def spec_status(ctx: CommandContext) -> int:
+    from .engine import spec_paths
+
     shell = ctx.shell
     settings = settings_of(shell)
     given = ctx.args.get("spec_id")
-    ids = [validate_spec_id(given)] if given else spec_ids(shell)
+    if given:
+        spec_paths(shell, settings, validate_spec_id(given))  # the error /spec-auto gives
+    ids = [given] if given else spec_ids(shell)
     if not ids:
         ctx.out.info(f"no specs under {settings.specs_dir}/ (a spec is <SPEC-ID>/spec.md)")
         return 0
-    rows = []
+    # one table per spec, without a spec column: long spec ids would not fit 80 columns
     for spec_id in ids:
+        rows = []
         for stage in STAGES:
             meta = _last(shell, settings, spec_id, stage)
             if meta is None:
-                rows.append((spec_id, stage, "—", "", "", ""))
+                rows.append((stage, "—", "", "", ""))
                 continue
             cost = f"${meta.cost_usd:.4f}" if meta.cost_usd is not None else "—"
             rows.append(
-                (spec_id, stage, meta.status, meta.generated_at, str(meta.total_tokens), cost)
+                (
+                    stage,
+                    meta.status,
+                    utc_time(meta.generated_at),
+                    f"{meta.total_tokens:,}",
+                    cost,
+                )
             )
-    ctx.out.table(
-        ["spec", "stage", "status", "time (UTC)", "tokens", "cost"], rows, title="Spec-kit stages"
-    )
+        ctx.out.table(["stage", "status", "time (UTC)", "tokens", "cost"], rows, title=spec_id)
     return 0
 
 

@@ -54,9 +54,14 @@ def spec_paths(shell: Any, settings: ConsensusSettings, spec_id: str) -> tuple[P
     cwd = Path(shell.cwd)
     spec_dir = cwd / settings.specs_dir / spec_id
     if not (spec_dir / "spec.md").is_file():
+        try:
+            known = sorted(p.parent.name for p in (cwd / settings.specs_dir).glob("*/spec.md"))
+        except OSError:
+            known = []
         raise CommandError(
             f"no spec {spec_id!r}: {rel(spec_dir / 'spec.md', cwd)} does not exist "
-            f"(specs live in {settings.specs_dir}/<SPEC-ID>/spec.md)"
+            f"(specs live in {settings.specs_dir}/<SPEC-ID>/spec.md; "
+            f"available: {', '.join(known) or 'none'})"
         )
     return spec_dir, cwd / settings.evidence_dir
 
@@ -78,9 +83,10 @@ class _Printer:
         if p.state == "started":
             self.out.info(f"{who} started")
         elif p.state == "retrying":
-            self.out.info(
-                f"{who} retrying (attempt {p.attempt + 1}) after {p.elapsed_s:.1f}s: {p.detail}"
-            )
+            # the runner prints nothing itself when a progress callback is given: this is
+            # the only retry line; its detail reads "<agent>: retrying in 0.4s (...): why"
+            detail = p.detail.removeprefix(f"{p.agent}: ").strip() or "retrying"
+            self.out.info(f"{who} {detail}")
         elif p.state == "failed":
             self.out.info(f"{who} failed after {p.elapsed_s:.1f}s: {p.detail}")
 
@@ -90,7 +96,7 @@ class _Printer:
         note = "" if state == "valid" else f" — {state} output"
         self.out.info(
             f"  {self.stage} · {agent} ({self.roles.get(agent, '?')}) done in {elapsed:.2f}s, "
-            f"{response.usage.total_tokens} tok{extra}{note}"
+            f"{response.usage.total_tokens:,} tok{extra}{note}"
         )
 
 
@@ -236,6 +242,7 @@ async def run_stage(
         cost_usd=sums.total_cost_usd,
         run_id=ids.run_id,
         branch_id=ids.branch_id,
+        recorded_agents=[r.agent for r in results if r.valid and r.recorded],
     )
     markdown_path: Path | None = None
     if synthesis.status != "failed":  # a failed stage never overwrites an earlier result

@@ -28,6 +28,7 @@ class StageMeta(BaseModel):
     cost_usd: float | None = None
     run_id: str | None = None
     branch_id: str | None = None
+    recorded_agents: list[str] = []  # provenance: answers from recordings, not live models
 
 
 def _title(key: str) -> str:
@@ -75,9 +76,9 @@ def render_stage(
         f"**Consensus:** {synthesis.status} · prompt {meta.prompt_version}",
         "",
     ]
-    labels = [
-        f"{r.agent} ({r.role}{', recorded' if r.recorded else ''})" for r in results if r.valid
-    ]
+    # how an answer was obtained (live, recorded, replayed from the resume store) is
+    # provenance, kept in the comment: the body feeds later prompts and must not change
+    labels = [f"{r.agent} ({r.role})" for r in results if r.valid]
     lines += [f"Agents: {', '.join(labels) or 'none'}", ""]
     if synthesis.decision:
         lines += [f"**Decision:** {synthesis.decision}", ""]

@@ -20,6 +20,20 @@ EXIT_ERROR = 1
 RESUME_KEY = "speckit.resume"
 
 
+MARKS = {"degraded": "!", "conflict": "✗", "failed": "✗"}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+RUN_ID_LEN = 8  # how many characters of a run id are shown (progress, /history)
+
+
+def short_id(run_id: str) -> str:
+    return run_id[:RUN_ID_LEN]
+
+
 def new_branch_id(spec_id: str) -> str:
     """``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>``."""
     now = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
@@ -63,13 +77,14 @@ def report(shell: Any, spec_id: str, outcome: StageOutcome) -> None:
     where = f" → {rel(outcome.markdown_path, cwd)}" if outcome.markdown_path else ""
     line = (
         f"{outcome.stage}: {syn.status} — {valid}/{configured} agents valid, "
-        f"{len(syn.agreements)} agreements, {len(syn.conflicts)} conflicts, "
-        f"{outcome.totals.total_tokens} tok{cost}{where}"
+        f"{plural(len(syn.agreements), 'agreement')}, "
+        f"{plural(len(syn.conflicts), 'conflict')}, "
+        f"{outcome.totals.total_tokens:,} tok{cost}{where}"
     )
     if syn.status == "ok":
         out.success(line)
-    else:
-        out.info(line)
+    else:  # every status has a marker, so a scan of the left edge finds the bad stages
+        out.info(f"{MARKS.get(syn.status, '✗')} {line}")
     for conflict in syn.conflicts:
         out.info(f"    conflict: {conflict}")
     for agent in syn.missing_agents:
@@ -116,13 +131,19 @@ async def run_stages(
     goal: str | None,
     ids: RunIds,
     command: str,
+    done: dict[Stage, str],
+    current: list[Stage],
 ) -> int:
-    """Run ``stages`` in order; halt (exit 3) on a status in ``halt_on``."""
+    """Run ``stages`` in order; halt (exit 3) on a status in ``halt_on`` and ALWAYS on
+    ``failed``: a failed stage wrote no result, so a later stage would run on a missing
+    or stale predecessor (and keep paying for calls that cannot help)."""
     for stage in stages:
+        current[:] = [stage]
         shell.output.info(f"▶ {stage} ({spec_id})")
         outcome = await run_stage(
             shell, settings, spec_id=spec_id, stage=stage, goal=goal, ids=ids, command=command
         )
+        done[stage] = outcome.synthesis.status
         report(shell, spec_id, outcome)
         shell.telemetry.emit(
             PipelineStageCompleted(
@@ -134,10 +155,23 @@ async def run_stages(
                 duration_s=outcome.duration_s,
             )
         )
-        if outcome.synthesis.status in settings.halt_on:
+        if outcome.synthesis.status in settings.halt_on or outcome.synthesis.status == "failed":
             halt(shell, spec_id, outcome, ids)
             return EXIT_HALT
     return 0
+
+
+def summary(shell: Any, spec_id: str, start: Stage, done: dict[Stage, str]) -> None:
+    """The last line states the real statuses: "all ... reached consensus" only when
+    every stage is ok."""
+    others = [f"{stage} {status}" for stage, status in done.items() if status != "ok"]
+    if not others:
+        shell.output.success(f"{spec_id}: all stages from {start} reached consensus")
+    else:
+        shell.output.info(
+            f"! {spec_id}: finished without full consensus ({', '.join(others)}; "
+            f"not in halt_on, so the pipeline went on)"
+        )
 
 
 async def run(
@@ -156,18 +190,30 @@ async def run(
     ids, fork = begin(shell, spec_id=spec_id, goal=goal, from_stage=from_stage, resume=resume)
     start: Stage = from_stage or (fork if resume and fork else None) or "plan"
     stages = (start,) if single else stages_from(start)
-    shell.output.info(f"run {ids.run_id[:12]} · branch {ids.branch_id}")
+    shell.output.info(f"run {short_id(ids.run_id)} · branch {ids.branch_id}")
+    done: dict[Stage, str] = {}
+    current: list[Stage] = [start]
     try:
         code = await run_stages(
-            shell, settings, spec_id=spec_id, stages=stages, goal=goal, ids=ids, command=command
+            shell,
+            settings,
+            spec_id=spec_id,
+            stages=stages,
+            goal=goal,
+            ids=ids,
+            command=command,
+            done=done,
+            current=current,
         )
     except asyncio.CancelledError:
         finish(shell, ids, "cancelled")
+        again = f"/spec-auto {spec_id} --resume" if not single else f"/spec-{current[0]} {spec_id}"
+        shell.output.info(f"cancelled at {current[0]}; continue with: {again}")
         raise
     except BaseException:
         finish(shell, ids, "failed")
         raise
     finish(shell, ids, "halted" if code == EXIT_HALT else "ok")
     if code == 0 and not single:
-        shell.output.success(f"{spec_id}: all stages from {start} reached consensus")
+        summary(shell, spec_id, start, done)
     return code

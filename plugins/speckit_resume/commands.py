@@ -33,8 +33,23 @@ def _spec(value: str) -> str:
         raise CommandError(str(exc)) from None
 
 
+RUN_ID_LEN = 8  # the run-id prefix shown everywhere (as /spec-auto's progress line)
+BRANCHES_USAGE = "usage: /branches <SPEC-ID> [prune --keep N]"
+
+
 def _when(ts: float | None) -> str:
-    return "" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    """UTC to the second, as /spec-status shows times."""
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _complete_action(shell: Shell, text: str) -> Iterable[str]:
+    return [w for w in ("prune",) if w.startswith(text)]
 
 
 def _complete_specs(shell: Shell, text: str) -> Iterable[str]:
@@ -120,29 +135,32 @@ async def branches_cmd(ctx: CommandContext) -> int:
     if first == "prune" and second:
         first, second = second, "prune"
     if second not in (None, "prune"):
-        raise CommandError(
-            f"/branches: unknown action {second!r}; usage: /branches <SPEC-ID> [prune --keep N]"
-        )
+        raise CommandError(f"/branches: unknown action {second!r}; {BRANCHES_USAGE}")
     spec_id = _spec(first)
     store = _service(ctx).store
     if second == "prune":
         if keep is None:
-            raise CommandError("/branches prune: --keep N is required")
+            raise CommandError(f"/branches prune: --keep N is required; {BRANCHES_USAGE}")
         try:
             n = int(keep)
         except ValueError:
-            raise CommandError(f"/branches prune: --keep takes a number, not {keep!r}") from None
+            raise CommandError(
+                f"/branches prune: --keep takes a number, not {keep!r}; {BRANCHES_USAGE}"
+            ) from None
         try:
             deleted, outputs = store.prune(spec_id, n)
         except ValueError as exc:
-            raise CommandError(f"/branches prune: {exc}") from None
+            raise CommandError(f"/branches prune: {exc}; {BRANCHES_USAGE}") from None
         if ctx.args.json:
             ctx.out.json({"deleted": deleted, "outputs": outputs})
         else:
-            ctx.out.success(f"pruned {len(deleted)} branch(es) of {spec_id} ({outputs} outputs)")
+            ctx.out.success(
+                f"pruned {_plural(len(deleted), 'branch')} of {spec_id} "
+                f"({_plural(outputs, 'output')})"
+            )
         return 0
     if keep is not None:
-        raise CommandError("/branches: --keep only goes with prune")
+        raise CommandError(f"/branches: --keep only goes with prune; {BRANCHES_USAGE}")
     data = branch_overview(store, spec_id)
     if ctx.args.json:
         ctx.out.json(data)
@@ -155,7 +173,7 @@ async def branches_cmd(ctx: CommandContext) -> int:
         indent = "    " * row["depth"]
         mark = "* " if row["current"] else "  "
         fork = f"from {row['fork_stage']}, " if row["fork_stage"] else "root, "
-        runs = f"{row['runs']} run(s)" + (f", last {row['last_status']}" if row["runs"] else "")
+        runs = _plural(row["runs"], "run") + (f", last {row['last_status']}" if row["runs"] else "")
         head = "└ " if row["depth"] else ""
         ctx.out.print(f"{mark}{indent}{head}{row['branch_id']}  ({fork}{runs})")
         stages = " · ".join(f"{s} {row['stages'][s]}" for s in STAGES)
@@ -168,34 +186,43 @@ async def branches_cmd(ctx: CommandContext) -> int:
 
 
 def resume_plan(store: Store, spec_id: str, branch_id: str) -> list[dict[str, Any]]:
-    """Per stage: the outputs a resume on ``branch_id`` would reuse (agent, prompt hash,
-    the branch they come from) and the agents whose last attempt failed or was invalid."""
+    """Per stage, what ``/spec-auto <SPEC> --resume`` does for each agent, by the same
+    rule as the lookup: an agent's prompt is the one of its newest call on the branch (or
+    the nearest ancestor sharing the stage: prompts are deterministic), and that call is
+    answered from the store when an ok, not-invalid output with that prompt hash exists.
+    ``reuse`` lists those outputs (one per agent), ``rerun`` the agents that call their
+    backend again; ``upstream`` is true when an earlier stage runs agents, which can
+    change this stage's input and so its prompts."""
     plan: list[dict[str, Any]] = []
+    upstream = False
     for stage in STAGES:
-        reuse: dict[tuple[str, str], dict[str, Any]] = {}
-        retry: set[str] = set()
-        for source in eligible_branches(branch_id, stage, store.lineage):
-            for row in store.stage_outputs(source, stage):
-                key = (row["agent"], row["prompt_hash"])
-                if key in reuse:
-                    continue
-                if row["status"] == "ok" and row["valid"] != 0:
-                    reuse[key] = {
-                        "agent": row["agent"],
-                        "prompt_hash": row["prompt_hash"],
-                        "prompt_version": row["prompt_version"],
-                        "from_branch": source,
-                    }
-                elif source == branch_id:
-                    retry.add(row["agent"])
-        agents_reused = {a for a, _ in reuse}
+        chain = eligible_branches(branch_id, stage, store.lineage)
+        rows = [(source, row) for source in chain for row in store.stage_outputs(source, stage)]
+        newest: dict[str, str] = {}  # agent -> prompt hash of its newest call
+        for _, row in rows:
+            newest.setdefault(row["agent"], row["prompt_hash"])
+        reuse: dict[str, dict[str, Any]] = {}
+        for source, row in rows:
+            agent = row["agent"]
+            if agent in reuse or row["prompt_hash"] != newest[agent]:
+                continue
+            if row["status"] == "ok" and row["valid"] != 0:
+                reuse[agent] = {
+                    "agent": agent,
+                    "prompt_hash": row["prompt_hash"],
+                    "prompt_version": row["prompt_version"],
+                    "from_branch": source,
+                }
+        rerun = sorted(set(newest) - set(reuse))
         plan.append(
             {
                 "stage": stage,
-                "reuse": sorted(reuse.values(), key=lambda r: r["agent"]),
-                "rerun": sorted(retry - agents_reused),
+                "reuse": [reuse[a] for a in sorted(reuse)],
+                "rerun": rerun,
+                "upstream": upstream,
             }
         )
+        upstream = upstream or bool(rerun) or not newest
     return plan
 
 
@@ -225,14 +252,16 @@ async def resume_cmd(ctx: CommandContext) -> int:
             ", ".join(agents) + ("" if source == branch else f" (inherited from …{source[-8:]})")
             for source, agents in by_source.items()
         )
-        todo = ("re-run " + ", ".join(item["rerun"])) if item["rerun"] else ""
+        todo = ("re-run " + ", ".join(item["rerun"])) if item["rerun"] else "no calls"
         if not item["reuse"]:
             todo = "run all agents"
+        elif item["upstream"]:
+            todo += " (more if an earlier stage's result changes)"
         rows.append([item["stage"], reused or "-", todo])
     ctx.out.table(["stage", "reused from the store", "runs"], rows, title=f"resume {branch}")
     ctx.out.info(
-        "an output is reused only when the agent's prompt is unchanged (same prompt hash); "
-        "stages after a re-run usually run again because their input changed"
+        "an output is reused when the agent's prompt is unchanged (same prompt hash); "
+        "a stage whose input changes runs its agents again"
     )
     if branch == current:
         ctx.out.info(f"continue with: /spec-auto {spec_id} --resume")
@@ -263,14 +292,14 @@ async def history_cmd(ctx: CommandContext) -> int:
         return 0
     rows = [
         [
-            r.run_id[:8],
+            r.run_id[:RUN_ID_LEN],
             "…" + r.branch_id[-8:],
             _when(r.started_at)[5:],
             r.status + (" (resumed)" if r.resumed else ""),
             r.calls - r.errors,
             r.replayed,
             r.errors,
-            r.tokens,
+            f"{r.tokens:,}",
             f"${r.cost_usd:.4f}",
         ]
         for r in runs
@@ -281,9 +310,9 @@ async def history_cmd(ctx: CommandContext) -> int:
         title=f"{spec_id}: runs",
     )
     total = sum(r.cost_usd for r in runs)
-    ctx.out.info(f"total cost ${total:.4f} over {len(runs)} run(s)")
+    ctx.out.info(f"total cost ${total:.4f} over {_plural(len(runs), 'run')}")
     for e in errors:
-        ctx.out.info(f"  run {e['run_id'][:8]} {e['stage']}/{e['agent']}: {e['error']}")
+        ctx.out.info(f"  run {e['run_id'][:RUN_ID_LEN]} {e['stage']}/{e['agent']}: {e['error']}")
     return 0
 
 
@@ -299,7 +328,7 @@ def commands() -> list[Command]:
             help="the branch tree of a spec with the status of each stage; prune old branches",
             args=(
                 Arg("target", help="the spec id", complete=_complete_specs),
-                Arg("action", help="prune", required=False),
+                Arg("action", help="prune", required=False, complete=_complete_action),
             ),
             options=(Option("--keep", help="branches to keep when pruning", metavar="N"), JSON),
             description="/branches <SPEC-ID> shows the branches; "

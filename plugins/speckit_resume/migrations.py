@@ -103,6 +103,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS stage_results_run ON stage_results(run_id)",
         ),
     ),
+    Migration(
+        3,
+        "recorded flag",
+        (
+            # a recorded (replay) answer stays recorded when the store answers it again:
+            # stage documents and the progress line must not depend on how it was obtained
+            "ALTER TABLE agent_outputs ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

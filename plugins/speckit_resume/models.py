@@ -41,6 +41,7 @@ class StoredOutput(BaseModel):
     cost_usd: float | None
     valid: bool | None
     created_at: float
+    recorded: bool = False
 
 
 class OutputRecord(BaseModel):
@@ -64,6 +65,7 @@ class OutputRecord(BaseModel):
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     created_at: float | None = None
+    recorded: bool = False  # a recorded demo answer (replay backend), not a live model
 
 
 class BranchRow(BaseModel):

@@ -199,6 +199,7 @@ class ResumeService:
             usage=usage,
             model=found.model or call.agent.model,
             cached=True,
+            recorded=found.recorded,  # provenance survives the replay
         )
 
     def _record(self, call: AgentCall, **fields: Any) -> OutputRecord | None:
@@ -238,6 +239,7 @@ class ResumeService:
             cost_usd=response.cost_usd,
             latency_ms=response.latency_ms,
             status="ok",
+            recorded=response.recorded,
         )
         if record is not None:
             self.store.add_output(record)

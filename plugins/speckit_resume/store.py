@@ -340,13 +340,15 @@ class Store(Reports):
             record.status,
             record.error,
             record.created_at if record.created_at is not None else time.time(),
+            int(record.recorded),
         )
 
     def add_output(self, record: OutputRecord) -> int:
         """Commit one output now, in its own transaction; return its row id."""
         with self.write() as conn:
             cursor = conn.execute(
-                f"INSERT INTO agent_outputs({_OUTPUT_COLUMNS}) VALUES ({','.join('?' * 19)})",
+                f"INSERT INTO agent_outputs({_OUTPUT_COLUMNS}, recorded)"
+                f" VALUES ({','.join('?' * 20)})",
                 self._output_params(record),
             )
             return int(cursor.lastrowid or 0)
@@ -360,7 +362,7 @@ class Store(Reports):
 
     _LOOKUP = (
         "SELECT id, run_id, branch_id, spec_id, stage, agent, model, prompt_hash, prompt_version,"
-        " content, parsed, usage, cost_usd, valid, created_at FROM agent_outputs"
+        " content, parsed, usage, cost_usd, valid, created_at, recorded FROM agent_outputs"
         " WHERE branch_id = ? AND stage = ? AND agent = ? AND prompt_hash = ? AND status = 'ok'"
         " {valid} ORDER BY id DESC LIMIT 1"
     )
@@ -486,6 +488,7 @@ def _stored(row: sqlite3.Row) -> StoredOutput:
     data["parsed"] = json.loads(data["parsed"]) if data["parsed"] is not None else None
     data["usage"] = json.loads(data["usage"]) if data["usage"] else {}
     data["valid"] = None if data["valid"] is None else bool(data["valid"])
+    data["recorded"] = bool(data.get("recorded"))
     return StoredOutput(**data)
 
 
