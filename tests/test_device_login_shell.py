@@ -58,7 +58,8 @@ class Events:
 
 @pytest.fixture
 def only_our_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,device_login")
+    # openai: an agent whose credentials come from a provider needs a real backend
+    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,device_login,openai")
 
 
 async def _shell(
@@ -343,9 +344,34 @@ async def test_client_secret_from_env_is_sent_with_basic_auth(
 async def test_unknown_provider_and_no_provider(make_shell: Any, output: CapturedOutput) -> None:
     shell = await make_shell(config="")
     assert await shell.execute("/login nope") == 1
-    assert "unknown device-login provider 'nope' (providers: none configured" in output.errors
+    # one clean sentence: what is wrong, then how to fix it (no nested parentheses)
+    assert output.errors.strip() == (
+        "error: unknown provider 'nope': no device-login providers are configured — add "
+        "[plugins.device_login.providers.<name>] (see docs/auth.md)"
+    )
+    assert await shell.execute("/login") == 1
+    assert output.errors.strip().endswith(
+        "error: no device-login providers are configured — add "
+        "[plugins.device_login.providers.<name>] (see docs/auth.md)"
+    )
     assert await shell.execute("/auth status") == 0
-    assert "no device-login providers configured" in output.text
+    assert "no device-login providers are configured — add [plugins" in output.text
+
+
+@pytest.mark.usefixtures("only_our_plugins", "no_keyring")
+async def test_unknown_provider_names_the_configured_ones(
+    make_shell: Any, output: CapturedOutput, oauth_server: ScriptedOAuthServer
+) -> None:
+    shell, _, _, _ = await _shell(make_shell, oauth_server.provider_toml())
+    assert await shell.execute("/login nosuch") == 1
+    assert output.errors.strip() == (
+        "error: unknown provider 'nosuch': the device-login providers are scripted"
+    )
+    assert oauth_server.received() == []  # nothing was sent anywhere
+    assert await shell.execute("/auth status") == 0
+    assert "Device login" in output.text
+    row = next(line for line in output.text.splitlines() if "scripted" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["scripted", "no", "-", "-"]
 
 
 def test_docs_examples_are_valid_config() -> None:

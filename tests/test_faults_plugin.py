@@ -91,10 +91,25 @@ async def test_off_by_default_even_with_counts(make_shell: Any, output: Any) -> 
     assert faults_plugin._ACTIVE is None
     outcomes = await shell.runner.run_many(agents(3), AgentRequest(prompt="x"))
     assert all(o.ok and o.response and o.response.attempts == 1 for o in outcomes)
-    assert "bogus" not in output.errors  # off: the plugin says nothing at start-up
+    # off, yet a malformed CODEX_FAULTS is worth one line at start-up
+    warnings = [line for line in output.errors.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: fault injection is off; CODEX_FAULTS: ignored entry 'bogus:1': unknown "
+        "kind 'bogus' (kinds: disconnect, 429 (or rate_limit), timeout)"
+    ]
     assert await shell.execute("/faults") == 0
-    assert "off: set CODEX_FAULTS_SCOPE=spec_kit" in output.text
-    assert "unknown kind 'bogus'" in output.text  # but /faults shows the problem
+    # the whole hint, section name included (rich markup used to swallow "[plugins.faults]")
+    assert (
+        "fault injection is off: set CODEX_FAULTS_SCOPE=spec_kit or [plugins.faults] "
+        "enabled = true\n"
+    ) in output.text
+    assert "disconnect:5,bogus:1 (1 entry ignored, see below)" in output.text
+    assert "unknown kind 'bogus'" in output.text  # and /faults shows the problem
+
+
+async def test_off_and_well_formed_says_nothing(make_shell: Any, output: Any) -> None:
+    await make_shell(plugins=[Harness()], config=CONFIG, env={"CODEX_FAULTS": "disconnect:1"})
+    assert output.errors == "" and "fault" not in output.text
 
 
 async def test_exact_counts_under_concurrency(make_shell: Any) -> None:
@@ -196,7 +211,7 @@ async def test_errors_are_the_real_taxonomy(make_shell: Any, output: Any) -> Non
     ]
     assert events[1].reset_at == "2031-05-01T00:00:00+00:00"
     assert events[2].timeout_ms == 1234
-    assert "fault injected: disconnect -> a0 (attempt 1; 0 disconnect left)" in output.text
+    assert "fault injected: disconnect -> a0 (attempt 1; disconnect left: 0)" in output.text
     assert "fault injected: 429 -> a0" in output.text
 
 
@@ -250,6 +265,7 @@ async def test_faults_command_set_show_clear(make_shell: Any, output: Any) -> No
     response = await shell.runner.run(agents(1)[0], AgentRequest(prompt="x"))
     assert response.attempts == 3
     assert await shell.execute("/faults") == 0
+    assert "fault injection on (/faults set)\n" in output.text
     assert "disconnect:0, 429:0, timeout:0" in output.text  # remaining
     assert "disconnect:1, 429:1, timeout:0" in output.text  # injected
     assert await shell.execute("/faults set timeout:4") == 0
@@ -258,3 +274,13 @@ async def test_faults_command_set_show_clear(make_shell: Any, output: Any) -> No
     assert response.attempts == 1
     assert await shell.execute("/faults set") == 1
     assert "needs counts" in output.errors
+    assert await shell.execute("/faults set disconnect:99999999999999999999") == 1
+    assert "count too large; use a whole number from 0 to 1,000,000" in output.errors
+    assert faults_plugin._ACTIVE.injector.remaining["disconnect"] == 0  # nothing changed
+
+
+async def test_faults_table_shows_values_verbatim(make_shell: Any, output: Any) -> None:
+    # table cells are plain text: brackets in a user's value are not rich markup
+    shell = await make_shell(plugins=[Harness()], config=CONFIG, env={"CODEX_FAULTS": "[b]x:1"})
+    assert await shell.execute("/faults") == 0
+    assert "│ [b]x:1 (1 entry ignored, see below)" in output.text

@@ -26,6 +26,8 @@ from speckit_faults.spec import (
         ("RATE_LIMIT:1,Disconnect:1", {"disconnect": 1, "rate_limit": 1, "timeout": 0}),
         ("disconnect:1,disconnect:2", {"disconnect": 3, "rate_limit": 0, "timeout": 0}),
         ("timeout:0,", {"disconnect": 0, "rate_limit": 0, "timeout": 0}),
+        ("timeout:1000000", {"disconnect": 0, "rate_limit": 0, "timeout": 1_000_000}),
+        ("429:0001000000", {"disconnect": 0, "rate_limit": 1_000_000, "timeout": 0}),
         ("", {"disconnect": 0, "rate_limit": 0, "timeout": 0}),
     ],
 )
@@ -44,6 +46,9 @@ def test_valid_fault_specs(text: str, expected: dict[str, int]) -> None:
         ("timeout:two", "'timeout:two'", "expected kind:count"),
         ("500:1", "'500:1'", "unknown kind '500'"),
         ("429:1.5", "'429:1.5'", "expected kind:count"),
+        ("disconnect:1000001", "'disconnect:1000001'", "count too large"),
+        ("disconnect:99999999999999999999", "'disconnect:99999999999999999999'", "0 to 1,000,000"),
+        ("429:" + "9" * 5000, "429:9999", "count too large"),
     ],
 )
 def test_malformed_entries_are_named(text: str, entry: str, why: str) -> None:

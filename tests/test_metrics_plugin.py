@@ -5,6 +5,7 @@ free, budget alerts once each, halting, /metrics, the status segment and events.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,7 +262,75 @@ async def test_metrics_table_and_reset(
     assert await shell.execute("/metrics") == 0
     for heading in ("Session", "Per agent", "Per stage", "big", "gpt-4o", "est. next prompt"):
         assert heading in output.text
+    assert "4,000 (default)" not in output.text  # a turn was seen: a real estimate
     assert await shell.execute("/metrics reset") == 0
-    assert "tokens 0 " in shell.status_text()
+    status = shell.status_text()
+    assert "tokens 0 · $0.00" in status and "next ~" not in status  # no made-up 4.0k
+    start = len(output.text)
+    assert await shell.execute("/metrics") == 0
+    assert "4,000 (default)" in output.text[start:]
     assert await shell.execute("/metrics bogus") == 1
     assert "must be one of reset" in output.errors
+
+
+def write_recording(cwd: Path, agent: str, model: str) -> None:
+    """A recorded answer for the real ``replay`` backend (the demo's agents)."""
+    target = cwd / ".agentshell" / "recordings" / f"{agent}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    usage = {"prompt_tokens": 3000, "completion_tokens": 300, "total_tokens": 3300}
+    recording = {"agent": agent, "model": model, "content": {"ok": True}, "usage": usage}
+    target.write_text(json.dumps(recording), encoding="utf-8")
+
+
+async def test_recorded_answers_show_as_recorded_never_as_zero(
+    make_shell: Any, openai_server: OpenAIServer, output: Any
+) -> None:
+    # gpt-4o has a price: were the recording priced, it would cost something
+    write_recording(Path.cwd(), "rec", "gpt-4o")
+    openai_server.default = ScriptedReply(usage=make_usage(1000, 100))
+    extra = '[agents.rec]\nbackend = "replay"\nmodel = "gpt-4o"\nhonour_latency = false\n'
+    sinks = ListSinkPlugin()
+    shell = await make_shell(plugins=[sinks], config=config(openai_server, extra))
+    assert "next ~" not in shell.status_text()  # no estimate before the first turn
+    ctx = {"spec_id": "SPEC-1", "stage": "plan"}
+    response = await shell.runner.run(shell.agents["rec"], AgentRequest(prompt="x"), ctx)
+    assert response.recorded and response.cost_usd is None  # unknown, not a free call
+    assert "$0.00 (+recorded)" in shell.status_text()
+    assert "next ~3.0k" in shell.status_text()
+
+    report = await metrics_json(shell, output)
+    rec = report["agents"]["rec"]
+    assert (rec["recorded_calls"], rec["calls"], rec["cost_usd"]) == (1, 1, None)
+    assert rec["usage"]["input_tokens"] == 3000  # its tokens still count
+    assert report["session"]["recorded_calls"] == 1 and report["session"]["cost_usd"] is None
+    assert report["stages"][0]["recorded_calls"] == 1
+    assert report["stages"][0]["agents"]["rec"]["recorded_calls"] == 1
+    assert await shell.execute("/metrics") == 0
+    rec_row = next(line for line in output.text.splitlines() if "│ rec " in line)
+    assert "recorded" in rec_row and "$0" not in rec_row
+
+    live = await shell.runner.run(shell.agents["big"], AgentRequest(prompt="y"), ctx)
+    expected = price("gpt-4o", 1000, 0, 100)
+    assert live.cost_usd == pytest.approx(expected)
+    report = await metrics_json(shell, output)
+    assert report["session"]["recorded_calls"] == 1
+    assert report["session"]["cost_usd"] == pytest.approx(expected)  # recordings cost 0
+    assert f"${expected:.4f} (+recorded)" in shell.status_text()
+    shell.telemetry.flush()
+    finished = {e.agent: e.cost_usd for e in sinks.sink.of(AgentCallFinished)}
+    assert finished["rec"] is None and finished["big"] == pytest.approx(expected)
+
+
+async def test_small_budgets_are_not_rounded_to_zero(
+    make_shell: Any, openai_server: OpenAIServer, output: Any
+) -> None:
+    openai_server.default = ScriptedReply(usage=make_usage(1000, 100))
+    extra = "[plugins.metrics]\nbudget_usd = 0.001\nhalt_on_budget = true\n"
+    shell = await make_shell(plugins=[ListSinkPlugin()], config=config(openai_server, extra))
+    await shell.runner.run(shell.agents["big"], AgentRequest(prompt="x"))
+    spent = price("gpt-4o", 1000, 0, 100)
+    assert f"budget 100%: ${spent:.4f} spent of $0.001 —" in output.errors
+    with pytest.raises(FatalAgentError, match=r"spent of \$0\.001 \(raise"):
+        await shell.runner.run(shell.agents["big"], AgentRequest(prompt="y"))
+    assert await shell.execute("/metrics") == 0
+    assert f"${spent:.4f} of $0.001 (" in output.text

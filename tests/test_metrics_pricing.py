@@ -9,7 +9,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from agentshell.agents import TokenUsage
-from speckit_metrics.ledger import Ledger, format_cost
+from speckit_metrics.ledger import Ledger, format_cost, usd
 from speckit_metrics.pricing import PriceBook
 from speckit_metrics.settings import PriceOverride
 
@@ -60,7 +60,7 @@ def test_unknown_model_has_no_price_not_zero() -> None:
     assert cost is None and priced_as == ""
     assert format_cost(0.0, unpriced=1, calls=1) == "price unknown"
     assert format_cost(0.5, unpriced=1, calls=3) == "$0.5000 + price unknown"
-    assert format_cost(0.0, unpriced=0, calls=1) == "$0.0000"
+    assert format_cost(0.0, unpriced=0, calls=1) == "$0.00"  # priced, and it was free
 
 
 def test_served_model_falls_back_to_configured_model() -> None:
@@ -123,3 +123,29 @@ def test_budget_thresholds_cross_once_each() -> None:
     assert ledger.over_budget
     ledger.reset()
     assert ledger.spent_usd == 0 and ledger.alerted == set() and ledger.budget_usd == 1.0
+
+
+def test_recorded_answers_are_shown_as_recorded_not_as_zero() -> None:
+    assert format_cost(0.0, unpriced=0, calls=2, recorded=2) == "recorded"
+    assert format_cost(0.0123, unpriced=0, calls=3, recorded=1) == "$0.0123 (+recorded)"
+    assert format_cost(0.0, unpriced=1, calls=2, recorded=1) == "price unknown (+recorded)"
+    assert format_cost(0.5, unpriced=1, calls=3, recorded=1) == (
+        "$0.5000 + price unknown (+recorded)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "decimals", "text"),
+    [
+        (0.001, 2, "$0.001"),  # was "$0.00": a budget of a tenth of a cent
+        (0.0075, 4, "$0.0075"),
+        (0.0001234, 4, "$0.0001234"),  # 4 significant digits under $0.10
+        (0.00000005, 2, "$0.00000005"),
+        (0.05, 2, "$0.05"),
+        (2.0, 2, "$2.00"),
+        (1.60123, 4, "$1.6012"),
+        (0.0, 4, "$0.00"),
+    ],
+)
+def test_small_amounts_keep_their_digits(amount: float, decimals: int, text: str) -> None:
+    assert usd(amount, decimals) == text

@@ -6,6 +6,7 @@ lazily created ``rich`` console (rich is not imported until something needs it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -22,6 +23,7 @@ class Output:
         self._console: Any = None
         self._lock = threading.RLock()
         self._once: set[str] = set()
+        self.closed = False  # the reader of stdout went away (``agentshell run ... | head``)
 
     @property
     def stream(self) -> IO[str]:
@@ -43,8 +45,25 @@ class Output:
 
     def _write(self, text: str, stream: IO[str], *, scrub: bool = True) -> None:
         with self._lock:
-            stream.write((redact(text) if scrub else text) + "\n")
-            stream.flush()
+            if self.closed and stream is self.stream:
+                return
+            try:
+                stream.write((redact(text) if scrub else text) + "\n")
+                stream.flush()
+            except BrokenPipeError:
+                self._pipe_closed(stream)
+
+    def _pipe_closed(self, stream: IO[str]) -> None:
+        """Like well-behaved CLIs, stop writing quietly when the reader has gone: point
+        the descriptor at /dev/null so the final flush at exit does not fail either
+        (the Python docs' "Note on SIGPIPE")."""
+        import os
+
+        self.closed = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
     def print(self, text: str = "") -> None:
         self._write(text, self.stream)
@@ -76,17 +95,41 @@ class Output:
         self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
     ) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, title_justify="left", header_style="bold")
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*(redact("" if cell is None else str(cell)) for cell in row))
-        self.render(table)
+            # cells are plain text: "[plugins.x]" in a value is not rich markup
+            table.add_row(*(Text(redact("" if cell is None else str(cell))) for cell in row))
+        if _isatty(self.stream):
+            self.render(table)
+            return
+        # not a terminal (CI logs, pipes): nothing cut to 80 columns, no trailing spaces
+        from rich.console import Console
+
+        wide = Console(width=10_000, highlight=False, soft_wrap=False, color_system=None)
+        with wide.capture() as captured:
+            wide.print(table)
+        text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+        self._write(text, self.stream, scrub=False)
 
     def render(self, renderable: Any) -> None:
         with self._lock:
-            self.console.print(renderable)
+            if self.closed:
+                return
+            try:
+                self.console.print(renderable)
+            except BrokenPipeError:
+                self._pipe_closed(self.stream)
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (ValueError, AttributeError):
+        return False
 
 
 def _redact_tree(value: Any) -> Any:

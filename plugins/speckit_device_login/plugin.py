@@ -33,6 +33,13 @@ def _complete(shell: Any, text: str) -> Iterable[str]:
     return [name for name in _names(shell) if name.startswith(text)]
 
 
+#: the fix for "no providers", shared by every error that needs it
+_NONE_CONFIGURED = (
+    "no device-login providers are configured — add "
+    "[plugins.device_login.providers.<name>] (see docs/auth.md)"
+)
+
+
 def _provider(shell: Any, name: str | None) -> DeviceLoginProvider:
     from .provider import DeviceLoginProvider
 
@@ -40,18 +47,20 @@ def _provider(shell: Any, name: str | None) -> DeviceLoginProvider:
     if name is None:
         if len(names) == 1:
             name = names[0]
+        elif names:
+            raise CommandError(f"which provider? name one of: {', '.join(names)}")
         else:
-            hint = ", ".join(names) or (
-                "none configured: add [plugins.device_login.providers.<name>] (see docs/auth.md)"
-            )
-            raise CommandError(f"which provider? {hint}")
+            raise CommandError(_NONE_CONFIGURED)
     ensure_providers(shell)
     provider = shell.auth.provider(name) if name in names else None
     if not isinstance(provider, DeviceLoginProvider):
-        known = ", ".join(names) or "none configured (see docs/auth.md)"
         if provider is not None:
             raise CommandError(f"provider {name!r} belongs to another plugin, not device_login")
-        raise CommandError(f"unknown device-login provider {name!r} (providers: {known})")
+        if not names:
+            raise CommandError(f"unknown provider {name!r}: {_NONE_CONFIGURED}")
+        raise CommandError(
+            f"unknown provider {name!r}: the device-login providers are {', '.join(names)}"
+        )
     return provider
 
 
@@ -88,7 +97,7 @@ def _auth(ctx: CommandContext) -> int:
 
     names = _names(ctx.shell)
     if not names:
-        ctx.out.info("no device-login providers configured (see docs/auth.md)")
+        ctx.out.info(_NONE_CONFIGURED)
         return 0
     rows = []
     storage: set[str] = set()
@@ -98,7 +107,7 @@ def _auth(ctx: CommandContext) -> int:
         status = provider.status()
         left = status["expires_in_s"]
         if not status["logged_in"]:
-            expiry = ""
+            expiry = "-"
         elif left is None:
             expiry = "no expiry given"
         elif left <= 0:
@@ -109,11 +118,11 @@ def _auth(ctx: CommandContext) -> int:
             [
                 name,
                 "yes" if status["logged_in"] else "no",
-                status["scope"] or "",
+                status["scope"] or "-",
                 expiry,
             ]
         )
-    ctx.out.table(["provider", "logged in", "scope", "expires in"], rows)
+    ctx.out.table(["provider", "logged in", "scope", "expires in"], rows, title="Device login")
     for where in sorted(storage):  # one store for all providers: say it once, in full
         ctx.out.info(f"tokens are stored in: {where}")
     return 0

@@ -43,6 +43,10 @@ def shell_started(shell: Shell) -> None:
     st = load_state(shell)
     shell.state[SECTION] = st
     if not st.enabled:
+        # off stays quiet, except about a fault setting someone wrote and got wrong:
+        # one line, so a typo does not go unnoticed until injection is switched on
+        if st.problems:
+            shell.output.warn(f"fault injection is off; {'; '.join(st.problems)}")
         return
     for problem in st.problems:
         shell.output.warn(problem)

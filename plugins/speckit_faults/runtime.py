@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from agentshell.shell import Shell
 
 SECTION = "faults"
+#: how to switch injection on, shown whole by /faults while it is off
+OFF_HINT = f"off: set {ENV_SCOPE}=spec_kit or [plugins.faults] enabled = true"
 
 
 @dataclass
@@ -54,7 +56,7 @@ def load_state(shell: Shell) -> FaultsState:
     elif settings.enabled:
         enabled, why = True, "[plugins.faults] enabled = true"
     else:
-        enabled, why = False, f"off: set {ENV_SCOPE}=spec_kit or [plugins.faults] enabled = true"
+        enabled, why = False, OFF_HINT
     source = env.get(ENV_FAULTS, "")
     parsed = parse_faults(source)
     reset, reset_problem = parse_reset(env.get(ENV_RESET, ""))
@@ -84,7 +86,7 @@ def make_error(st: FaultsState, call: AgentCall, fault: Fault) -> AgentError:
     elif fault.kind == "rate_limit":
         if st.reset is not None:
             reset_at = st.reset.reset_at(dt.datetime.now(dt.UTC))
-        hint = f"; retry after {reset_at.isoformat()}" if reset_at else ""
+        hint = f"; retry after {reset_at.isoformat(timespec='milliseconds')}" if reset_at else ""
         error = RateLimited(
             f"injected fault: rate limited, HTTP 429 ({ENV_FAULTS}){hint}",
             reset_at=reset_at,
@@ -111,7 +113,7 @@ def make_error(st: FaultsState, call: AgentCall, fault: Fault) -> AgentError:
     )
     st.shell.output.info(
         f"fault injected: {label} -> {agent} "
-        f"(attempt {call.attempt}; {fault.remaining} {label} left)"
+        f"(attempt {call.attempt}; {label} left: {fault.remaining})"
     )
     return error
 
@@ -157,9 +159,12 @@ def faults_command(ctx: CommandContext) -> FaultsState:
 def _show(ctx: CommandContext, st: FaultsState) -> None:
     injector = st.injector
     remaining, injected = injector.remaining, injector.injected
+    # the state goes on its own line: in a table cell the hint wraps mid-phrase
+    ctx.out.info(f"fault injection on ({st.why})" if st.enabled else f"fault injection is {st.why}")
+    ignored = sum(1 for p in st.problems if p.startswith(f"{ENV_FAULTS}:"))
+    note = f" ({ignored} {'entry' if ignored == 1 else 'entries'} ignored, see below)"
     rows = [
-        ("state", ("on — " if st.enabled else "") + st.why),
-        (ENV_FAULTS, st.source or "(unset)"),
+        (ENV_FAULTS, (st.source or "(unset)") + (note if ignored else "")),
         ("remaining", ", ".join(f"{LABELS[k]}:{n}" for k, n in remaining.items())),
         ("injected", ", ".join(f"{LABELS[k]}:{n}" for k, n in injected.items())),
         (ENV_RESET, st.reset.describe() if st.reset else "(none: backoff)"),

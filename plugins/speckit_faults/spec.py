@@ -31,6 +31,8 @@ LABELS: dict[FaultKind, str] = {
 }
 
 DEFAULT_TIMEOUT_MS = 30_000
+#: the largest count one entry may ask for: more faults than any run could meet
+MAX_COUNT = 1_000_000
 ENV_FAULTS = "CODEX_FAULTS"
 ENV_SCOPE = "CODEX_FAULTS_SCOPE"
 ENV_RESET = "CODEX_FAULTS_429_RESET"
@@ -70,6 +72,12 @@ def parse_faults(text: str, source: str = ENV_FAULTS) -> ParsedFaults:
             result.problems.append(
                 f"{source}: ignored entry {entry!r}: expected kind:count with a "
                 "whole number >= 0, e.g. disconnect:3"
+            )
+        elif len(count_text.lstrip("0")) > len(str(MAX_COUNT)) or int(count_text) > MAX_COUNT:
+            # length first: int() of thousands of digits is slow or refused outright
+            result.problems.append(
+                f"{source}: ignored entry {entry!r}: count too large; "
+                f"use a whole number from 0 to {MAX_COUNT:,}"
             )
         else:
             result.counts[kind] += int(count_text)
@@ -142,6 +150,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "KINDS",
     "LABELS",
+    "MAX_COUNT",
     "FaultKind",
     "ParsedFaults",
     "ResetHint",

@@ -30,14 +30,17 @@ class Tally:
     last_usage: TokenUsage = field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     unpriced: int = 0  # live calls whose model has no known price
+    recorded: int = 0  # recorded answers (replay backend): nothing to price
     model: str = ""
 
-    def add(self, usage: TokenUsage, cost: float | None, model: str) -> None:
+    def add(self, usage: TokenUsage, cost: float | None, model: str, recorded: bool) -> None:
         self.calls += 1
         self.usage = saturating_add(self.usage, usage)
         self.last_usage = usage
         self.model = model or self.model
-        if cost is None:
+        if recorded:
+            self.recorded += 1
+        elif cost is None:
             self.unpriced += 1
         else:
             self.cost_usd += cost
@@ -46,29 +49,74 @@ class Tally:
     def blended(self) -> int:
         return self.usage.non_cached_input_tokens + self.usage.output_tokens
 
+    @property
+    def known_cost(self) -> float | None:
+        """The cost when every call has one: None with an unpriced call, and None when
+        every call was a recording (nothing was priced; not a silent 0)."""
+        if self.unpriced or (self.recorded and self.recorded == self.calls):
+            return None
+        return self.cost_usd
+
     def cost_text(self) -> str:
-        return format_cost(self.cost_usd, self.unpriced, self.calls)
+        return format_cost(self.cost_usd, self.unpriced, self.calls, self.recorded)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
             "replays": self.replays,
             "failures": self.failures,
+            "recorded_calls": self.recorded,
             "usage": self.usage.model_dump(),
             "blended_total": self.blended,
-            "cost_usd": self.cost_usd if self.unpriced == 0 else None,
+            "cost_usd": self.known_cost,
             "priced_cost_usd": self.cost_usd,
             "unpriced_calls": self.unpriced,
             "model": self.model,
         }
 
 
-def format_cost(usd: float, unpriced: int, calls: int) -> str:
-    """ "$0.0123", "price unknown", or "$0.0123 + price unknown" for a mix."""
-    if unpriced and unpriced >= calls:
-        return "price unknown"
-    text = f"${usd:.4f}"
-    return f"{text} + price unknown" if unpriced else text
+def usd(amount: float, decimals: int = 4) -> str:
+    """Dollars with ``decimals`` places, and more under $0.10 so that small amounts keep
+    4 significant digits: 0.001 -> "$0.001" (decimals=2), not "$0.00"."""
+    if amount == 0:
+        return "$0.00"
+    if abs(amount) < 0.10:
+        text = f"{amount:.{max(decimals, _places_for_4_digits(amount))}f}"
+        whole, _, frac = text.partition(".")
+        frac = frac.rstrip("0").ljust(decimals, "0")  # drop zeros past 4 digits only
+        return f"${whole}.{frac}"
+    return f"${amount:.{decimals}f}"
+
+
+def _places_for_4_digits(amount: float) -> int:
+    places = 0
+    while abs(amount) * 10**places < 1000 and places < 12:
+        places += 1
+    return places
+
+
+def format_cost(usd_amount: float, unpriced: int, calls: int, recorded: int = 0) -> str:
+    """ "$0.0123", "price unknown", "$0.0123 + price unknown" for a mix, "recorded" when
+    every call was a recorded answer, "$0.0123 (+recorded)" when some were."""
+    live = calls - recorded
+    if calls and not live:
+        return "recorded"
+    if unpriced and unpriced >= live:
+        text = "price unknown"
+    else:
+        text = usd(usd_amount) + (" + price unknown" if unpriced else "")
+    return f"{text} (+recorded)" if recorded else text
+
+
+def toolbar_cost(tally: Tally) -> str:
+    """The toolbar's cost: always an amount, so it reads the same from the first call
+    ("$0.00 (+recorded)" in the demo, where every answer is a recording)."""
+    live = tally.calls - tally.recorded
+    if tally.unpriced and tally.unpriced >= live:
+        text = "price unknown"
+    else:
+        text = usd(tally.cost_usd) + (" + price unknown" if tally.unpriced else "")
+    return f"{text} (+recorded)" if tally.recorded else text
 
 
 @dataclass
@@ -125,8 +173,10 @@ class Ledger:
         spec_id: str | None = None,
         stage: str | None = None,
         cached: bool = False,
+        recorded: bool = False,
     ) -> list[int]:
-        """Book one finished call. A cached replay costs nothing and counts as a replay."""
+        """Book one finished call. A cached replay costs nothing and counts as a replay;
+        a recorded answer counts its tokens and is counted as recorded, not priced."""
         if not self._first_time(call_id):
             return []
         books = [self.total, self.agents.setdefault(agent, Tally())]
@@ -140,7 +190,7 @@ class Ledger:
                 tally.replays += 1
                 tally.model = model or tally.model
             else:
-                tally.add(usage, cost, model)
+                tally.add(usage, cost, model, recorded)
         for m in metrics:
             if cached:
                 m.record_replay()
@@ -182,4 +232,13 @@ class Ledger:
         )
 
 
-__all__ = ["Ledger", "StageBook", "StageKey", "Tally", "format_cost", "tokens_of"]
+__all__ = [
+    "Ledger",
+    "StageBook",
+    "StageKey",
+    "Tally",
+    "format_cost",
+    "tokens_of",
+    "toolbar_cost",
+    "usd",
+]

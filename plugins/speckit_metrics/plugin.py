@@ -1,8 +1,9 @@
 """The metrics plugin: charges every agent call, watches the budget, and shows it all.
 
 * ``after_agent_call`` charges each call from its own usage and model (cached replays
-  cost 0 and count as replays) and sets ``response.cost_usd``, so the runner's
-  ``agent.call.finished`` event carries the cost.
+  cost 0 and count as replays; recorded answers keep ``cost_usd = None`` and are counted
+  as recorded, since a recording was never priced) and sets ``response.cost_usd``, so
+  the runner's ``agent.call.finished`` event carries the cost.
 * ``before_agent_call`` (run last, so a cache answering the call wins) refuses the
   call with ``FatalAgentError`` once the budget is spent, when ``halt_on_budget``.
 * ``metrics.tokens`` is emitted once per stage: when the first call of the next stage
@@ -70,8 +71,10 @@ def before_agent_call(call: AgentCall) -> None:
         st.prices.warm_up()
     ledger = st.ledger
     if st.refresh().halt_on_budget and ledger.over_budget:
+        from .ledger import usd
+
         raise FatalAgentError(
-            f"budget exceeded: ${ledger.spent_usd:.4f} spent of ${ledger.budget_usd:.2f} "
+            f"budget exceeded: {usd(ledger.spent_usd)} spent of {usd(ledger.budget_usd, 2)} "
             "(raise [plugins.metrics] budget_usd or set halt_on_budget = false)",
             agent=call.agent.name,
         )
@@ -92,8 +95,10 @@ def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
     model = response.model or call.agent.model
     st.refresh()
     cost: float | None
-    if response.cached or response.recorded:
-        cost = 0.0  # nothing was paid for a cache hit or a recorded answer
+    if response.cached:
+        cost = 0.0  # a cache hit: this session paid nothing for it
+    elif response.recorded:
+        cost = None  # a recording was never priced: unknown, shown as "recorded"
     else:
         cost, priced_as = st.prices.cost(
             response.usage, [response.model, call.agent.model], _provider(call)
@@ -109,6 +114,7 @@ def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
         spec_id=spec_id if isinstance(spec_id, str) else None,
         stage=stage if isinstance(stage, str) else None,
         cached=response.cached,
+        recorded=response.recorded and not response.cached,
     )
     for threshold in crossed:
         _alert(st, threshold)
@@ -151,13 +157,15 @@ def _emit_tokens(st: MetricsState, key: StageId) -> None:
             last_turn=m.last_turn,
             turn_count=m.turn_count,
             estimated_next_prompt_tokens=m.estimated_next_prompt_tokens(),
-            cost_usd=st.ledger.spent_usd if st.ledger.total.unpriced == 0 else None,
+            cost_usd=st.ledger.total.known_cost,
         )
     )
 
 
 def _alert(st: MetricsState, threshold: int) -> None:
     from agentshell.telemetry import BudgetAlert
+
+    from .ledger import usd
 
     ledger = st.ledger
     halt = (
@@ -166,7 +174,7 @@ def _alert(st: MetricsState, threshold: int) -> None:
         else ""
     )
     st.shell.output.warn(
-        f"budget {threshold}%: ${ledger.spent_usd:.4f} spent of ${ledger.budget_usd:.2f}{halt}"
+        f"budget {threshold}%: {usd(ledger.spent_usd)} spent of {usd(ledger.budget_usd, 2)}{halt}"
     )
     event = BudgetAlert(
         threshold_pct=threshold, spent_usd=ledger.spent_usd, budget_usd=ledger.budget_usd
@@ -179,14 +187,16 @@ def status_segments(shell: Shell) -> str | None:
     st = _STATE if _STATE is not None and _STATE.shell is shell else None
     if st is None:
         return None
-    from .ledger import format_cost, tokens_of
+    from .ledger import tokens_of, toolbar_cost
     from .report import human
 
     ledger = st.ledger
     m = ledger.session
-    tokens = tokens_of(m.total)
-    cost = format_cost(ledger.spent_usd, ledger.total.unpriced, ledger.total.calls)
-    return f"tokens {human(tokens)} · {cost} · next ~{human(m.estimated_next_prompt_tokens())}"
+    text = f"tokens {human(tokens_of(m.total))} · {toolbar_cost(ledger.total)}"
+    # the estimate only once a turn was seen: before that it is a made-up default
+    if m.turn_count:
+        text += f" · next ~{human(m.estimated_next_prompt_tokens())}"
+    return text
 
 
 def metrics_command(ctx: CommandContext) -> int:
@@ -221,7 +231,8 @@ def register_commands(register: Register) -> None:
             options=[Option("--json", "print JSON", flag=True)],
             description=(
                 "Cost comes from each call's own usage and model (genai-prices, or the "
-                "[plugins.metrics.prices] table); cached replays cost 0."
+                "[plugins.metrics.prices] table); cached replays cost 0; recorded "
+                "answers (the demo's replay agents) show as recorded, not priced."
             ),
         )
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ledger import Ledger, Tally, format_cost, tokens_of
+from .ledger import Ledger, Tally, format_cost, tokens_of, usd
 from .pricing import PriceBook
-from .session import SessionMetrics
+from .session import DEFAULT_ESTIMATE, SessionMetrics
 
 
 def human(n: int) -> str:
@@ -33,10 +33,29 @@ def _pct(value: float | None) -> str:
 
 
 def _calls(t: Tally) -> str:
-    """ "3", or "3 +1 replayed, 1 failed" when there is more to say."""
+    """ "3", or "3 (+1 replayed, 1 failed)" when there is more to say."""
     extra = [f"+{t.replays} replayed"] if t.replays else []
     extra += [f"{t.failures} failed"] if t.failures else []
-    return " ".join([str(t.calls), ", ".join(extra)]) if extra else str(t.calls)
+    return f"{t.calls} ({', '.join(extra)})" if extra else str(t.calls)
+
+
+def _estimate(m: SessionMetrics) -> str:
+    """The next-prompt estimate, marked "(default)" until a turn was seen."""
+    value = m.estimated_next_prompt_tokens()
+    return f"{value:,}" if m.turn_count else f"{DEFAULT_ESTIMATE:,} (default)"
+
+
+def _cost(t: Tally) -> str:
+    return t.cost_text() if t.calls else ("$0.00" if t.replays else "-")
+
+
+def _budget(ledger: Ledger) -> str:
+    if ledger.budget_usd <= 0:
+        return f"{usd(ledger.spent_usd)} spent; no budget (budget_usd = 0)"
+    pct = ledger.spent_usd / ledger.budget_usd * 100
+    return f"{usd(ledger.spent_usd)} of {usd(ledger.budget_usd, 2)} ({pct:.0f}%)" + (
+        " — EXCEEDED" if ledger.over_budget else ""
+    )
 
 
 def metrics_dict(m: SessionMetrics) -> dict[str, Any]:
@@ -81,20 +100,17 @@ def as_json(ledger: Ledger, prices: PriceBook) -> dict[str, Any]:
 def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
     s = ledger.session
     t = ledger.total
-    budget = (
-        f"${ledger.spent_usd:.4f} of ${ledger.budget_usd:.2f}"
-        + (f" ({ledger.spent_usd / ledger.budget_usd * 100:.0f}%)" if ledger.budget_usd else "")
-        + (" — EXCEEDED" if ledger.over_budget else "")
-    )
+    extra = [f"{t.recorded:,} recorded"] if t.recorded else []
+    extra += [f"+{s.replay_updates:,} replayed"] if s.replay_updates else []
     rows = [
-        ("turns", f"{s.turn_count} (+{s.replay_updates} replayed)"),
+        ("turns", f"{s.turn_count:,}" + (f" ({', '.join(extra)})" if extra else "")),
         ("tokens", f"{tokens_of(s.total):,}"),
         ("input (cached)", f"{s.total.input_tokens:,} ({s.total.cached_input_tokens:,})"),
         ("output (reasoning)", f"{s.total.output_tokens:,} ({s.total.reasoning_output_tokens:,})"),
         ("blended total", f"{s.blended_total():,}"),
-        ("est. next prompt", f"{s.estimated_next_prompt_tokens():,}"),
-        ("cost", t.cost_text() if t.calls else "$0.0000"),
-        ("budget", budget),
+        ("est. next prompt", _estimate(s)),
+        ("cost", t.cost_text() if t.calls else "$0.00"),
+        ("budget", _budget(ledger)),
     ]
     if s.loop_warning():
         rows.append(("warning", s.loop_warning() or ""))
@@ -108,7 +124,7 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
             _calls(a),
             f"{human(a.usage.input_tokens)} ({human(a.usage.cached_input_tokens)})",
             human(a.usage.output_tokens),
-            a.cost_text() if a.calls else ("$0.0000" if a.replays else "-"),
+            _cost(a),
             _pct(utilisation(a, prices)),
         )
 
@@ -127,8 +143,8 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
                     "(all)",
                     _calls(total),
                     human(tokens_of(total.usage)),
-                    total.cost_text() if total.calls else "-",
-                    f"{book.metrics.estimated_next_prompt_tokens():,}",
+                    _cost(total),
+                    _estimate(book.metrics),
                 )
             )
             for name, a in sorted(book.agents.items()):
@@ -138,7 +154,7 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
                         name,
                         _calls(a),
                         human(tokens_of(a.usage)),
-                        a.cost_text() if a.calls else "-",
+                        _cost(a),
                         "",
                     )
                 )
@@ -149,4 +165,12 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
         )
 
 
-__all__ = ["as_json", "format_cost", "human", "metrics_dict", "render", "utilisation"]
+__all__ = [
+    "as_json",
+    "format_cost",
+    "human",
+    "metrics_dict",
+    "render",
+    "usd",
+    "utilisation",
+]
