@@ -4,8 +4,13 @@ GenAI histograms, headers, and opentelemetry staying unimported until the sink i
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +27,8 @@ from agentshell.telemetry import (
 from tests.conftest import ShellFactory
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 from tests.servers.otlp_receiver import OTLPReceiver
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def otlp_config(receiver: OTLPReceiver, extra: str = "") -> str:
@@ -212,18 +219,115 @@ async def test_bad_settings_are_clear_errors(
         await make_shell(config=f'[telemetry]\nsinks = ["otlp"]\n[telemetry.otlp]\n{setting}\n')
 
 
-async def test_unreachable_collector_is_reported_once_and_does_not_hang_close(
+DEAD = "http://127.0.0.1:9"  # the discard port: nothing listens on loopback
+
+
+def dead_config(extra: str = "") -> str:
+    # the default 10 s export timeout and 5 s close_timeout_s on purpose: the close must
+    # still fit in [telemetry] flush_timeout_s
+    return (
+        '[telemetry]\nsinks = ["otlp"]\nflush_timeout_s = 1.0\n'
+        f'[telemetry.otlp]\nendpoint = "{DEAD}"\n' + extra
+    )
+
+
+async def test_unreachable_collector_failures_are_counted_and_close_is_bounded(
     make_shell: ShellFactory, output: Any
 ) -> None:
-    shell = await make_shell(
-        config='[telemetry]\nsinks = ["otlp"]\n[telemetry.otlp]\n'
-        'endpoint = "http://127.0.0.1:9"\ntimeout = 0.5\nclose_timeout_s = 0.5\n'
-    )
+    shell = await make_shell(config=dead_config())
     for event in stage_events():
         shell.telemetry.emit(event)
-    sink = shell.telemetry._workers[0].sink
-    shell.telemetry.close(timeout=3)
-    assert shell.telemetry.sink_names == []
-    assert sink.export_log.count >= 1  # the SDK did try, and failed
+    # /telemetry flush: the sink sends the spans its batch processor holds, now (a
+    # generous wait: the dead-endpoint export retries up to its 1 s timeout)
+    assert shell.telemetry.flush(10)
+    [stats] = shell.telemetry.stats()
+    assert stats.delivered == shell.telemetry.emitted  # handed to the SDK ...
+    assert (stats.exported, stats.export_failed) == (0, 3)  # ... but not one span left
+    assert stats.last_error is not None
+    assert stats.last_error.endswith(f"not exported to {DEAD}/v1/traces: Connection refused")
+
+    started = time.monotonic()
+    shell.telemetry.close(timeout=shell.config.telemetry.flush_timeout_s)
+    elapsed = time.monotonic() - started
+    # a functional bound on a hang (the SDK retried for 10 s before), not a benchmark
+    assert elapsed < 5, f"closing took {elapsed:.1f}s"
+    [retired] = shell.telemetry.retired
+    assert retired.export_failed == 4 and retired.exported == 0  # + the metrics export
+    assert retired.export_detail is not None and "metric exports 0 ok, 1 failed" in (
+        retired.export_detail
+    )
+    # reported once, in one complete line
     assert output.errors.count("telemetry sink otlp: ") == 1
-    assert "Failed to export" in (shell.telemetry.retired[0].last_error or "")
+    assert "Connection refused (reported once" in output.errors
+
+
+async def test_collector_rejection_is_counted_with_its_status(
+    make_shell: ShellFactory, otlp_receiver: OTLPReceiver
+) -> None:
+    otlp_receiver.fail_with(400)  # not retryable
+    shell = await make_shell(config=otlp_config(otlp_receiver))
+    for event in stage_events():
+        shell.telemetry.emit(event)
+    assert shell.telemetry.flush(10)
+    [stats] = shell.telemetry.stats()
+    assert (stats.exported, stats.export_failed) == (0, 3)
+    assert (stats.last_error or "").endswith("/v1/traces: HTTP 400 Bad Request")
+
+
+async def test_accepted_exports_are_counted(
+    make_shell: ShellFactory, otlp_receiver: OTLPReceiver
+) -> None:
+    shell = await make_shell(config=otlp_config(otlp_receiver))
+    for event in stage_events():
+        shell.telemetry.emit(event)
+    shell.telemetry.remove_sink("otlp", timeout=10)
+    [retired] = shell.telemetry.retired
+    assert (retired.exported, retired.export_failed, retired.last_error) == (4, 0, None)
+    assert retired.export_detail == (
+        "spans 3 exported, 0 failed, 0 waiting; metric exports 1 ok, 0 failed"
+    )
+
+
+async def test_sdk_log_records_go_to_the_sink_only_while_it_is_open(
+    make_shell: ShellFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("opentelemetry")
+    assert logger.propagate and not logger.handlers
+    shell = await make_shell(config=dead_config())
+    sink = shell.telemetry._workers[0].sink
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("opentelemetry.exporter.x").error("Failed to export spans batch")
+    assert caplog.records == []  # not propagated to the root logger (the terminal)
+    assert sink.export_stats._causes["log"] == "Failed to export spans batch"
+    shell.telemetry.close(timeout=2)
+    assert logger.propagate and not logger.handlers  # restored
+
+
+def test_the_cli_prints_no_raw_sdk_lines_and_exits_promptly(tmp_path: Path) -> None:
+    """The QA repro, through the real CLI in a subprocess: a dead collector, a consensus
+    stage (replayed agents), /telemetry; stderr holds one warning and nothing raw."""
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    env = {
+        **os.environ,
+        "AGENTSHELL_HOME": str(tmp_path / "home"),
+        "AGENTSHELL_TELEMETRY_SINKS": "otlp",
+        "AGENTSHELL_TELEMETRY__OTLP__ENDPOINT": DEAD,
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "agentshell", "run", "/spec-plan SPEC-KIT-DEMO", "/telemetry"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 10, f"took {elapsed:.1f}s"  # flush_timeout_s = 2 (a hang bound)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("warning: telemetry sink otlp: ") for line in lines), (
+        result.stderr
+    )
+    assert "Connection refused (reported once" in lines[0]
+    assert "exported" in result.stdout and "export failed" in result.stdout

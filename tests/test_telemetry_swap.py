@@ -216,7 +216,7 @@ def test_console_lines_are_human_one_liners() -> None:
         )
     )  # fmt: skip
     assert written == [
-        "[telemetry] agent.call.finished claude gpt-4o 812ms in=1200 out=300 $0.004\n"
+        "[telemetry] agent.call.finished claude gpt-4o 812ms in=1,200 out=300 cached=0 $0.0040\n"
     ]
 
 

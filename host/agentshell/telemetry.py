@@ -201,7 +201,9 @@ class TelemetrySink(Protocol):
     """What ``register_telemetry_sinks`` factories return. Called on the sink's own
     thread; may also define ``handle_batch(events)`` to receive several at once, and a
     ``last_error`` attribute (str or None) that ``/telemetry`` shows for failures that
-    happen elsewhere (an exporter's background thread)."""
+    happen elsewhere (an exporter's background thread), ``exported``/``export_failed``
+    counts and an ``export_detail`` line when it hands events to another pipeline, and
+    ``flush()``, called by ``TelemetryBus.flush`` to send what that pipeline buffers."""
 
     def handle(self, event: Event) -> None: ...
 
@@ -211,11 +213,30 @@ class TelemetrySink(Protocol):
 @dataclass
 class SinkStats:
     name: str
-    delivered: int
+    delivered: int  # events the sink's handle() accepted
     dropped: int
-    failed: int
+    failed: int  # events whose handle() raised
     queued: int
     last_error: str | None
+    # sinks that hand events to another pipeline (otlp: the OpenTelemetry SDK) say what
+    # actually left the process, through ``exported``/``export_failed``/``export_detail``
+    # attributes; None for sinks that write directly (delivered is written)
+    exported: int | None = None
+    export_failed: int | None = None
+    export_detail: str | None = None
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters, cut at a word boundary with
+    an ellipsis: a message cut mid-word ("retrying i") reads as a bug."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
 
 
 # -- redaction -------------------------------------------------------------------------
@@ -405,6 +426,7 @@ class _SinkWorker:
                 if isinstance(item, threading.Event):
                     self._deliver(events)
                     events = []
+                    self._flush_sink()
                     item.set()
                 else:
                     events.append(item)
@@ -424,8 +446,17 @@ class _SinkWorker:
             self.failed += len(events)
             self._fail(exc)
 
+    def _flush_sink(self) -> None:
+        # a sink that buffers further (otlp: the SDK's batch processor) sends now
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except Exception as exc:
+                self._fail(exc)
+
     def _fail(self, exc: BaseException) -> None:
-        self.last_error = f"{type(exc).__name__}: {redact(str(exc))}"[:300]
+        self.last_error = shorten(f"{type(exc).__name__}: {redact(str(exc))}")
         if not self._reported:
             self._reported = True
             with contextlib.suppress(Exception):
@@ -457,9 +488,18 @@ class _SinkWorker:
     def stats(self) -> SinkStats:
         # a sink may report failures that happen off its handle() path (an exporter's
         # background thread) through a ``last_error`` attribute
-        error = self.last_error or getattr(self.sink, "last_error", None)
+        sink = self.sink
+        error = self.last_error or getattr(sink, "last_error", None)
         return SinkStats(
-            self.name, self.delivered, self.dropped, self.failed, len(self.items), error
+            self.name,
+            self.delivered,
+            self.dropped,
+            self.failed,
+            len(self.items),
+            error,
+            getattr(sink, "exported", None),
+            getattr(sink, "export_failed", None),
+            getattr(sink, "export_detail", None),
         )
 
 
@@ -618,4 +658,5 @@ __all__ = [
     "TelemetryBus",
     "TelemetrySink",
     "redact_events",
+    "shorten",
 ]

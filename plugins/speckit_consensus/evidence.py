@@ -164,10 +164,13 @@ def timestamp(now: dt.datetime | None = None) -> str:
 
 def totals(results: list[AgentResult]) -> Totals:
     costs = [r.cost_usd for r in results if r.cost_usd is not None]
+    # a live answer that used tokens but has no price makes the total unknown (None),
+    # never a partial sum; recorded answers cost nothing and are left out
+    unpriced = any(r.cost_usd is None and not r.recorded and not r.usage.is_empty for r in results)
     return Totals(
         total_tokens=sum(r.usage.total_tokens for r in results),
         total_latency_ms=round(sum(r.latency_ms for r in results), 3),
-        total_cost_usd=round(sum(costs), 6) if costs else None,
+        total_cost_usd=round(sum(costs), 6) if costs and not unpriced else None,
     )
 
 

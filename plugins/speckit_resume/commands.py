@@ -15,7 +15,7 @@ from .service import STATE_KEY, ResumeService
 if TYPE_CHECKING:
     from agentshell import Shell  # type: ignore[attr-defined]
 
-    from .models import BranchRow
+    from .models import BranchRow, RunRow
     from .store import Store
 
 
@@ -300,7 +300,7 @@ async def history_cmd(ctx: CommandContext) -> int:
             r.replayed,
             r.errors,
             f"{r.tokens:,}",
-            f"${r.cost_usd:.4f}",
+            _cost(r),
         ]
         for r in runs
     ]
@@ -309,11 +309,26 @@ async def history_cmd(ctx: CommandContext) -> int:
         rows,
         title=f"{spec_id}: runs",
     )
-    total = sum(r.cost_usd for r in runs)
-    ctx.out.info(f"total cost ${total:.4f} over {_plural(len(runs), 'run')}")
+    priced = [r.cost_usd for r in runs if r.cost_usd is not None]
+    if any(r.unpriced for r in runs):
+        total = "unknown (some models have no price)"
+    elif priced:
+        total = f"${sum(priced):.4f}" + (" (+recorded)" if any(r.recorded for r in runs) else "")
+    else:
+        total = "none (recorded answers)" if any(r.recorded for r in runs) else "$0.0000"
+    ctx.out.info(f"total cost {total} over {_plural(len(runs), 'run')}")
     for e in errors:
         ctx.out.info(f"  run {e['run_id'][:RUN_ID_LEN]} {e['stage']}/{e['agent']}: {e['error']}")
     return 0
+
+
+def _cost(run: RunRow) -> str:
+    """A run's cost as the user should read it: never a silent $0 for what was not priced."""
+    if run.unpriced:
+        return "unknown"
+    if run.cost_usd is None:
+        return "recorded" if run.recorded else "—"
+    return f"${run.cost_usd:.4f}" + (" (+rec.)" if run.recorded else "")
 
 
 JSON = Option("--json", help="print JSON", flag=True)

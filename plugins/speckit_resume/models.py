@@ -90,7 +90,9 @@ class RunRow(BaseModel):
     calls: int = 0
     errors: int = 0
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = None  # None: nothing priced (recorded answers, or no calls)
+    unpriced: int = 0  # live answers whose price is unknown: the total is then unknown
+    recorded: int = 0
 
 
 __all__ = [

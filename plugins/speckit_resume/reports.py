@@ -81,7 +81,10 @@ class Reports:
             " r.started_at, r.finished_at, r.status,"
             " COUNT(o.id) AS calls, COALESCE(SUM(o.status = 'error'), 0) AS errors,"
             " COALESCE(SUM(o.total_tokens), 0) AS tokens,"
-            " COALESCE(SUM(o.cost_usd), 0.0) AS cost_usd"
+            " SUM(o.cost_usd) AS cost_usd,"
+            " COALESCE(SUM(o.cost_usd IS NULL AND o.recorded = 0 AND o.status != 'error'"
+            " AND o.total_tokens > 0), 0) AS unpriced,"
+            " COALESCE(SUM(o.recorded), 0) AS recorded"
             " FROM runs r LEFT JOIN agent_outputs o ON o.run_id = r.run_id"
             " WHERE r.spec_id = ? GROUP BY r.seq ORDER BY r.seq",
             (spec_id,),

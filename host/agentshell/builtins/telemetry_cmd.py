@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 
 ACTIONS = ("status", "use", "off", "flush")
 
+# plain text: /help prints it as is (the module docstring above is reST)
+DESCRIPTION = """\
+/telemetry (or /telemetry status): each sink's counters - events delivered
+to it, exported and failed to export (sinks that send on, such as otlp),
+failed, dropped and queued - the last error in full, and the total emitted.
+
+/telemetry use <sink>... [--set setting=value ...]: make these the active
+sinks. Every requested sink is created first; if any fails nothing changes.
+The old sinks are drained and closed after the swap: no event is lost.
+
+/telemetry off: only the null sink.
+
+/telemetry flush: wait until every sink has written what was emitted (otlp
+sends the spans it holds now).
+"""
+
 
 def _sink_names(shell: Shell, prefix: str) -> Iterable[str]:
     return [n for n in shell.sink_names if n.startswith(prefix)]
@@ -75,15 +91,31 @@ def parse_overrides(sinks: list[str], assignments: list[str]) -> dict[str, dict[
     return overrides
 
 
+COLUMNS = ["sink", "delivered", "exported", "export failed", "failed", "dropped", "queued"]
+
+
 def _row(stats: SinkStats) -> tuple[str, ...]:
+    # short numeric cells only: the table fits 80 columns; the error goes below it
+    na = "-"  # a sink that writes directly: delivered is written
     return (
         stats.name,
-        str(stats.delivered),
-        str(stats.dropped),
-        str(stats.failed),
-        str(stats.queued),
-        stats.last_error or "",
+        f"{stats.delivered:,}",
+        na if stats.exported is None else f"{stats.exported:,}",
+        na if stats.export_failed is None else f"{stats.export_failed:,}",
+        f"{stats.failed:,}",
+        f"{stats.dropped:,}",
+        f"{stats.queued:,}",
     )
+
+
+def _sink_notes(ctx: CommandContext, stats: list[SinkStats], earlier: bool = False) -> None:
+    """One full line per detail (never cut): the export breakdown and the last error."""
+    for s in stats:
+        label = f"{s.name} (earlier)" if earlier else s.name
+        if s.export_detail:
+            ctx.out.print(f"  {label}: {s.export_detail}")
+        if s.last_error:
+            ctx.out.print(f"  {label}: last error: {s.last_error}")
 
 
 def _status(ctx: CommandContext) -> int:
@@ -100,17 +132,22 @@ def _status(ctx: CommandContext) -> int:
             }
         )
         return 0
-    columns = ["sink", "delivered", "dropped", "failed", "queued", "last error"]
     if active:
-        ctx.out.table(columns, [_row(s) for s in active], title="Telemetry sinks")
+        ctx.out.table(COLUMNS, [_row(s) for s in active], title="Telemetry sinks")
+        _sink_notes(ctx, active)
     else:
         ctx.out.print("No telemetry sinks are active (events are counted, not kept).")
     if retired:
-        ctx.out.table(columns, [_row(s) for s in retired], title="Earlier in this session")
+        ctx.out.table(COLUMNS, [_row(s) for s in retired], title="Earlier in this session")
+        _sink_notes(ctx, retired, earlier=True)
     ctx.out.print(
-        f"{bus.emitted} event(s) emitted, {bus.dropped} dropped. "
+        f"{bus.emitted:,} event(s) emitted, {bus.dropped:,} dropped. "
         f"Available sinks: {', '.join(ctx.shell.sink_names) or 'none'}."
     )
+    if any(s.exported is not None for s in active + retired):
+        ctx.out.print(
+            "exported / export failed: what a sink sent on (otlp: spans, metric exports)."
+        )
     return 0
 
 
@@ -195,6 +232,6 @@ def register_commands(register: Register) -> None:
                 ),
                 Option("--json", "print the counters as JSON", flag=True),
             ],
-            description=__doc__ or "",
+            description=DESCRIPTION,
         )
     )

@@ -1,6 +1,6 @@
 """The ``console`` telemetry sink: one human-readable line per event, for debugging.
 
-``[telemetry] agent.call.finished claude gpt-4o 812ms in=1200 out=300 $0.004``
+``[telemetry] agent.call.finished claude gpt-4o 812ms in=1,200 out=300 cached=0 $0.0040``
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentshell.agents import TokenUsage
 from agentshell.plugins import hookimpl
 from agentshell.redact import redact
 from agentshell.telemetry import (
@@ -40,41 +41,73 @@ def _where(e: AgentCallStarted | AgentCallFinished | AgentCallFailed) -> str:
     return f" [{e.spec_id or ''}/{e.stage}]" if e.stage else ""
 
 
+def _usage(u: TokenUsage) -> str:
+    text = f"in={u.input_tokens:,} out={u.output_tokens:,} cached={u.cached_input_tokens:,}"
+    if u.reasoning_output_tokens:
+        text += f" reasoning={u.reasoning_output_tokens:,}"
+    return text
+
+
+def _value(name: str, value: object) -> str:
+    """A field value, rounded for reading: ms as integers, seconds to 2 decimals, money
+    to 4; token usage compact; counts with thousands separators."""
+    if isinstance(value, TokenUsage):
+        return f"({_usage(value)})"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}" if name.endswith(("tokens", "_count")) else str(value)
+    if isinstance(value, float):
+        if name.endswith("_ms"):
+            return f"{value:,.0f}"
+        if name.endswith("_s"):
+            return f"{value:.2f}"
+        if "cost" in name or name.endswith("_usd"):
+            return f"{value:.4f}"
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    text = str(value)
+    return f'"{text}"' if " " in text else text  # reason="a b" stays one field
+
+
 def format_event(event: Event) -> str:
     """The one-line form of ``event`` (without the ``[telemetry]`` prefix)."""
     if isinstance(event, AgentCallFinished):
         u = event.usage
-        text = f"{event.agent} {event.response_model or event.model} {event.latency_ms:.0f}ms"
-        text += f" in={u.input_tokens} out={u.output_tokens}"
-        if u.cached_input_tokens:
-            text += f" cached={u.cached_input_tokens}"
+        text = f"{event.agent} {event.response_model or event.model} {event.latency_ms:,.0f}ms "
+        text += _usage(u)
         if event.cost_usd is not None:
-            text += f" ${event.cost_usd:.4g}"
+            text += f" ${event.cost_usd:.4f}"
         if event.attempts > 1:
             text += f" attempts={event.attempts}"
         if event.cached:
             text += " (cached)"
-        return text + _where(event)
-    if isinstance(event, AgentCallFailed):
-        return (
+        text += _where(event)
+    elif isinstance(event, AgentCallFailed):
+        text = (
             f"{event.agent} {event.model} {event.error_type} after {event.attempts} attempt(s)"
-            f" {event.latency_ms:.0f}ms: {event.error}{_where(event)}"
+            f" {event.latency_ms:,.0f}ms: {event.error}{_where(event)}"
         )
-    if isinstance(event, AgentCallRetry):
-        return (
+    elif isinstance(event, AgentCallRetry):
+        text = (
             f"{event.agent} attempt {event.attempt} {event.error_type}; "
-            f"retry in {event.delay_s:g}s: {event.error}"
+            f"retry in {event.delay_s:.2f}s: {event.error}"
         )
-    if isinstance(event, AgentCallStarted):
-        return f"{event.agent} {event.backend} {event.model}{_where(event)}"
-    parts = []
-    for name, value in event.__dict__.items():
-        if name in _SKIP or value is None or value == [] or value == "":
-            continue
-        if isinstance(value, BaseModel):
-            value = ",".join(f"{k}={v}" for k, v in value.__dict__.items() if v)
-        parts.append(f"{name}={value}")
-    return " ".join(parts)
+    elif isinstance(event, AgentCallStarted):
+        text = f"{event.agent} {event.backend} {event.model}{_where(event)}"
+    else:
+        parts = []
+        for name, value in event.__dict__.items():
+            if name in _SKIP or value is None or value == [] or value == "":
+                continue
+            if isinstance(value, BaseModel) and not isinstance(value, TokenUsage):
+                value = " ".join(f"{k}={_value(k, v)}" for k, v in value.__dict__.items() if v)
+                parts.append(f"{name}=({value})")
+                continue
+            parts.append(f"{name}={_value(name, value)}")
+        text = " ".join(parts)
+    return " ".join(text.split())  # one line per event, whatever an error message holds
 
 
 class ConsoleSink:

@@ -14,8 +14,11 @@ swap or a second shell never exports through a stale pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ from agentshell.telemetry import (
     ConsensusSynthesized,
     Event,
     redact_events,
+    shorten,
 )
 
 if TYPE_CHECKING:
@@ -102,25 +106,224 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
-class _ExportLog(logging.Handler):
-    """Takes the SDK's export warnings ("Transient error ... retrying", "Failed to export")
-    off the terminal: the first is reported once through ``report``, the rest counted.
-    Without a handler Python would print every one of them to stderr, mid-prompt."""
+def _reason(value: object) -> str:
+    """A short cause for an export failure: "Connection refused", not the three-line
+    urllib3 repr around it."""
+    text = str(value)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {text}"
+    return shorten(redact(text), 200)
+
+
+class _ExportStats:
+    """What actually left the process, counted by the exporter wrappers (on the SDK's
+    threads), plus the cause of the last failure taken from the SDK's log records."""
 
     def __init__(self, report: Callable[[str], None]) -> None:
+        self._lock = threading.Lock()
+        self._report = report
+        self.spans_ended = 0
+        self.spans_exported = 0
+        self.spans_failed = 0
+        self.metrics_exported = 0  # metric export requests (each carries every series)
+        self.metrics_failed = 0
+        self.last_error: str | None = None
+        # the cause of the failure being reported, per kind ("spans", "metrics") from the
+        # exporter's HTTP client, or ("log") from the SDK's log; consumed by fail()
+        self._causes: dict[str, str] = {}
+        self._reported = False
+
+    def ok(self, kind: str, n: int) -> None:
+        with self._lock:
+            if kind == "spans":
+                self.spans_exported += n
+            else:
+                self.metrics_exported += 1
+
+    def fail(self, kind: str, n: int, endpoint: str, cause: str | None = None) -> None:
+        with self._lock:
+            if kind == "spans":
+                self.spans_failed += n
+                what = f"{n} span(s)"
+            else:
+                self.metrics_failed += 1
+                what = "metrics"
+            cause = cause or self._causes.pop(kind, None) or self._causes.pop("log", None)
+            cause = cause or "export failed"
+            self.last_error = shorten(f"{what} not exported to {endpoint}: {cause}")
+            first, self._reported = not self._reported, True
+        if first:  # once per sink; /telemetry shows the counts and the latest cause
+            self._report(self.last_error)
+
+    def note(self, record: logging.LogRecord) -> None:
+        """An SDK log record: keep its cause for the failure it precedes."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        error = next((a for a in args if isinstance(a, BaseException)), None)
+        if error is not None:
+            cause = _reason(error)
+        elif str(record.msg).startswith("Transient error") and args:
+            cause = _reason(args[0])
+        elif "code: %s" in str(record.msg) and len(args) > 2 and args[1] is not None:
+            cause = shorten(f"HTTP {args[1]} {args[2] or ''}".strip(), 200)
+        elif "log" not in self._causes:
+            cause = _reason(record.getMessage())
+        else:
+            return
+        self.cause("log", cause)
+
+    def cause(self, kind: str, cause: str) -> None:
+        with self._lock:
+            self._causes[kind] = cause
+
+
+class _LogRoute(logging.Handler):
+    """Routes the ``opentelemetry`` loggers into the active otlp sinks' error reporting
+    while at least one is open: without it Python's last-resort handler prints every SDK
+    warning ("Transient error ... retrying", "shutdown can only be called once") raw on
+    stderr, mid-prompt. Installed with propagate=False and removed with the last sink."""
+
+    def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.report = report
-        self.count = 0
-        self.last: str | None = None
+        self.listeners: list[_ExportStats] = []
+        self._saved_propagate = True
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.last = redact(record.getMessage())[:300]
-        except Exception:
-            return
-        self.count += 1
-        if self.count == 1:
-            self.report(self.last)
+        for listener in list(self.listeners):
+            with contextlib.suppress(Exception):
+                listener.note(record)
+
+    def attach(self, listener: _ExportStats) -> None:
+        with _ROUTE_LOCK:
+            logger = logging.getLogger("opentelemetry")
+            if not self.listeners:
+                self._saved_propagate = logger.propagate
+                logger.addHandler(self)
+                logger.propagate = False
+            self.listeners.append(listener)
+
+    def detach(self, listener: _ExportStats) -> None:
+        with _ROUTE_LOCK:
+            if listener not in self.listeners:
+                return
+            self.listeners.remove(listener)
+            if not self.listeners:
+                logger = logging.getLogger("opentelemetry")
+                logger.removeHandler(self)
+                logger.propagate = self._saved_propagate
+
+
+_ROUTE_LOCK = threading.Lock()
+_ROUTE = _LogRoute()
+
+
+def _note_causes(inner: Any, stats: _ExportStats, kind: str) -> None:
+    """Keep the cause of each failed request. The SDK logs it only for retried errors
+    (a refused connection with a short timeout ends in a bare "Failed to export ...
+    due to timeout"), so the exporter's HTTP client is wrapped, if it has the shape it
+    has had since 1.3x (``_client.export`` returning success/status_code/reason/error);
+    otherwise the log records remain the source."""
+    client = getattr(inner, "_client", None)
+    export = getattr(client, "export", None)
+    if client is None or export is None:
+        return
+
+    def export_and_note(data: bytes) -> Any:
+        result = export(data)
+        if getattr(result, "success", True) is False:
+            code, reason = getattr(result, "status_code", None), getattr(result, "reason", None)
+            error = getattr(result, "error", None)
+            if code:
+                stats.cause(kind, shorten(f"HTTP {code} {reason or ''}".strip(), 200))
+            elif error is not None:
+                stats.cause(kind, _reason(error))
+        return result
+
+    client.export = export_and_note
+
+
+def _wrap_span_exporter(inner: Any, stats: _ExportStats, endpoint: str) -> Any:
+    """The OTLP span exporter, counting what it really exported (SpanExportResult)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    _note_causes(inner, stats, "spans")
+
+    class CountingSpanExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.aborted = False
+            self._shut = False
+
+        def export(self, spans: Any) -> SpanExportResult:
+            n = len(spans)
+            if self.aborted:  # past the close budget: do not start another request
+                stats.fail("spans", n, endpoint, "not sent: the close time budget ran out")
+                return SpanExportResult.FAILURE
+            try:
+                result = inner.export(spans)
+            except Exception as exc:
+                stats.fail("spans", n, endpoint, _reason(exc))
+                return SpanExportResult.FAILURE
+            if result is SpanExportResult.SUCCESS:
+                stats.ok("spans", n)
+            else:
+                stats.fail("spans", n, endpoint)
+            return result  # type: ignore[no-any-return]
+
+        def shutdown(self) -> None:
+            if not self._shut:  # exactly once: a second call only logs a warning
+                self._shut = True
+                inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return bool(inner.force_flush(timeout_millis))
+
+    return CountingSpanExporter()
+
+
+def _wrap_metric_exporter(inner: Any, stats: _ExportStats, endpoint: str) -> Any:
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    _note_causes(inner, stats, "metrics")
+
+    class CountingMetricExporter(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__(
+                preferred_temporality=inner._preferred_temporality,
+                preferred_aggregation=inner._preferred_aggregation,
+            )
+            self.aborted = False
+            self._shut = False
+
+        def export(
+            self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            if self.aborted:
+                stats.fail("metrics", 1, endpoint, "not sent: the close time budget ran out")
+                return MetricExportResult.FAILURE
+            try:
+                result = inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            except Exception as exc:
+                stats.fail("metrics", 1, endpoint, _reason(exc))
+                return MetricExportResult.FAILURE
+            if result is MetricExportResult.SUCCESS:
+                stats.ok("metrics", 1)
+            else:
+                stats.fail("metrics", 1, endpoint)
+            return result  # type: ignore[no-any-return]
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            if not self._shut:
+                self._shut = True
+                inner.shutdown()
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return bool(inner.force_flush(timeout_millis=timeout_millis))
+
+    return CountingMetricExporter()
 
 
 class OtlpSink:
@@ -131,6 +334,7 @@ class OtlpSink:
         settings: OtlpSettings,
         provider_of: Callable[[str], str | None],
         report: Callable[[str], None] | None = None,
+        flush_timeout_s: float = 2.0,
     ) -> None:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -142,37 +346,47 @@ class OtlpSink:
         from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
         self._SpanKind, self._Status, self._StatusCode = SpanKind, Status, StatusCode
-        self.export_log = _ExportLog(report or (lambda message: None))
-        logging.getLogger("opentelemetry").addHandler(self.export_log)
         self._in_context = set_span_in_context
         self.settings = settings
         self.provider_of = provider_of
+        # the whole close (flush + shutdown of both pipelines) fits in this budget
+        self.close_budget_s = min(settings.close_timeout_s, flush_timeout_s)
+        # one export request, retries included (the HTTP client retries with backoff up
+        # to this deadline), must fit in the close budget too
+        timeout = max(min(settings.timeout, self.close_budget_s), 0.1)
         headers = {}
         for name, secret in settings.headers.items():
             value = secret.get()
             if value is None:
                 raise ConfigError(f"telemetry.otlp.headers.{name}: {secret.describe()} is not set")
             headers[name] = value
+        self.export_stats = _ExportStats(report or (lambda message: None))
+        traces_url = f"{settings.endpoint}/v1/traces"
+        metrics_url = f"{settings.endpoint}/v1/metrics"
+        self._span_exporter = _wrap_span_exporter(
+            OTLPSpanExporter(endpoint=traces_url, headers=headers, timeout=timeout),
+            self.export_stats,
+            traces_url,
+        )
+        self._metric_exporter = _wrap_metric_exporter(
+            OTLPMetricExporter(endpoint=metrics_url, headers=headers, timeout=timeout),
+            self.export_stats,
+            metrics_url,
+        )
         resource = Resource.create({"service.name": settings.service_name})
-        self.tracer_provider = TracerProvider(resource=resource)
-        self.tracer_provider.add_span_processor(
-            BatchSpanProcessor(
-                OTLPSpanExporter(
-                    endpoint=f"{settings.endpoint}/v1/traces",
-                    headers=headers,
-                    timeout=settings.timeout,
-                )
-            )
-        )
+        # shutdown_on_exit=False: close() shuts them down, once and within its budget;
+        # the SDK's own atexit hook would shut them down again, unbounded, at exit
+        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self._span_exporter))
         reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(
-                endpoint=f"{settings.endpoint}/v1/metrics",
-                headers=headers,
-                timeout=settings.timeout,
-            ),
+            self._metric_exporter,
             export_interval_millis=settings.export_interval_s * 1000,
+            export_timeout_millis=timeout * 1000,
         )
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=[reader], shutdown_on_exit=False
+        )
+        _ROUTE.attach(self.export_stats)  # last: a failed constructor leaves no handler
         self.tracer = self.tracer_provider.get_tracer("agentshell")
         meter = self.meter_provider.get_meter("agentshell")
         self.token_usage = meter.create_histogram(
@@ -217,6 +431,7 @@ class OtlpSink:
             if len(self._stages) >= MAX_OPEN_STAGES:
                 oldest = next(iter(self._stages))
                 self._stages.pop(oldest).end()
+                self.export_stats.spans_ended += 1
             label = stage or "stage"
             attributes = {OPERATION: "invoke_agent", AGENT_NAME: label}
             if spec_id:
@@ -252,6 +467,7 @@ class OtlpSink:
         if event.status == "failed":
             span.set_status(self._Status(self._StatusCode.ERROR, "quorum not met"))
         span.end(end_time=_ns(event.ts))
+        self.export_stats.spans_ended += 1
 
     def _call(self, event: AgentCallFinished | AgentCallFailed) -> None:
         end = event.ts
@@ -303,40 +519,94 @@ class OtlpSink:
             )
         if failed:
             assert isinstance(event, AgentCallFailed)
-            span.set_status(self._Status(self._StatusCode.ERROR, event.error[:200]))
+            span.set_status(self._Status(self._StatusCode.ERROR, shorten(event.error, 200)))
         span.end(end_time=_ns(end))
+        self.export_stats.spans_ended += 1
         self.duration.record(event.latency_ms / 1000, common)
         if isinstance(event, AgentCallFinished):
             self.token_usage.record(event.usage.input_tokens, {**common, TOKEN_TYPE: "input"})
             self.token_usage.record(event.usage.output_tokens, {**common, TOKEN_TYPE: "output"})
 
+    # -- counters (read by /telemetry through SinkStats) ------------------------------
+
     @property
     def last_error(self) -> str | None:
-        """Export failures (they happen on the SDK's threads); shown by /telemetry."""
-        log = self.export_log
-        return f"{log.last} ({log.count}x)" if log.last else None
+        return self.export_stats.last_error
+
+    @property
+    def exported(self) -> int:
+        """Spans and metric export requests the collector accepted."""
+        stats = self.export_stats
+        return stats.spans_exported + stats.metrics_exported
+
+    @property
+    def export_failed(self) -> int:
+        stats = self.export_stats
+        return stats.spans_failed + stats.metrics_failed
+
+    @property
+    def export_detail(self) -> str:
+        s = self.export_stats
+        waiting = max(s.spans_ended - s.spans_exported - s.spans_failed, 0)
+        text = (
+            f"spans {s.spans_exported} exported, {s.spans_failed} failed, {waiting} waiting; "
+            f"metric exports {s.metrics_exported} ok, {s.metrics_failed} failed"
+        )
+        return text
+
+    def flush(self) -> None:
+        """Send the spans the batch processor holds (``/telemetry flush``), within the
+        export timeout; metrics go out at their interval and at close."""
+        self.tracer_provider.force_flush(int(self.close_budget_s * 1000))
 
     # -- shutdown -------------------------------------------------------------------
 
     def close(self) -> None:
-        """End open stage spans, export what is pending, shut the pipelines down: all
-        within ``close_timeout_s`` (an unreachable collector must not hang the exit)."""
+        """End open stage spans, export what is pending and shut both pipelines down,
+        once, within ``close_budget_s`` overall (an unreachable collector must not hold
+        up the exit). Traces and metrics shut down in parallel; past the budget the
+        exporters are aborted (their retry wait ends) and the threads abandoned."""
         for span in self._stages.values():
             span.end()
+            self.export_stats.spans_ended += 1
         self._stages.clear()
-        budget_ms = int(self.settings.close_timeout_s * 1000)
+        budget = self.close_budget_s
+        budget_ms = int(budget * 1000)
+        threads = [
+            threading.Thread(target=target, name=f"telemetry-otlp-close-{kind}", daemon=True)
+            for kind, target in (
+                # shutdown exports what is queued (the span processor drains, the metric
+                # reader collects once more): no force_flush first, which would send
+                # every cumulative metric point twice
+                ("traces", self.tracer_provider.shutdown),
+                ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=budget_ms)),
+            )
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + budget
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        if any(thread.is_alive() for thread in threads):
+            for exporter in (self._span_exporter, self._metric_exporter):
+                exporter.aborted = True  # no new request ...
+                exporter.shutdown()  # ... and the one in its retry wait gives up
+            for thread in threads:
+                thread.join(0.2)
+        if not any(thread.is_alive() for thread in threads):
+            _ROUTE.detach(self.export_stats)
+        else:  # a request still in flight: keep its log lines off the terminal until done
+            threading.Thread(
+                target=self._detach_after,
+                args=(threads,),
+                name="telemetry-otlp-detach",
+                daemon=True,
+            ).start()
 
-        def shutdown() -> None:
-            self.tracer_provider.force_flush(budget_ms)
-            self.tracer_provider.shutdown()
-            # shutdown collects and exports once more: a force_flush first would send
-            # every cumulative point twice
-            self.meter_provider.shutdown(timeout_millis=budget_ms)
-
-        thread = threading.Thread(target=shutdown, name="telemetry-otlp-close", daemon=True)
-        thread.start()
-        thread.join(self.settings.close_timeout_s + 0.5)
-        logging.getLogger("opentelemetry").removeHandler(self.export_log)
+    def _detach_after(self, threads: list[threading.Thread]) -> None:
+        for thread in threads:
+            thread.join(30)
+        _ROUTE.detach(self.export_stats)
 
 
 def _factory(shell: Any, settings: OtlpSettings) -> OtlpSink:
@@ -352,10 +622,12 @@ def _factory(shell: Any, settings: OtlpSettings) -> OtlpSink:
 
     def report(message: str) -> None:
         shell.output.warn(
-            f"telemetry sink otlp: {message} (reported once; check [telemetry.otlp] endpoint)"
+            f"telemetry sink otlp: {message} (reported once; /telemetry shows the counts)"
         )
 
-    return OtlpSink(settings, provider_of, report)
+    telemetry = getattr(getattr(shell, "config", None), "telemetry", None)
+    flush_timeout = getattr(telemetry, "flush_timeout_s", 2.0)
+    return OtlpSink(settings, provider_of, report, flush_timeout)
 
 
 @hookimpl

@@ -1,0 +1,92 @@
+"""``/telemetry`` and ``/help telemetry`` as a user reads them: plain text help (no reST
+markup), a table that fits 80 columns in non-tty output with no cell cut or folded,
+and a long last error printed whole, on one line, under the table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentshell.plugins import hookimpl
+from agentshell.telemetry import SessionStarted, shorten
+from tests.conftest import CapturedOutput, ShellFactory
+
+LONG = (
+    "HTTPConnectionPool(host='collector.example.internal', port=4318): Max retries exceeded "
+    "with url: /v1/traces (Caused by NewConnectionError: Failed to establish a new "
+    "connection: [Errno 111] Connection refused) while exporting the spans batch"
+)
+
+
+class Pipeline:
+    """A sink that hands events on, as otlp does (counts what it sent on)."""
+
+    last_error = LONG
+    exported = 12_345
+    export_failed = 7
+    export_detail = "spans 12,345 exported, 7 failed, 0 waiting"
+
+    def handle(self, event: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PipelinePlugin:
+    __name__ = "pipeline-sink"
+
+    @hookimpl
+    def register_telemetry_sinks(self, register: Any) -> None:
+        register("pipeline", lambda shell, settings: Pipeline())
+
+
+async def test_help_is_plain_text(make_shell: ShellFactory, output: CapturedOutput) -> None:
+    shell = await make_shell()
+    assert await shell.execute("/help telemetry") == 0
+    assert "/telemetry off: only the null sink." in output.text
+    assert "``" not in output.text and ":func:" not in output.text
+
+
+async def test_status_fits_80_columns_and_shows_errors_whole(
+    make_shell: ShellFactory, output: CapturedOutput
+) -> None:
+    shell = await make_shell(
+        plugins=[PipelinePlugin()], config='[telemetry]\nsinks = ["pipeline", "jsonl"]\n'
+    )
+    for _ in range(3):
+        shell.telemetry.emit(SessionStarted(version="1"))
+    assert shell.telemetry.flush(5)
+    assert await shell.execute("/telemetry") == 0
+    text = output.text
+    table = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and all(len(line) <= 80 for line in table), text
+    header = next(line for line in table if "sink" in line)
+    for column in ("delivered", "exported", "export failed", "failed", "dropped", "queued"):
+        assert f" {column} " in header  # whole, not folded over two lines
+    rows = {line.split("│")[1].strip(): line for line in table if line.startswith("│")}
+    cells = [c.strip() for c in rows["pipeline"].split("│")[1:-1]]
+    emitted = str(shell.telemetry.emitted)  # the shell's own session.started + 3
+    assert cells == ["pipeline", emitted, "12,345", "7", "0", "0", "0"]
+    assert [c.strip() for c in rows["jsonl"].split("│")[2:5]] == [emitted, "-", "-"]
+    assert f"  pipeline: last error: {LONG}\n" in text  # one complete line
+    assert "  pipeline: spans 12,345 exported, 7 failed, 0 waiting\n" in text
+
+
+async def test_status_json_has_the_export_counts(
+    make_shell: ShellFactory, output: CapturedOutput
+) -> None:
+    shell = await make_shell(
+        plugins=[PipelinePlugin()], config='[telemetry]\nsinks = ["pipeline"]\n'
+    )
+    assert await shell.execute("/telemetry --json") == 0
+    [sink] = json.loads(output.text)["sinks"]
+    assert (sink["exported"], sink["export_failed"], sink["last_error"]) == (12_345, 7, LONG)
+
+
+def test_shorten_cuts_at_a_word_boundary() -> None:
+    text = "Transient error encountered while exporting spans batch, retrying in 1.02s."
+    cut = shorten(text, 60)
+    assert cut == "Transient error encountered while exporting spans batch…"
+    assert len(cut) <= 60
+    assert shorten("a\nb   c") == "a b c" and shorten(text) == text
