@@ -84,7 +84,9 @@ def test_repl_session_in_a_pty(tmp_path: Path) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
-    history = (tmp_path / "home" / "data" / "history").read_text(encoding="utf-8")
+    history_path = tmp_path / "home" / "data" / "history"
+    assert history_path.stat().st_mode & 0o777 == 0o600  # the user's alone
+    history = history_path.read_text(encoding="utf-8")
     assert "/sleep 30" in history
     assert "/set-env OPENAI_API_KEY=****" in history
     assert "sk-e2e" not in history

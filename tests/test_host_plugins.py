@@ -129,7 +129,8 @@ async def test_disable_builtin_by_env(make_shell: Any, monkeypatch: pytest.Monke
 async def test_disable_by_config(make_shell: Any, output: CapturedOutput) -> None:
     shell = await make_shell(config='[plugins]\ndisable = ["agents"]\n')
     assert shell.plugins.infos["agents"].state == "disabled"
-    assert shell.plugins.infos["agents"].reason == "disabled by configuration"
+    reason = shell.plugins.infos["agents"].reason
+    assert reason == "disabled by plugins.disable in ./agentshell.toml"
     assert shell.commands.get("agents") is None
     assert await shell.execute("/help") == 0  # the rest still works
 

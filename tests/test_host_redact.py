@@ -13,13 +13,22 @@ from agentshell.redact import MASK, redact, register_secret
         ("OPENAI_API_KEY=sk-abc", f"OPENAI_API_KEY={MASK}"),
         ("password=hunter2", f"password={MASK}"),
         ("Authorization: Bearer abc.def", f"Authorization: Bearer {MASK}"),
-        ("X-Api-Key: zzzzzz", f"X-Api-Key: {MASK}"),
+        ("X-Api-Key: zz9f0c77aa", f"X-Api-Key: {MASK}"),
+        ("client_secret: abc-defgh", f"client_secret: {MASK}"),
+        ("api_key: 'short'", f"api_key: {MASK}"),
         ('{"refresh_token": "r-123"}', f'{{"refresh_token": {MASK}}}'),
         # references and prose stay readable
         ('api_key = { env = "X" }', 'api_key = { env = "X" }'),
         ('auth = "env:FOO"', 'auth = "env:FOO"'),
         ("waiting for authorization: 9:30 left", "waiting for authorization: 9:30 left"),
         ("error: invalid_grant: token expired", "error: invalid_grant: token expired"),
+        # after "name:" a plain word is prose, not a value (pydantic's "Value error")
+        (
+            "client_secret: Value error, a literal client_secret is not allowed",
+            "client_secret: Value error, a literal client_secret is not allowed",
+        ),
+        ("X-Api-Key: missing", "X-Api-Key: missing"),
+        ("access_token: abc123", "access_token: abc123"),  # shorter than 8: not token-like
     ],
 )
 def test_patterns(text: str, expected: str) -> None:

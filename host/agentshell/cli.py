@@ -131,7 +131,7 @@ async def _interactive(ns: argparse.Namespace) -> int:
     if failed is not None:
         return failed
     try:
-        from .repl import line_reader
+        from .runner_cli import line_reader
 
         return await line_reader(shell)
     finally:
@@ -158,7 +158,7 @@ def _read_script(path: str) -> list[str]:
 
 async def _run(ns: argparse.Namespace) -> int:
     from .errors import AgentshellError
-    from .repl import run_command
+    from .runner_cli import run_command
 
     try:
         lines = list(getattr(ns, "commands", []))
@@ -180,15 +180,25 @@ async def _run(ns: argparse.Namespace) -> int:
     status = EXIT_OK
     echo = len(lines) > 1
     try:
-        for line in lines:
+        for index, line in enumerate(lines):
             if echo:
                 shell.output.print(f"» {line}")
             code = await run_command(shell, line)
             if code == EXIT_INTERRUPTED:
                 return EXIT_INTERRUPTED
+            if shell.output.closed:
+                break  # the reader of stdout has gone (| head): stop quietly
             if code:
                 status = status or code
-                if not getattr(ns, "keep_going", False):
+                skipped = lines[index + 1 :]
+                if skipped and not getattr(ns, "keep_going", False):
+                    shown = ", ".join(s.split()[0] for s in skipped[:5])
+                    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+                    noun = "command" if len(skipped) == 1 else "commands"
+                    shell.output.error(
+                        f"skipped {len(skipped)} {noun} after the failure: {shown}{more}; "
+                        "use -k to keep going"
+                    )
                     break
             if shell.exit_requested:
                 break

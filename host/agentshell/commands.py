@@ -191,6 +191,8 @@ class CommandRegistry:
         self._commands: dict[str, Command] = {}
         self._aliases: dict[str, str] = {}
         self.clashes: list[str] = []
+        # explains an unknown name better than a guess (a disabled plugin's command)
+        self.unknown_hint: Callable[[str], str | None] | None = None
 
     def add(self, command: Command, plugin: str = "") -> bool:
         """Register ``command``; on a name clash keep the first and record the clash."""
@@ -228,7 +230,8 @@ class CommandRegistry:
 
     def suggest(self, name: str) -> list[str]:
         candidates = list(self._commands) + list(self._aliases)
-        return difflib.get_close_matches(name.lstrip("/"), candidates, n=3, cutoff=0.5)
+        # 0.7: "/hlep" still finds /help, but "/bogus" no longer suggests /logout
+        return difflib.get_close_matches(name.lstrip("/"), candidates, n=3, cutoff=0.7)
 
     def resolve(self, line: str) -> tuple[Command, ParsedArgs]:
         """Parse a full ``/command args...`` line."""
@@ -238,6 +241,9 @@ class CommandRegistry:
         head, _, rest = text[1:].partition(" ")
         command = self.get(head)
         if command is None:
+            why = self.unknown_hint(head) if self.unknown_hint is not None else None
+            if why:
+                raise CommandError(f"unknown command /{head}: {why}")
             guesses = self.suggest(head)
             hint = f" — did you mean {', '.join('/' + g for g in guesses)}?" if guesses else ""
             raise CommandError(f"unknown command /{head}{hint} (type /help for the list)")

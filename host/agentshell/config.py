@@ -211,10 +211,18 @@ def _format_error(raw: RawConfig, err: Mapping[str, Any], prefix: Path_ = ()) ->
         siblings = _siblings(loc[:-1])
         guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         message = "unknown key" + (f" (did you mean '{guess[0]}'?)" if guess else "")
-    elif "input" in err and not isinstance(err["input"], dict | list):
-        shown = err["input"]
+    elif "input" in err:
+        shown: Any = err["input"]
         if is_secret_key(key):
             shown = MASK
+        elif isinstance(shown, dict | list):
+            import json
+
+            # a structure shown as it was written, with secret-named values masked
+            text = json.dumps(redacted(shown), default=str)
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            message += f" (got {shown})"
+            return f"{where}: {key}: {message}"
         message += f" (got {shown!r})"
     return f"{where}: {key}: {message}"
 

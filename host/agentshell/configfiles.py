@@ -31,6 +31,8 @@ RESERVED_ENV = frozenset(
         "AGENTSHELL_DISABLE_PLUGINS",
         "AGENTSHELL_TRACE_PLUGINS",
         "AGENTSHELL_CONFIG",
+        "AGENTSHELL_DEBUG",
+        "AGENTSHELL_NO_PLUGIN_CACHE",
     }
 )
 #: shorthand variables for common settings, mapped to their config path
@@ -49,6 +51,7 @@ class Source:
     data: dict[str, Any]
     text: str | None = None  # the file's text, for line numbers in error messages
     env_names: dict[Path_, str] = field(default_factory=dict)  # key path -> env var
+    unknown_env: list[str] = field(default_factory=list)  # AGENTSHELL_* names not understood
 
     def locate(self, path: Path_) -> str:
         """``label:line`` (or the env variable) for a key path, as precisely as known."""
@@ -146,6 +149,7 @@ def env_source(environ: Mapping[str, str]) -> Source:
     """Overrides from ``AGENTSHELL_<SECTION>__<KEY>[__<KEY>...]`` and the aliases."""
     data: dict[str, Any] = {}
     names: dict[Path_, str] = {}
+    unknown: list[str] = []
     for name in sorted(environ):
         if not name.startswith("AGENTSHELL_") or name in RESERVED_ENV:
             continue
@@ -159,6 +163,8 @@ def env_source(environ: Mapping[str, str]) -> Source:
                 raise ConfigError(f"environment variable {name}: empty key in the name")
             value = parse_env_value(raw)
         else:
+            if not name.startswith("AGENTSHELL_TESTS_"):  # the test suite's own switches
+                unknown.append(name)  # a typo would otherwise be silently ignored
             continue
         node = data
         for part in path[:-1]:
@@ -167,7 +173,12 @@ def env_source(environ: Mapping[str, str]) -> Source:
                 raise ConfigError(f"environment variable {name}: conflicts with another variable")
         node[path[-1]] = value
         names[path] = name
-    return Source(label="environment", data=data, env_names=names)
+    return Source(label="environment", data=data, env_names=names, unknown_env=unknown)
+
+
+def known_env_names() -> list[str]:
+    """The ``AGENTSHELL_*`` names the shell understands without a ``__`` path."""
+    return sorted(RESERVED_ENV | set(ENV_ALIASES))
 
 
 def parse_env_value(raw: str) -> Any:
@@ -277,13 +288,27 @@ def find_line(text: str, path: Path_) -> int | None:
 
 
 def disabled_plugins(raw: RawConfig, environ: Mapping[str, str] | None = None) -> set[str]:
+    return set(disabled_reasons(raw, environ))
+
+
+def disabled_reasons(raw: RawConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Disabled plugin names, each with where it was disabled (for ``/plugins``)."""
     environ = os.environ if environ is None else environ
-    names: set[str] = set()
+    reasons: dict[str, str] = {}
     plugins = raw.data.get("plugins")
     if isinstance(plugins, dict):
         listed = plugins.get("disable", [])
         if isinstance(listed, list):
-            names.update(str(x) for x in listed)
+            source = raw.origin(("plugins", "disable"))
+            where = source.label if source else "configuration"
+            why = (
+                f"disabled by {source.env_names.get(('plugins', 'disable'))}"
+                if source and source.env_names.get(("plugins", "disable"))
+                else f"disabled by plugins.disable in {where}"
+            )
+            reasons.update({str(x): why for x in listed})
     env = environ.get("AGENTSHELL_DISABLE_PLUGINS", "")
-    names.update(x.strip() for x in env.split(",") if x.strip())
-    return names
+    reasons.update(
+        {x.strip(): "disabled by AGENTSHELL_DISABLE_PLUGINS" for x in env.split(",") if x.strip()}
+    )
+    return reasons

@@ -98,12 +98,16 @@ class PluginHost:
         disabled: Iterable[str] = (),
         only: Iterable[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        disabled_by: dict[str, str] | None = None,
     ) -> None:
         """Discover and register every ``agentshell`` entry point.
 
         With ``cache_dir``, discovery is cached there (see :func:`discover_entry_points`).
+        ``disabled_by`` maps a disabled name to why ("disabled by AGENTSHELL_...").
         """
         disabled = set(disabled)
+        why_disabled = {name: "disabled by configuration" for name in disabled}
+        why_disabled.update(disabled_by or {})
         only_set = None if only is None else set(only)
         for ep in discover_entry_points(cache_dir):
             info = PluginInfo(
@@ -128,7 +132,7 @@ class PluginHost:
                 info.state, info.reason = "disabled", "not in AGENTSHELL_LOAD_PLUGINS"
                 continue
             if ep.name in disabled:
-                info.state, info.reason = "disabled", "disabled by configuration"
+                info.state, info.reason = "disabled", why_disabled[ep.name]
                 continue
             try:
                 plugin = ep.load()
@@ -222,10 +226,14 @@ class PluginHost:
                 self._error_reporter(plugin_name, hook_name, exc)
 
     async def collect(
-        self, hook_name: str, make_register: Callable[[str], Callable[..., None]]
+        self,
+        hook_name: str,
+        make_register: Callable[[str], Callable[..., None]],
+        discard: Callable[[str], None] | None = None,
     ) -> None:
-        """Call a collection hook plugin by plugin. A plugin whose hook raises is marked
-        failed and what it registered during that call is discarded."""
+        """Call a collection hook plugin by plugin. A plugin whose hook raises, or whose
+        registrations are rejected when committed (wrong arguments or types), is marked
+        failed and what it registered during that call is discarded (``discard``)."""
         for impl in list(self._impls(hook_name)):
             staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
             register = _stager(staged)
@@ -240,8 +248,22 @@ class PluginHost:
                 self._report(impl.plugin_name, hook_name, exc)
                 continue
             commit = make_register(impl.plugin_name)
-            for args, kwargs in staged:
-                commit(*args, **kwargs)
+            try:
+                for args, kwargs in staged:
+                    # bind first: a wrong call is reported as the plugin's, not the host's
+                    signature = inspect.signature(commit)
+                    try:
+                        signature.bind(*args, **kwargs)
+                    except TypeError as exc:
+                        names = ", ".join(signature.parameters)
+                        raise TypeError(f"register({names}) called wrongly: {exc}") from None
+                    commit(*args, **kwargs)
+            except Exception as exc:
+                if discard is not None:
+                    with contextlib.suppress(Exception):
+                        discard(impl.plugin_name)
+                self.fail(impl.plugin_name, f"{hook_name}: bad registration: {_why(exc)}")
+                self._report(impl.plugin_name, hook_name, exc)
 
     async def each(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation, awaiting awaitables; errors are reported, not raised."""
@@ -316,6 +338,14 @@ class PluginEntryPoint:
         for attr in filter(None, attrs.strip().split(".")):
             obj = getattr(obj, attr)
         return obj
+
+
+def _why(exc: Exception) -> str:
+    # "register() takes 1 positional argument but 2 were given" is the plugin's mistake:
+    # say what was wrong, not where in the host it was noticed
+    if isinstance(exc, TypeError | ValueError):
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return summarize_exception(exc)
 
 
 def _stager(staged: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Callable[..., None]:

@@ -62,7 +62,7 @@ def redact(text: str) -> str:
     # bearer first: "Authorization: Bearer X" would otherwise mask only the word "Bearer"
     text = _BEARER.sub(lambda m: f"{m.group(1)}{MASK}", text)
     text = _ASSIGNMENT.sub(_mask_assignment, text)
-    text = _COLON.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{MASK}", text)
+    text = _COLON.sub(_mask_colon, text)
     return _KNOWN_PREFIXES.sub(MASK, text)
 
 
@@ -70,8 +70,23 @@ def redact(text: str) -> str:
 _PLACEHOLDER = re.compile(r"<[A-Za-z_ -]{1,20}>[)\].,;:'\"]*")
 
 
+def _looks_secret(value: str) -> bool:
+    """After ``name: `` only a quoted value or a token-like word is masked, so prose
+    ("client_secret: Value error, ...") stays readable."""
+    if value[:1] in "\"'":
+        return True
+    return len(value) >= 8 and not value.isalpha()
+
+
+def _mask_colon(m: re.Match[str]) -> str:
+    if not _looks_secret(m.group(4)):
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{MASK}"
+
+
 def _mask_assignment(m: re.Match[str]) -> str:
-    if _PLACEHOLDER.fullmatch(m.group(3)):
+    # a placeholder, or a value already masked (``api_key = "****"`` stays valid TOML)
+    if _PLACEHOLDER.fullmatch(m.group(3)) or m.group(3).strip("\"'") == MASK:
         return m.group(0)
     return f"{m.group(1)}{m.group(2)}{MASK}"
 

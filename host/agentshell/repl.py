@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import sys
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +18,7 @@ from prompt_toolkit.history import FileHistory
 from .commands import split_line
 from .errors import CommandError
 from .redact import redact
+from .runner_cli import line_reader, run_command
 
 if TYPE_CHECKING:
     from .shell import Shell
@@ -121,33 +120,6 @@ def redact_history_line(line: str) -> str:
     return redact(line)
 
 
-async def run_command(shell: Shell, line: str) -> int:
-    """Run one line as a task that Ctrl-C (SIGINT) cancels without leaving the shell."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(shell.execute(line))
-    shell.current_task = task
-
-    def cancel() -> None:
-        if not task.done():
-            task.cancel()
-
-    installed = False
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, cancel)
-        installed = True
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if task.cancelled():
-            shell.output.print("^C cancelled")
-            return 130
-        raise
-    finally:
-        shell.current_task = None
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
-
-
 def early_settings(shell: Shell) -> tuple[str, bool, bool]:
     """``[shell]`` prompt, history and toolbar read straight from the files, so the first
     prompt can be drawn before plugins load and the configuration is validated."""
@@ -187,6 +159,9 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         path = Path(shell.data_dir) / "history"
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
+            # commands can name hosts and files: the history is the user's alone
+            path.touch(mode=0o600, exist_ok=True)
+            path.chmod(0o600)
             history = RedactingHistory(str(path))
 
     def toolbar() -> str | None:
@@ -249,20 +224,6 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
     return 0
 
 
-async def line_reader(shell: Shell) -> int:
-    """Without a terminal: read commands line by line from stdin, no prompt, no colour.
-    Exits non-zero if any command failed."""
-    loop = asyncio.get_running_loop()
-    status = 0
-    while not shell.exit_requested:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            break
-        if line.strip():
-            status = max(status, await run_command(shell, line))
-    return min(status, 1) if status != 130 else 130
-
-
 __all__ = [
     "CommandCompleter",
     "RedactingHistory",
@@ -270,4 +231,5 @@ __all__ = [
     "line_reader",
     "redact_history_line",
     "repl",
+    "run_command",
 ]

@@ -59,6 +59,8 @@ class Shell:
         self._sink_factories: dict[str, tuple[Callable[..., Any], Any, str]] = {}
         self._backend_factories: dict[str, Callable[[Any], Any]] = {}
         self._backend_owner: dict[str, str] = {}
+        self._auth_owner: dict[str, str] = {}
+        self._bad_agents: set[str] = set()
         self.agents: dict[str, Any] = {}
         self._default_agents: dict[str, Any] = {}
         self.telemetry: Any = None
@@ -83,21 +85,30 @@ class Shell:
         if self._load_entry_points:
             load = self.environ.get("AGENTSHELL_LOAD_PLUGINS")
             only = None if load is None else {x.strip() for x in load.split(",") if x.strip()}
+            reasons = configfiles.disabled_reasons(raw, self.environ)
             self.plugins.load_entry_points(
-                disabled=configfiles.disabled_plugins(raw, self.environ),
-                only=only,
-                cache_dir=self.data_dir,
+                disabled=set(reasons), only=only, cache_dir=self.data_dir, disabled_by=reasons
             )
+            self._check_plugin_names(only, reasons)
+        self._warn_unknown_env(raw)
         await self._collect_config_models()
         self._validate_config(strict)
-        await self.plugins.collect("register_commands", self._add_command)
+        if self._load_entry_points:
+            self._warn_unknown_plugin_sections()
+        self.commands.unknown_hint = self._unknown_command_hint
+        await self.plugins.collect("register_commands", self._add_command, self._drop_commands)
         for clash in self.commands.clashes:
             self.output.warn(clash)
-        await self.plugins.collect("register_agent_backends", self._add_backend)
-        await self.plugins.collect("register_telemetry_sinks", self._add_sink)
+        await self.plugins.collect(
+            "register_agent_backends", self._add_backend, self._drop_backends
+        )
+        self._check_backends(strict)
+        await self.plugins.collect("register_telemetry_sinks", self._add_sink, self._drop_sinks)
         self.auth = AuthRegistry(TokenStore(self.data_dir, warn=self.output.warn))
         self.auth.shell = self
-        await self.plugins.collect("register_auth_providers", self._add_auth_provider)
+        await self.plugins.collect(
+            "register_auth_providers", self._add_auth_provider, self._drop_auth_providers
+        )
         try:
             self.plugins.check_pending()
         except Exception as exc:  # _register already rejects unknown hooks; belt and braces
@@ -110,7 +121,7 @@ class Shell:
             on_sink_error=self._sink_error,
             exit_timeout=telemetry.flush_timeout_s,
         )
-        self.use_sinks(self._configured_sinks(), strict=strict)
+        self.use_sinks(self._configured_sinks(strict), strict=strict)
         self._build_agents()
         self._build_runner()
         self.telemetry.emit(
@@ -158,18 +169,31 @@ class Shell:
     async def _collect_config_models(self) -> None:
         self._plugin_sections = {}
 
+        owners: dict[str, str] = {}
+
         def make(plugin: str) -> Callable[..., None]:
             def register(section: str, model: Any) -> None:
+                from pydantic import BaseModel
+
+                if not isinstance(section, str) or not section:
+                    raise TypeError(f"register_config: section must be a name, got {section!r}")
+                if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                    raise TypeError("register_config: model must be a pydantic model class")
                 if section in self._plugin_sections:
                     self.output.warn(
                         f"plugin {plugin}: config section [plugins.{section}] is already registered"
                     )
                     return
                 self._plugin_sections[section] = model
+                owners[section] = plugin
 
             return register
 
-        await self.plugins.collect("register_config", make)
+        def discard(plugin: str) -> None:
+            for section in [s for s, owner in owners.items() if owner == plugin]:
+                self._plugin_sections.pop(section, None)
+
+        await self.plugins.collect("register_config", make, discard)
 
     def _validate_config(self, strict: bool) -> None:
         from .config import Config, validate, validate_section
@@ -189,16 +213,125 @@ class Shell:
                 sections[name] = model()
         self._config = config
         self._plugin_config = sections
+        self._warn_literal_secrets()
 
-    def _config_error(self, exc: ConfigError, strict: bool) -> None:
+    def _warn_literal_secrets(self) -> None:
+        """A key written into a config file ends up in backups and commits: say so once."""
+        from pydantic import BaseModel
+
+        from .config import Secret
+
+        found: list[tuple[str | int, ...]] = []
+
+        def walk(value: Any, path: tuple[str | int, ...]) -> None:
+            if isinstance(value, Secret):
+                if value.literal is not None:
+                    found.append(path)
+            elif isinstance(value, BaseModel):
+                items = {**value.__dict__, **(value.model_extra or {})}
+                fields = type(value).model_fields
+                for key, item in items.items():
+                    alias = fields[key].alias if key in fields else None
+                    walk(item, (*path, alias or key))
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    walk(item, (*path, str(key)))
+
+        walk(self._config, ())
+        for name, section in self._plugin_config.items():
+            walk(section, ("plugins", name))
+        for path in found:
+            if self.raw_config is None or self.raw_config.origin(path) is None:
+                continue  # set by code, not by a file
+            source = self.raw_config.origin(path)
+            if source is not None and source.text is None:
+                continue  # from the environment: not written down anywhere
+            where = self.raw_config.locate(path)
+            env = "_".join(str(p) for p in path if p not in ("agents", "plugins")).upper()
+            self.output.warn_once(
+                f"literal:{where}", f'literal secret in {where}: prefer {{ env = "{env}" }}'
+            )
+
+    def _config_error(
+        self,
+        exc: ConfigError,
+        strict: bool,
+        consequence: str = "using defaults for the settings above",
+    ) -> None:
         if strict:
             raise exc
         self.config_errors.append(str(exc))
+        # the same "error: <file>:<line>: <key>: ..." lines as `agentshell run` prints
         for line in str(exc).splitlines():
-            self.output.error(f"config: {line}")
-        self.output.warn(
-            "using defaults for the settings above; fix the file and run /config reload"
-        )
+            self.output.error(line)
+        self.output.warn(f"{consequence}; fix the file and run /config reload")
+
+    def _check_plugin_names(self, only: set[str] | None, reasons: Mapping[str, str]) -> None:
+        """Warn about names in the plugin lists that match no plugin (typos)."""
+        import difflib
+
+        known = [n for n in self.plugins.infos if " (" not in n]
+        groups: dict[str, list[str]] = {"AGENTSHELL_LOAD_PLUGINS": sorted(only or ())}
+        for name, why in reasons.items():
+            where = why.removeprefix("disabled by ")
+            where = "plugins.disable" if where.startswith("plugins.disable") else where
+            groups.setdefault(where, []).append(name)
+        for where, names in groups.items():
+            unknown = sorted(n for n in names if n not in known)
+            if not unknown:
+                continue
+            hints = []
+            for name in unknown:
+                guess = difflib.get_close_matches(name, known, n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+            self.output.warn_once(
+                f"plugin-names:{where}",
+                f"{where} names no known plugin: {', '.join(hints)}",
+            )
+
+    def _warn_unknown_env(self, raw: configfiles.RawConfig) -> None:
+        import difflib
+
+        known = configfiles.known_env_names()
+        for source in raw.sources:
+            for name in source.unknown_env:
+                guess = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+                hint = f" (did you mean {guess[0]}?)" if guess else ""
+                self.output.warn_once(
+                    f"env:{name}",
+                    f"environment variable {name} is not a setting{hint}; config overrides "
+                    "are named AGENTSHELL_<SECTION>__<KEY>",
+                )
+
+    def _warn_unknown_plugin_sections(self) -> None:
+        import difflib
+
+        known = set(self.plugins.infos) | set(self._plugin_sections)
+        for name in self.config.plugins.model_extra or {}:
+            if name in known:
+                continue
+            guess = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean [plugins.{guess[0]}]?)" if guess else ""
+            where = self.raw_config.locate(("plugins", name)) if self.raw_config else ""
+            self.output.warn_once(
+                f"plugin-section:{name}",
+                f"{where}: [plugins.{name}]: no plugin named {name!r}{hint}",
+            )
+
+    def _check_backends(self, strict: bool) -> None:
+        """Each configured agent's backend must exist once backends are registered."""
+        self._bad_agents = set()
+        for name, cfg in self.config.agents.items():
+            if not cfg.enabled or cfg.backend in self._backend_factories:
+                continue
+            where = self.raw_config.locate(("agents", name, "backend")) if self.raw_config else ""
+            available = ", ".join(self.backend_names) or "none"
+            exc = ConfigError(
+                f"{where}: agents.{name}.backend: unknown backend {cfg.backend!r} "
+                f"(available: {available})"
+            )
+            self._bad_agents.add(name)
+            self._config_error(exc, strict, f"agent {name} is left out")
 
     async def reload_config(self) -> None:
         """Re-read every configuration source (``/config reload``)."""
@@ -207,6 +340,7 @@ class Shell:
         await self._collect_config_models()
         self.config_errors = []
         self._validate_config(strict=True)
+        self._check_backends(strict=True)
         self._build_agents()
         self._build_runner()
 
@@ -215,13 +349,32 @@ class Shell:
     def _add_command(self, plugin: str) -> Callable[..., None]:
         def register(command: Command) -> None:
             if not isinstance(command, Command):
-                raise TypeError("register_commands: register() takes a Command")
+                raise TypeError(f"register() takes a Command, got {type(command).__name__}")
             self.commands.add(command, plugin)
 
         return register
 
+    def _drop_commands(self, plugin: str) -> None:
+        self.commands.remove_plugin(plugin)
+
+    def _drop_backends(self, plugin: str) -> None:
+        for name in [n for n, owner in self._backend_owner.items() if owner == plugin]:
+            self._backend_factories.pop(name, None)
+            self._backend_owner.pop(name, None)
+
+    def _drop_sinks(self, plugin: str) -> None:
+        for name in [n for n, entry in self._sink_factories.items() if entry[2] == plugin]:
+            self._sink_factories.pop(name, None)
+
+    def _drop_auth_providers(self, plugin: str) -> None:
+        for name in [n for n, owner in self._auth_owner.items() if owner == plugin]:
+            self._auth_owner.pop(name, None)
+            # AuthRegistry has no removal API; its factories are looked up by name
+            getattr(self.auth, "_factories", {}).pop(name, None)
+
     def _add_backend(self, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[[Any], Any]) -> None:
+            _check_registration("backend", name, factory)
             if name in self._backend_factories:
                 self.output.warn(
                     f"backend {name!r} from plugin {plugin} clashes with plugin "
@@ -235,6 +388,9 @@ class Shell:
 
     def _add_sink(self, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], config_model: Any = None) -> None:
+            _check_registration("telemetry sink", name, factory)
+            if config_model is not None and not hasattr(config_model, "model_validate"):
+                raise TypeError("config_model must be a pydantic model class")
             if name in self._sink_factories:
                 self.output.warn(
                     f"telemetry sink {name!r} from plugin {plugin} clashes with plugin "
@@ -247,12 +403,14 @@ class Shell:
 
     def _add_auth_provider(self, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[[Any], Any]) -> None:
+            _check_registration("auth provider", name, factory)
             if name in self.auth.provider_names:
                 self.output.warn(
                     f"auth provider {name!r} from plugin {plugin} clashes; kept the first"
                 )
                 return
             self.auth.add_provider(name, factory)
+            self._auth_owner[name] = plugin
 
         return register
 
@@ -264,14 +422,24 @@ class Shell:
         self._default_agents[spec.name] = spec
         if spec.name not in self.config.agents:
             self.agents[spec.name] = spec
+        else:  # the user's agent of that name replaces it, keeping its role if it sets none
+            mine = self.agents.get(spec.name)
+            if mine is not None and not mine.role and spec.role:
+                self.agents[spec.name] = mine.model_copy(update={"role": spec.role})
 
     def _build_agents(self) -> None:
         from .agents import AgentSpec
 
         agents = dict(self._default_agents)
         for name, cfg in self.config.agents.items():
-            if cfg.enabled:
-                agents[name] = AgentSpec.from_config(name, cfg)
+            if name in self._bad_agents:
+                agents.pop(name, None)
+            elif cfg.enabled:
+                mine = AgentSpec.from_config(name, cfg)
+                default = self._default_agents.get(name)
+                if default is not None and not mine.role and default.role:
+                    mine = mine.model_copy(update={"role": default.role})  # inherit the role
+                agents[name] = mine
             else:
                 agents.pop(name, None)
         self.agents = agents
@@ -301,13 +469,24 @@ class Shell:
     def sink_names(self) -> list[str]:
         return sorted(self._sink_factories)
 
-    def _configured_sinks(self) -> list[str]:
+    def _configured_sinks(self, strict: bool = False) -> list[str]:
         names = list(dict.fromkeys(self.config.telemetry.sinks))
         explicit = self.raw_config is not None and self.raw_config.origin(("telemetry", "sinks"))
-        if not explicit:
-            # the default sinks are a convenience: if their plugin is disabled, do without
-            names = [name for name in names if name in self._sink_factories]
-        return names
+        unknown = [name for name in names if name not in self._sink_factories]
+        if explicit and unknown and self.raw_config is not None:
+            where = self.raw_config.locate(("telemetry", "sinks"))
+            available = ", ".join(self.sink_names) or "none"
+            shown = ", ".join(repr(n) for n in unknown)
+            self._config_error(
+                ConfigError(
+                    f"{where}: telemetry.sinks: unknown telemetry sink {shown} "
+                    f"(available: {available})"
+                ),
+                strict,
+                "telemetry goes to the other sinks",
+            )
+        # the default sinks are a convenience: if their plugin is disabled, do without
+        return [name for name in names if name in self._sink_factories]
 
     def make_sink(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Create the sink ``name`` from its ``[telemetry.<name>]`` settings (plus overrides)."""
@@ -392,13 +571,37 @@ class Shell:
         except AgentshellError as exc:
             self.output.error(str(exc))
             return 1
-        except Exception as exc:
-            self.output.error(f"{line.split()[0]} failed: {summarize_exception(exc)}")
+        except OSError as exc:
+            # a file or network problem is the user's to fix: say what, not where in Python
+            what = exc.strerror or str(exc) or type(exc).__name__
+            target = f": {exc.filename}" if exc.filename else ""
+            self.output.error(f"{line.split()[0]}: {what}{target}")
             if self.environ.get("AGENTSHELL_DEBUG"):
                 import traceback
 
                 traceback.print_exc()
             return 1
+        except Exception as exc:
+            self.output.error(
+                f"{line.split()[0]} failed: {summarize_exception(exc)} "
+                "(a bug: run with AGENTSHELL_DEBUG=1 for the traceback)"
+            )
+            if self.environ.get("AGENTSHELL_DEBUG"):
+                import traceback
+
+                traceback.print_exc()
+            return 1
+
+    def _unknown_command_hint(self, name: str) -> str | None:
+        """``/faults`` when the faults plugin is disabled: say so instead of guessing."""
+        for info in self.plugins.infos.values():
+            if info.state == "loaded" or not (name == info.name or name.startswith(info.name)):
+                continue
+            if info.state == "disabled":
+                why = (info.reason or "").removeprefix("disabled by ")
+                return f"plugin {info.name!r} is disabled ({why})"
+            return f"plugin {info.name!r} failed to load ({info.reason})"
+        return None
 
     def set_env(self, name: str, value: str) -> None:
         """Set an environment variable for this session (``/set-env``)."""
@@ -408,6 +611,12 @@ class Shell:
             or not all(c.isalnum() or c == "_" for c in name)
         ):
             raise CommandError(f"invalid variable name {name!r}")
+        if value == "":
+            # "NAME=" unsets; losing PATH or HOME would break every command that follows
+            if name in {"PATH", "HOME"}:
+                raise CommandError(f"refusing to unset {name}: the shell and its tools need it")
+            os.environ.pop(name, None)
+            return
         register_secret(value)
         os.environ[name] = value
 
@@ -422,6 +631,13 @@ class Shell:
 
     def request_exit(self) -> None:
         self.exit_requested = True
+
+
+def _check_registration(kind: str, name: object, factory: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a {kind} name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"the {kind} factory for {name!r} is not callable")
 
 
 __all__ = ["Shell"]

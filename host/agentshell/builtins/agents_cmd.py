@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from agentshell.hookspecs import Register
 
 
-def _target(shell: Any, spec: Any) -> str:
+def _target(shell: Any, spec: Any, limit: int | None = 60) -> str:
     """Where the agent's answers come from, for the user (no secrets: redacted)."""
     options = spec.options
     if spec.backend == "openai":
@@ -25,7 +25,8 @@ def _target(shell: Any, spec: Any) -> str:
     if spec.backend == "command":
         command = options.get("command")
         text = shlex.join(command) if isinstance(command, list) else str(command or "")
-        return redact(text)[:60]
+        text = redact(text)
+        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
     if spec.backend == "replay":
         return _short_path(shell, str(options.get("dir") or ".agentshell/recordings"))
     return spec.base_url or ""
@@ -54,7 +55,9 @@ def _credentials(shell: Any, spec: Any) -> tuple[bool | None, str]:
         return shell.auth.available(spec.auth), shell.auth.describe(spec.auth)
     secret = spec.options.get("api_key")
     if secret is not None:
-        return None, "api_key " + ("keyring" if getattr(secret, "keyring", None) else "(literal)")
+        if getattr(secret, "keyring", None):
+            return None, "api_key keyring"
+        return True, "literal (config)"
     if spec.backend == "replay":
         return True, "not needed"
     return True, "none"
@@ -69,7 +72,8 @@ def agents_command(ctx: CommandContext) -> int:
         creds = {True: "yes", False: "MISSING", None: "?"}[available]
         recorded = " (recorded)" if spec.backend == "replay" else ""
         target = _target(shell, spec)
-        shown = source if source in ("none", "not needed") else f"{creds}: {source}"
+        plain = ("none", "not needed", "literal (config)")
+        shown = source if source in plain else f"{creds}: {source}"
         rows.append((name, spec.backend + recorded, spec.model, spec.role, target, shown))
         data.append(
             {
@@ -78,7 +82,7 @@ def agents_command(ctx: CommandContext) -> int:
                 "recorded": spec.backend == "replay",
                 "model": spec.model,
                 "role": spec.role,
-                "target": target,
+                "target": _target(shell, spec, limit=None),  # JSON is for tools: never cut
                 "timeout_s": spec.timeout_s,
                 "credentials": source,
                 "available": available,

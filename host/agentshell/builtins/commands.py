@@ -32,18 +32,21 @@ def help_command(ctx: CommandContext) -> int:
             hint = f" — did you mean {', '.join('/' + g for g in guesses)}?" if guesses else ""
             raise CommandError(f"no command /{name.lstrip('/')}{hint}")
         out.print(f"usage: {command.usage}")
-        out.print(f"  {command.help}")
+        out.print(f"  {_plain(command.help)}")
         if command.description:
             out.print("")
             for line in command.description.strip().splitlines():
-                out.print(f"  {line}")
-        if command.args or command.options:
+                out.print(f"  {_plain(line)}".rstrip())
+        entries = [(f"<{arg.name}>", arg.help) for arg in command.args]
+        entries += [
+            (opt.name if opt.flag else f"{opt.name} {opt.metavar}", opt.help)
+            for opt in command.options
+        ]
+        if entries:
             out.print("")
-        for arg in command.args:
-            out.print(f"  <{arg.name}>  {arg.help}")
-        for opt in command.options:
-            label = opt.name if opt.flag else f"{opt.name} {opt.metavar}"
-            out.print(f"  {label}  {opt.help}")
+            width = max(len(label) for label, _ in entries)
+            for label, text in entries:  # descriptions aligned in one column
+                out.print(f"  {label.ljust(width)}  {_plain(text)}".rstrip())
         if command.aliases:
             out.print(f"  aliases: {', '.join('/' + a for a in command.aliases)}")
         out.print(f"  (from plugin {command.plugin})")
@@ -53,6 +56,14 @@ def help_command(ctx: CommandContext) -> int:
     out.print("Type /help <command> for its arguments. Tab completes commands and arguments.")
     out.print("Ctrl-C cancels a running command; Ctrl-D on an empty line (or /quit) exits.")
     return 0
+
+
+def _plain(text: str) -> str:
+    """Help text is written for Sphinx too: drop RST inline markup for the terminal."""
+    import re
+
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
 
 
 def plugins_command(ctx: CommandContext) -> int:
@@ -90,7 +101,8 @@ async def config_command(ctx: CommandContext) -> int:
         out.print(f"project: {shell.cwd / PROJECT_FILE}")
         out.print(f"data:    {shell.data_dir}")
         return 0
-    merged = redacted(shell.config.model_dump(mode="python", by_alias=False))
+    # by_alias: show the documented names ("timeout", not the field's "timeout_s")
+    merged = redacted(shell.config.model_dump(mode="python", by_alias=True))
     merged.setdefault("plugins", {})
     for name in shell._plugin_sections:
         merged["plugins"][name] = redacted(shell.plugin_config(name))
@@ -98,7 +110,8 @@ async def config_command(ctx: CommandContext) -> int:
         out.json(merged)
     else:
         out.print(_to_toml(merged).strip("\n"))
-    sources = [s.label for s in shell.raw_config.sources] if shell.raw_config else []
+    # only the sources that set something ("environment" only if a variable did)
+    sources = [s.label for s in shell.raw_config.sources if s.data] if shell.raw_config else []
     out.print(f"# sources (lowest precedence first): defaults, {', '.join(sources) or 'none'}")
     for problem in shell.config_errors:
         out.print(f"# problem: {problem}")
@@ -112,6 +125,8 @@ def _to_toml(value: dict[str, object], prefix: str = "") -> str:
     for key, item in value.items():
         if isinstance(item, dict) and not (set(item) <= {"env", "keyring"} and item):
             tables.append((key, item))
+        elif item is None:
+            scalars.append(f"# {key}: (unset)")  # TOML has no null
         else:
             scalars.append(f"{key} = {_toml_value(item, json)}")
     lines = []
@@ -120,6 +135,7 @@ def _to_toml(value: dict[str, object], prefix: str = "") -> str:
     lines.extend(scalars)
     for key, item in tables:
         sub = _to_toml(item, f"{prefix}.{key}" if prefix else key)  # type: ignore[arg-type]
+        sub = sub.strip("\n")  # a table with only sub-tables adds no blank line of its own
         if sub:
             lines.append("")
             lines.append(sub)
@@ -133,8 +149,6 @@ def _toml_value(item: object, json: object) -> str:
         return "true" if item else "false"
     if isinstance(item, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v, json)}" for k, v in item.items()) + " }"
-    if item is None:
-        return '"" # unset'
     return _json.dumps(item, default=str)
 
 
@@ -145,7 +159,10 @@ def set_env_command(ctx: CommandContext) -> int:
     if not eq or not name:
         raise CommandError("usage: /set-env NAME=VALUE")
     ctx.shell.set_env(name, value.strip())
-    ctx.out.success(f"{name} set for this session")
+    if value.strip():
+        ctx.out.success(f"{name} set for this session")
+    else:
+        ctx.out.success(f"{name} unset for this session")
     return 0
 
 
