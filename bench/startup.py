@@ -96,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     host_only = dict(env, AGENTSHELL_LOAD_PLUGINS="builtins")
     e = median_ms(lambda: time_to_prompt(host_only, command="/help", answer="/quit"), ns.runs)
     no_cache = dict(env, AGENTSHELL_NO_PLUGIN_CACHE="1")
-    f = median_ms(
-        lambda: time_to_prompt(no_cache, command="/help", answer="/spec-auto"), ns.runs
-    )
+    f = median_ms(lambda: time_to_prompt(no_cache, command="/help", answer="/spec-auto"), ns.runs)
 
     print(f"runs per figure: {ns.runs} (medians)")
     print(f"a  python -c pass                  {a:7.1f} ms")

@@ -240,6 +240,11 @@ class AuthRegistry:
     def add_provider(self, name: str, factory: ProviderFactory) -> None:
         self._factories[name] = factory
 
+    def remove_provider(self, name: str) -> bool:
+        """Forget a provider (its plugin failed); True if it was registered."""
+        self._providers.pop(name, None)
+        return self._factories.pop(name, None) is not None
+
     @property
     def provider_names(self) -> list[str]:
         return sorted(self._factories)

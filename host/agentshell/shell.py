@@ -369,8 +369,7 @@ class Shell:
     def _drop_auth_providers(self, plugin: str) -> None:
         for name in [n for n, owner in self._auth_owner.items() if owner == plugin]:
             self._auth_owner.pop(name, None)
-            # AuthRegistry has no removal API; its factories are looked up by name
-            getattr(self.auth, "_factories", {}).pop(name, None)
+            self.auth.remove_provider(name)
 
     def _add_backend(self, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[[Any], Any]) -> None:
