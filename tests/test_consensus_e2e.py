@@ -17,11 +17,9 @@ from agentshell.plugins import hookimpl
 from agentshell.telemetry import (
     AgentCallFinished,
     ConsensusSynthesized,
-    Event,
     PipelineHalted,
     PipelineStageCompleted,
 )
-from speckit_consensus.agents import RECORDINGS_DIR
 from speckit_consensus.evidence import (
     AgentEvidence,
     SynthesisRecord,
@@ -29,12 +27,13 @@ from speckit_consensus.evidence import (
     TelemetryStageLine,
 )
 from speckit_consensus.stages import STAGES, parse_stage
+from tests.helpers.events import ListSinkPlugin
+from tests.helpers.recordings import recorded, stage_of
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e
 
 SPEC = "SPEC-E2E"
-STAGE_LINE = re.compile(r"^STAGE: (\w+)$", re.MULTILINE)
 ROLES = {
     "gemini": "researcher",
     "claude": "synthesizer",
@@ -45,12 +44,6 @@ EVIDENCE = Path("docs/SPEC-OPS-004-integrated-coder-hooks/evidence/consensus") /
 NAME = re.compile(
     r"^(plan|tasks|implement|validate|audit|unlock)_\d{8}T\d{9}Z_([a-z0-9_]+)\.(json|jsonl)$"
 )
-
-
-def recorded(stage: str, agent: str, **changes: Any) -> str:
-    path = RECORDINGS_DIR / "SPEC-KIT-DEMO" / stage / f"{agent}.json"
-    content = json.loads(path.read_text())["content"]
-    return json.dumps({**content, **changes})
 
 
 class Agents:
@@ -64,9 +57,7 @@ class Agents:
 
     def __call__(self, request: dict[str, Any], headers: dict[str, str]) -> ScriptedReply:
         agent = headers.get("x-agent-name", "")
-        prompt = request["messages"][-1]["content"]
-        match = STAGE_LINE.search(prompt)
-        stage = match.group(1) if match else "?"
+        stage = stage_of(request)
         with self.lock:
             self.seen.append((stage, agent))
         reply = self.override.get((stage, agent))
@@ -80,35 +71,21 @@ class Agents:
         return list(dict.fromkeys(stage for stage, _ in self.seen))
 
 
-class Recorder:
+class Recorder(ListSinkPlugin):
     """A test plugin: an in-process telemetry sink named "list", and the context of
     every agent call as before_agent_call sees it."""
 
+    __name__ = "recorder"
+
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        super().__init__()
         self.contexts: list[dict[str, Any]] = []
         self.prompts: list[str] = []
-
-    @hookimpl
-    def register_telemetry_sinks(self, register: Any) -> None:
-        events = self.events
-
-        class ListSink:
-            def handle(self, event: Event) -> None:
-                events.append(event)
-
-            def close(self) -> None:
-                pass
-
-        register("list", lambda shell, settings: ListSink())
 
     @hookimpl
     def before_agent_call(self, call: Any) -> None:
         self.contexts.append(dict(call.context))
         self.prompts.append(call.request.prompt)
-
-    def of(self, kind: type[Event]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 def config(

@@ -15,19 +15,17 @@ import pytest
 
 from agentshell.agents import AgentCall, AgentResponse
 from agentshell.plugins import hookimpl
-from speckit_consensus.agents import RECORDINGS_DIR
 from speckit_consensus.markdown import strip_meta
 from speckit_consensus.stages import STAGES
+from tests.helpers.recordings import DEMO, recorded, stage_of
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = "SPEC-KIT-DEMO"
+QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"  # no sinks, no retries
 FAST = (
-    "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-    '[plugins.resume]\npath = "resume.sqlite3"\n\n'
+    QUIET + '[plugins.resume]\npath = "resume.sqlite3"\n\n'
     "[plugins.consensus]\ndemo_latency_scale = 0\n"
 )
-STAGE_LINE = re.compile(r"^STAGE: (\w+)$", re.MULTILINE)
 
 
 class Counter:
@@ -53,14 +51,9 @@ def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolated_env
 
 
-def recorded(stage: str, agent: str) -> str:
-    path = RECORDINGS_DIR / DEMO / stage / f"{agent}.json"
-    return json.dumps(json.loads(path.read_text())["content"])
-
-
-def stage_of(request: dict[str, Any]) -> str:
-    match = STAGE_LINE.search(request["messages"][-1]["content"])
-    return match.group(1) if match else "?"
+def answer_recorded(request: dict[str, Any], headers: dict[str, str]) -> ScriptedReply:
+    """A responder: each agent gives its recorded answer for the stage asked."""
+    return ScriptedReply(content=recorded(stage_of(request), headers["x-agent-name"]))
 
 
 def clear(output: Any) -> None:
@@ -130,7 +123,7 @@ async def test_a_failed_stage_always_halts_even_when_halt_on_is_empty(
         for n in ("gemini", "claude", "gpt_pro")
     )
     config = (
-        "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
+        QUIET
         + _openai_agents(openai_server)
         + "[plugins.consensus]\nhalt_on = []\n\n"
         + "[plugins.metrics]\nbudget_usd = 0.05\nhalt_on_budget = true\n\n"
@@ -162,11 +155,11 @@ async def test_halt_on_empty_summary_names_the_stages_that_were_not_ok(
         stage, agent = stage_of(request), headers["x-agent-name"]
         if stage == "validate" and agent == "gemini":
             return ScriptedReply(content="not json")
-        return ScriptedReply(content=recorded(stage, agent))
+        return answer_recorded(request, headers)
 
     openai_server.set_responder(responder)
     config = (
-        "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
+        QUIET
         + _openai_agents(openai_server)
         + '[plugins.consensus]\nhalt_on = []\nagents = ["gemini", "claude", "gpt_pro"]\n'
     )
@@ -185,14 +178,9 @@ async def test_a_user_agent_replacing_a_demo_agent_keeps_its_role(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "consensus,openai,replay,agents")
-    openai_server.set_responder(
-        lambda request, headers: ScriptedReply(
-            content=recorded(stage_of(request), headers["x-agent-name"])
-        )
-    )
+    openai_server.set_responder(answer_recorded)
     config = (
-        "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-        f'[agents.gpt_pro]\nbackend = "openai"\nbase_url = "{openai_server.base_url}"\n'
+        QUIET + f'[agents.gpt_pro]\nbackend = "openai"\nbase_url = "{openai_server.base_url}"\n'
         'model = "gpt-5"\n\n[plugins.consensus]\ndemo_latency_scale = 0\n'
     )
     shell = await make_shell(config=config)
@@ -239,7 +227,7 @@ async def test_one_readable_retry_line_per_retry(
         seen[agent] = seen.get(agent, 0) + 1
         if agent == "claude" and seen[agent] == 1:
             return ScriptedReply(status=500, error_message="upstream reset")
-        return ScriptedReply(content=recorded(stage_of(request), agent))
+        return answer_recorded(request, headers)
 
     openai_server.set_responder(responder)
     config = (
@@ -314,14 +302,10 @@ async def test_cancelled_spec_auto_says_where_and_how_to_continue(
         if stage == "tasks":
             loop.call_soon_threadsafe(started.set)
             return ScriptedReply(content=recorded(stage, agent), delay_s=30)
-        return ScriptedReply(content=recorded(stage, agent))
+        return answer_recorded(request, headers)
 
     openai_server.set_responder(responder)
-    config = (
-        "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-        + _openai_agents(openai_server)
-        + '[plugins.resume]\npath = "resume.sqlite3"\n'
-    )
+    config = QUIET + _openai_agents(openai_server) + '[plugins.resume]\npath = "resume.sqlite3"\n'
     shell = await make_shell(config=config)
     task = asyncio.create_task(shell.execute(f"/spec-auto {DEMO}"))
     await asyncio.wait_for(started.wait(), 30)  # a bound for a hang, not a timing check

@@ -20,10 +20,11 @@ import pytest
 
 from agentshell.agents import AgentRequest
 from agentshell.errors import AuthRequired
-from agentshell.telemetry import AuthEvent, Event
+from agentshell.telemetry import AuthEvent
 from speckit_device_login.flow import DeviceAuthorization
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput
+from tests.helpers.events import ListSink
 from tests.servers.fixtures import OIDCServerFactory
 from tests.servers.oidc_server import OIDCServer, complete_device_flow
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
@@ -42,16 +43,7 @@ pytestmark = pytest.mark.e2e
 URL_LINE = re.compile(r"Or open (\S+) \(the code is filled in\)")
 
 
-class Events:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
-
+class Events(ListSink):
     def auth(self, shell: Any) -> list[tuple[str, str]]:
         shell.telemetry.flush(2.0)
         return [(e.type, e.outcome) for e in self.events if isinstance(e, AuthEvent)]

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from agentshell.errors import AuthRequired, ConfigError
-from agentshell.telemetry import AuthEvent, Event
+from agentshell.telemetry import AuthEvent
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput
+from tests.helpers.events import ListSink
 from tests.test_device_login_support import (  # noqa: F401 - fixtures
     FakeClock,
     Reply,
@@ -39,17 +40,8 @@ def tokens(n: int, expires_in: int = 3600, refresh: bool = True) -> Reply:
     return Reply(200, body)
 
 
-class Events:
+class Events(ListSink):
     """A telemetry sink keeping every event (the bus delivers on a worker thread)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
 
     def auth(self, shell: Any) -> list[tuple[str, str, str]]:
         shell.telemetry.flush(2.0)

@@ -12,40 +12,16 @@ from typing import Any
 import pytest
 
 from agentshell.agents import AgentRequest
-from agentshell.plugins import hookimpl
 from agentshell.telemetry import (
     AgentCallFinished,
     AgentCallRetry,
     ConsensusSynthesized,
-    Event,
     FaultInjected,
 )
+from tests.helpers.events import ListSinkPlugin
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e
-
-
-class ListSinkPlugin:
-    __name__ = "list_sink"
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    @hookimpl
-    def register_telemetry_sinks(self, register: Any) -> None:
-        events = self.events
-
-        class Sink:
-            def handle(self, event: Event) -> None:
-                events.append(event)
-
-            def close(self) -> None:
-                pass
-
-        register("list", lambda shell, settings: Sink())
-
-    def of(self, kind: type[Event]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 FAULT_ENV = {

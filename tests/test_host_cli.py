@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.cli import child_env
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSHELL_", "CODEX_"))}
-    env.update(
-        AGENTSHELL_HOME=str(tmp_path / "home"),
-        AGENTSHELL_TELEMETRY_SINKS="null",
-        PYTHONPATH=str(REPO),
-    )
-    return env
+    return child_env(tmp_path / "home")
 
 
 def agentshell(

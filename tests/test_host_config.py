@@ -15,8 +15,7 @@ from agentshell.config import Secret
 from agentshell.errors import ConfigError
 from agentshell.plugins import hookimpl
 from tests.conftest import CapturedOutput
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.cli import child_env
 
 
 def user_file(text: str) -> Path:
@@ -190,8 +189,7 @@ def test_cli_reports_bad_config_without_a_traceback(
     work = tmp_path / "proj"
     work.mkdir()
     (work / "agentshell.toml").write_text(text, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSHELL_")}
-    env.update(AGENTSHELL_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    env = child_env(tmp_path / "home", sinks=None)
     done = subprocess.run(
         [sys.executable, "-m", "agentshell", "run", "/help"],
         cwd=work,

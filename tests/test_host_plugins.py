@@ -8,7 +8,6 @@ Third-party distributions are real: a ``*.dist-info`` directory with ``METADATA`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -24,8 +23,7 @@ from agentshell.commands import Command, CommandContext
 from agentshell.errors import ConfigError
 from agentshell.plugins import CACHE_FILE, PluginHost, discover_entry_points, hookimpl
 from tests.conftest import CapturedOutput
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.cli import child_env
 
 FakeDist = Callable[..., dict[str, str]]
 
@@ -302,14 +300,7 @@ def test_trace_plugins_writes_hook_calls_to_stderr(tmp_path: Path) -> None:
 
 
 def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSHELL_")}
-    env.update(
-        AGENTSHELL_HOME=str(tmp_path / "clihome"),
-        AGENTSHELL_TELEMETRY_SINKS="null",
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
-    return env
+    return child_env(tmp_path / "clihome", **extra)
 
 
 # -- the discovery cache -----------------------------------------------------------

@@ -15,8 +15,7 @@ from agentshell.commands import Command, CommandContext, Option
 from agentshell.errors import ConfigError
 from agentshell.plugins import hookimpl
 from tests.conftest import CapturedOutput
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.cli import child_env
 
 
 def _noop(ctx: CommandContext) -> int:
@@ -408,13 +407,7 @@ async def test_set_env_with_empty_value_unsets(
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSHELL_", "CODEX_"))}
-    env.update(
-        AGENTSHELL_HOME=str(tmp_path / "home"),
-        AGENTSHELL_TELEMETRY_SINKS="null",
-        PYTHONPATH=str(REPO),
-    )
-    return env
+    return child_env(tmp_path / "home")
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agentshell.redact import MASK, redact, register_secret
+from agentshell.redact import (
+    MASK,
+    contains_registered_secret,
+    redact,
+    redact_tree,
+    register_secret,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +67,24 @@ def test_output_json_stays_valid_json_when_values_look_secret() -> None:
 )
 def test_counts_and_lookalikes_are_not_secrets(text: str) -> None:
     assert redact(text) == text
+
+
+def test_redact_tree_masks_every_string_keys_included() -> None:
+    register_secret("tree-secret-4f2a9c")
+    value = {
+        "plain": "kept",
+        "tree-secret-4f2a9c": ["a", ("token=tree-secret-4f2a9c", 3)],
+        "n": None,
+    }
+    assert redact_tree(value) == {
+        "plain": "kept",
+        MASK: ["a", [f"token={MASK}", 3]],
+        "n": None,
+    }
+
+
+def test_contains_registered_secret_screens_without_masking() -> None:
+    assert not contains_registered_secret("nothing here-7d1e0b")
+    register_secret("screen-secret-7d1e0b")
+    assert contains_registered_secret("a screen-secret-7d1e0b in text")
+    assert not contains_registered_secret("OPENAI_API_KEY=sk-not-registered")  # patterns: no

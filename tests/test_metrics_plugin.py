@@ -18,39 +18,12 @@ from agentshell.telemetry import (
     AgentCallFinished,
     AgentCallRetry,
     BudgetAlert,
-    Event,
     MetricsTokens,
 )
+from tests.helpers.events import ListSinkPlugin
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
-
-    def of(self, kind: type[Event]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-class ListSinkPlugin:
-    """Registers an in-process telemetry sink named "list"."""
-
-    __name__ = "list_sink"
-
-    def __init__(self) -> None:
-        self.sink = ListSink()
-
-    @hookimpl
-    def register_telemetry_sinks(self, register: Any) -> None:
-        register("list", lambda shell, settings: self.sink)
 
 
 class CachePlugin:

@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.crash import call_counter, kill_mid_stage, rows
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
 pytestmark = pytest.mark.e2e
@@ -91,24 +89,6 @@ def _stage_of(request: dict[str, Any]) -> str:
     return str(request["messages"][-1]["content"]).split()[0]
 
 
-def _wait(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30  # a bound for a hung process, not a timing assertion
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the pipeline exited early ({proc.returncode}) waiting {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
-
-
-def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def test_sigkill_mid_stage_then_resume_reuses_finished_outputs(
     openai_server: OpenAIServer, isolated_env: Path
 ) -> None:
@@ -127,41 +107,22 @@ def test_sigkill_mid_stage_then_resume_reuses_finished_outputs(
     db = isolated_env / "resume.sqlite3"
     env = {**os.environ, "AGENTSHELL_LOAD_PLUGINS": "builtins,openai,resume"}
 
-    def calls(agent: str, stage: str) -> int:
-        return sum(
-            1 for c in openai_server.calls if c.agent == agent and _stage_of(c.json) == stage
-        )
+    calls = call_counter(openai_server, _stage_of)
 
-    first = subprocess.Popen(
+    first = kill_mid_stage(
         [sys.executable, str(script), "fresh"],
         cwd=isolated_env,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        db=db,
+        in_flight=lambda: calls("a2", "tasks") == 1,
+        held="a2",
+        committed="a1",
+        stage="tasks",
+        bound_s=30,
     )
-    try:
-        _wait(lambda: calls("a2", "tasks") == 1, "a2's tasks call", first)
-        # a1's tasks answer came back: it must be committed now, not at the end of the stage
-        _wait(
-            lambda: (
-                db.exists()
-                and bool(
-                    _rows(db, "SELECT 1 FROM agent_outputs WHERE agent='a1' AND stage='tasks'")
-                )
-            ),
-            "a1's tasks output in the store",
-            first,
-        )
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert first.returncode == -signal.SIGKILL
-    branch = _rows(db, "SELECT branch_id FROM branches")[0][0]
-    assert _rows(db, "SELECT status FROM runs") == [("running",)]
+    branch = rows(db, "SELECT branch_id FROM branches")[0][0]
+    assert rows(db, "SELECT status FROM runs") == [("running",)]
 
     slow["on"] = False
     second = subprocess.run(
@@ -185,10 +146,10 @@ def test_sigkill_mid_stage_then_resume_reuses_finished_outputs(
         assert calls("a1", stage) == 1, stage
         assert calls("a2", stage) == (2 if stage == "tasks" else 1), stage
 
-    assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
-    assert _rows(db, "PRAGMA foreign_key_check") == []
-    assert _rows(db, "SELECT status, resumed FROM runs ORDER BY seq") == [
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(db, "PRAGMA foreign_key_check") == []
+    assert rows(db, "SELECT status, resumed FROM runs ORDER BY seq") == [
         ("interrupted", 0),
         ("ok", 1),
     ]
-    assert _rows(db, "SELECT COUNT(*) FROM agent_outputs WHERE status = 'ok'") == [(12,)]
+    assert rows(db, "SELECT COUNT(*) FROM agent_outputs WHERE status = 'ok'") == [(12,)]

@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     # hooks and plugins
     "hookimpl": "plugins",
     "hookspec": "hookspecs",
+    "Register": "hookspecs",
     "PluginHost": "plugins",
     "PluginInfo": "plugins",
     # the shell and commands
@@ -118,7 +119,7 @@ if TYPE_CHECKING:
         RateLimited as RateLimited,
     )
     from .files import atomic_write as atomic_write
-    from .hookspecs import hookspec as hookspec
+    from .hookspecs import Register as Register, hookspec as hookspec
     from .output import Output as Output
     from .plugins import PluginHost as PluginHost, PluginInfo as PluginInfo, hookimpl as hookimpl
     from .redact import redact as redact, register_secret as register_secret

@@ -34,7 +34,7 @@ from .redact import redact
 
 if TYPE_CHECKING:
     from .config import AgentConfig, RetrySettings
-    from .plugins import Hooks
+    from .plugins import PluginHost
     from .telemetry import TelemetryBus
 
 
@@ -315,7 +315,7 @@ class AgentRunner:
         self,
         *,
         backends: Mapping[str, BackendFactory],
-        hooks: Hooks,
+        hooks: PluginHost,
         telemetry: TelemetryBus,
         retry: RetrySettings,
         shell: Any = None,
@@ -350,6 +350,11 @@ class AgentRunner:
                 raise FatalAgentError(f"unknown backend {name!r} (available: {known})")
             backend = self._backends[name] = factory(self.shell)
         return backend
+
+    def adopt_backends(self, other: AgentRunner) -> None:
+        """Use ``other``'s backend instances from now on: a config reload builds a new
+        runner, and the backends' pooled connections are worth keeping."""
+        self._backends = other._backends
 
     async def aclose(self) -> None:
         backends, self._backends = list(self._backends.values()), {}

@@ -287,10 +287,6 @@ def find_line(text: str, path: Path_) -> int | None:
     return best[1] if best else None
 
 
-def disabled_plugins(raw: RawConfig, environ: Mapping[str, str] | None = None) -> set[str]:
-    return set(disabled_reasons(raw, environ))
-
-
 def disabled_reasons(raw: RawConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Disabled plugin names, each with where it was disabled (for ``/plugins``)."""
     environ = os.environ if environ is None else environ

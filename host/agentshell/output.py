@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import IO, Any
 
-from .redact import redact
+from .redact import redact, redact_tree
 
 
 class Output:
@@ -88,7 +88,7 @@ class Output:
     def json(self, value: Any) -> None:
         """Print ``value`` as JSON. Strings are redacted one by one, so the output stays
         valid JSON (redacting the finished text could swallow a closing quote)."""
-        text = json.dumps(_redact_tree(value), indent=2, default=lambda v: redact(str(v)))
+        text = json.dumps(redact_tree(value), indent=2, default=lambda v: redact(str(v)))
         self._write(text, self.stream, scrub=False)
 
     def table(
@@ -130,16 +130,6 @@ def _isatty(stream: IO[str]) -> bool:
         return bool(stream.isatty())
     except (ValueError, AttributeError):
         return False
-
-
-def _redact_tree(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(str(k)): _redact_tree(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_tree(v) for v in value]
-    return value
 
 
 __all__ = ["Output"]

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -271,7 +271,7 @@ class PluginHost:
         for impl in self._impls(hook_name):
             self._trace(hook_name, impl.plugin_name)
             try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                result = _invoke(impl, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
             except Exception as exc:
@@ -288,7 +288,7 @@ class PluginHost:
         for impl in self._impls(hook_name):
             self._trace(hook_name, impl.plugin_name)
             try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                result = _invoke(impl, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
             except AgentError:
@@ -306,7 +306,7 @@ class PluginHost:
         results = []
         for impl in self._impls(hook_name):
             try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                result = _invoke(impl, kwargs)
                 if inspect.isawaitable(result):
                     if hasattr(result, "close"):
                         result.close()
@@ -317,9 +317,6 @@ class PluginHost:
             if result is not None:
                 results.append(result)
         return results
-
-
-Hooks = PluginHost
 
 
 @dataclass(frozen=True)
@@ -338,6 +335,11 @@ class PluginEntryPoint:
         for attr in filter(None, attrs.strip().split(".")):
             obj = getattr(obj, attr)
         return obj
+
+
+def _invoke(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    # pluggy's HookImpl: pass only the arguments the implementation names
+    return impl.function(*[kwargs[a] for a in impl.argnames])
 
 
 def _why(exc: Exception) -> str:
@@ -421,21 +423,11 @@ def discover_entry_points(
     return found
 
 
-async def maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-AwaitableOrValue = Awaitable[Any] | Any
-
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "Hooks",
     "PluginEntryPoint",
     "PluginHost",
     "PluginInfo",
     "discover_entry_points",
     "hookimpl",
-    "maybe_await",
 ]

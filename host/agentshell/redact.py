@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 MASK = "****"
 
@@ -66,6 +67,25 @@ def redact(text: str) -> str:
     return _KNOWN_PREFIXES.sub(MASK, text)
 
 
+def redact_tree(value: Any) -> Any:
+    """A JSON-like value (dicts, lists, tuples) with :func:`redact` applied to every
+    string in it, keys included; tuples come back as lists."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(v) for v in value]
+    return value
+
+
+def contains_registered_secret(text: str) -> bool:
+    """Whether ``text`` holds a value given to :func:`register_secret` (a cheap screen:
+    one search, no masking)."""
+    pattern = _pattern
+    return pattern is not None and pattern.search(text) is not None
+
+
 # "/set-env OPENAI_API_KEY=<value>" is a hint, not a secret: keep placeholders readable.
 _PLACEHOLDER = re.compile(r"<[A-Za-z_ -]{1,20}>[)\].,;:'\"]*")
 
@@ -96,4 +116,11 @@ def is_secret_key(name: str) -> bool:
     return bool(SECRET_KEY_NAMES.search(name))
 
 
-__all__ = ["MASK", "is_secret_key", "redact", "register_secret"]
+__all__ = [
+    "MASK",
+    "contains_registered_secret",
+    "is_secret_key",
+    "redact",
+    "redact_tree",
+    "register_secret",
+]

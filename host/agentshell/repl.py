@@ -1,6 +1,8 @@
 """The interactive loop: one PromptSession with completion, redacted history, a bottom
 toolbar from plugins' status segments, and Ctrl-C that cancels the running command
-but never the shell. Without a terminal it falls back to a plain line reader.
+but never the shell. The first prompt is drawn before plugins load (an "instant
+prompt", see :func:`repl`); running lines without a terminal is
+:mod:`agentshell.runner_cli`'s job.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from prompt_toolkit.history import FileHistory
 from .commands import split_line
 from .errors import CommandError
 from .redact import redact
-from .runner_cli import line_reader, run_command
+from .runner_cli import run_command
 
 if TYPE_CHECKING:
     from .shell import Shell
@@ -228,8 +230,6 @@ __all__ = [
     "CommandCompleter",
     "RedactingHistory",
     "early_settings",
-    "line_reader",
     "redact_history_line",
     "repl",
-    "run_command",
 ]

@@ -12,6 +12,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from .cli import EXIT_FAILED, EXIT_INTERRUPTED
+
 if TYPE_CHECKING:
     from .shell import Shell
 
@@ -35,7 +37,7 @@ async def run_command(shell: Shell, line: str) -> int:
     except asyncio.CancelledError:
         if task.cancelled():
             shell.output.print("^C cancelled")
-            return 130
+            return EXIT_INTERRUPTED
         raise
     finally:
         shell.current_task = None
@@ -54,7 +56,7 @@ async def line_reader(shell: Shell) -> int:
             break
         if line.strip():
             status = max(status, await run_command(shell, line))
-    return min(status, 1) if status != 130 else 130
+    return EXIT_INTERRUPTED if status == EXIT_INTERRUPTED else min(status, EXIT_FAILED)
 
 
 __all__ = ["line_reader", "run_command"]

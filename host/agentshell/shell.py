@@ -157,6 +157,11 @@ class Shell:
             self._config = Config()
         return self._config
 
+    @property
+    def plugin_sections(self) -> list[str]:
+        """The ``[plugins.<name>]`` sections plugins registered a model for."""
+        return list(self._plugin_sections)
+
     def plugin_config(self, name: str) -> Any:
         """The validated ``[plugins.<name>]`` section of a plugin (its registered model)."""
         if name not in self._plugin_config:
@@ -456,7 +461,7 @@ class Shell:
             notify=self.output.info,
         )
         if old is not None:
-            self.runner._backends = old._backends  # keep pooled connections across reloads
+            self.runner.adopt_backends(old)
 
     @property
     def backend_names(self) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import operator
-import sys
 import threading
 import time
 import types
@@ -27,7 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from .agents import TokenUsage
-from .redact import redact
+from .redact import contains_registered_secret, redact
 
 SCHEMA_VERSION = 1
 
@@ -318,10 +317,7 @@ def _suspicious(text: str) -> bool:
     low = text.lower()
     if any(hint in low for hint in _SECRET_HINTS):
         return True
-    # the secrets the process has learnt (``agentshell.redact`` keeps them compiled; the
-    # package attribute ``agentshell.redact`` is the function, hence sys.modules)
-    registered = getattr(sys.modules[redact.__module__], "_pattern", None)
-    return registered is not None and registered.search(text) is not None
+    return contains_registered_secret(text)  # the secrets the process has learnt
 
 
 def _redact_event(event: Event) -> Event:
@@ -400,7 +396,7 @@ class _SinkWorker:
             self._idle = False
             self._wake.set()
 
-    def _control(self, item: object) -> None:
+    def control(self, item: object) -> None:
         self.items.append(item)  # markers are never dropped
         self._wake.set()
 
@@ -473,7 +469,7 @@ class _SinkWorker:
         if not self.thread.is_alive():
             return not self.items
         marker = threading.Event()
-        self._control(marker)
+        self.control(marker)
         return marker.wait(timeout)
 
     def stop(self, timeout: float) -> bool:
@@ -481,7 +477,7 @@ class _SinkWorker:
         did not finish within ``timeout`` (the thread is abandoned: it is a daemon)."""
         if not self.stopping:
             self.stopping = True
-            self._control(_STOP)
+            self.control(_STOP)
         self.thread.join(max(timeout, 0.0))
         return self.closed
 
@@ -589,7 +585,7 @@ class TelemetryBus:
         deadline = time.monotonic() + timeout
         for worker in workers:  # all drain in parallel; then wait for each
             worker.stopping = True
-            worker._control(_STOP)
+            worker.control(_STOP)
         for worker in workers:
             worker.stop(deadline - time.monotonic())
             self._retired.append(worker.stats())
@@ -600,7 +596,7 @@ class TelemetryBus:
         markers = []
         for worker in self._workers:
             marker = threading.Event()
-            worker._control(marker)
+            worker.control(marker)
             markers.append(marker)
         return all(m.wait(max(deadline - time.monotonic(), 0.0)) for m in markers)
 

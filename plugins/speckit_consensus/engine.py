@@ -258,6 +258,7 @@ async def run_stage(
             spec_id=spec_id,
             synthesis=synthesis,
             results=results,
+            sums=sums,
             prompt_version=template.version,
             run_id=ids.run_id,
             branch_id=ids.branch_id,
@@ -278,9 +279,7 @@ async def run_stage(
             conflicts=len(synthesis.conflicts),
             agents=[r.agent for r in results],
             missing_agents=synthesis.missing_agents,
-            total_tokens=sums.total_tokens,
-            total_latency_ms=sums.total_latency_ms,
-            total_cost_usd=sums.total_cost_usd,
+            **sums.model_dump(),
             synthesis_path=str(synthesis_path) if synthesis_path else None,
             trace_parent=trace_parent,
         )

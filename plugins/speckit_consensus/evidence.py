@@ -229,6 +229,7 @@ class EvidenceWriter:
         spec_id: str,
         synthesis: Synthesis,
         results: list[AgentResult],
+        sums: Totals,
         prompt_version: str,
         run_id: str,
         branch_id: str,
@@ -243,30 +244,19 @@ class EvidenceWriter:
         pending: list[tuple[Path, str]] = []
         for r in results:
             path = self.path(f"{self.agent_slug(r.agent)}.json")
+            # an AgentResult's fields all carry over; the raw answer is redacted on disk
             evidence = AgentEvidence(
+                **{**dict(r), "content": redact(r.content)},
                 spec_id=spec_id,
                 stage=self.stage,
-                agent=r.agent,
-                role=r.role,
-                model=r.model,
                 prompt_version=prompt_version,
-                prompt_hash=r.prompt_hash,
                 run_id=run_id,
                 branch_id=branch_id,
                 created_at=self.created_at,
-                state=r.state,
-                reason=r.reason,
-                recorded=r.recorded,
-                cached=r.cached,
-                attempts=r.attempts,
-                usage=r.usage,
-                latency_ms=r.latency_ms,
-                cost_usd=r.cost_usd,
-                content=redact(r.content),
-                output=r.output,
             )
             pending.append((path, evidence.model_dump_json(indent=2) + "\n"))
-            artefacts.append(rel(path, self.cwd))
+            shown = rel(path, self.cwd)
+            artefacts.append(shown)
             refs.append(
                 AgentRef(
                     agent=r.agent,
@@ -275,7 +265,7 @@ class EvidenceWriter:
                     state=r.state,
                     recorded=r.recorded,
                     reason=r.reason,
-                    path=rel(path, self.cwd),
+                    path=shown,
                 )
             )
             lines.append(
@@ -298,7 +288,6 @@ class EvidenceWriter:
             )
         synthesis_path = self.path("synthesis.json")
         telemetry_path = self.path("telemetry.jsonl")
-        sums = totals(results)
         md = rel(markdown_path, self.cwd) if markdown_path is not None else None
         artefacts += [rel(synthesis_path, self.cwd), *([md] if md else [])]
         lines.append(

@@ -16,7 +16,6 @@ from .evidence import rel
 from .stages import STAGES, Stage, resume_hint, stages_from
 
 EXIT_HALT = 3
-EXIT_ERROR = 1
 RESUME_KEY = "speckit.resume"
 
 

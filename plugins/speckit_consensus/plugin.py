@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from agentshell.plugins import hookimpl
 
 if TYPE_CHECKING:
-    from agentshell.hookspecs import Register
+    from agentshell import Register
 
 
 @hookimpl

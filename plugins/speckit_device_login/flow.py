@@ -70,7 +70,7 @@ class TokenResponse(BaseModel):
             register_secret(value)
 
 
-def _register_secrets_in(body: dict[str, Any]) -> None:
+def register_secrets_in(body: dict[str, Any]) -> None:
     # before validation, so even a malformed answer cannot leak a token into an error
     for key in ("device_code", "access_token", "refresh_token", "id_token"):
         value = body.get(key)
@@ -94,7 +94,7 @@ async def request_device_code(
             f"{name}: cannot reach the device authorization endpoint ({type(exc).__name__})",
             "error",
         ) from None
-    _register_secrets_in(body)
+    register_secrets_in(body)
     try:
         auth = DeviceAuthorization.model_validate(body)
     except ValidationError as exc:
@@ -173,7 +173,7 @@ class Poller:
             except OAuthError as exc:
                 self._handle_error(exc)
                 continue
-            _register_secrets_in(body)
+            register_secrets_in(body)
             try:
                 return TokenResponse.model_validate(body), sent
             except ValidationError:

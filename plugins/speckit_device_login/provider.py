@@ -215,31 +215,31 @@ class DeviceLoginProvider:
         problems: list[str] = []
         if record is not None:
             try:
-                async with self._client() as client:
-                    endpoints = await self.endpoints(client)
-                    url = endpoints.revocation_endpoint
-                    if url:
-                        pairs = [
-                            (record.refresh_token, "refresh_token"),
-                            (record.access_token, "access_token"),
-                        ]
-                        for token, hint in pairs:
-                            if token:
-                                reason = await revoke(client, url, self.cfg, token, hint)
-                                if reason:
-                                    problems.append(
-                                        f"revoking the {hint.replace('_', ' ')}: {reason}"
-                                    )
-                    else:
-                        problems.append(
-                            "the provider has no revocation endpoint; "
-                            "the tokens stay valid until they expire"
-                        )
+                await self._revoke(record, problems)
             except Exception as exc:  # never keep tokens the user asked to forget
                 problems.append(f"revocation skipped: {exc}")
         self._forget()
         self._event("auth.logout", "ok" if record is not None else "not_logged_in")
         return record is not None, problems
+
+    async def _revoke(self, record: TokenRecord, problems: list[str]) -> None:
+        """Revoke ``record``'s tokens at the provider, adding what went wrong to
+        ``problems`` as it happens (a later failure must not lose an earlier one)."""
+        async with self._client() as client:
+            url = (await self.endpoints(client)).revocation_endpoint
+            if not url:
+                problems.append(
+                    "the provider has no revocation endpoint; "
+                    "the tokens stay valid until they expire"
+                )
+                return
+            for token, hint in (
+                (record.refresh_token, "refresh_token"),
+                (record.access_token, "access_token"),
+            ):
+                reason = await revoke(client, url, self.cfg, token, hint) if token else None
+                if reason:
+                    problems.append(f"revoking the {hint.replace('_', ' ')}: {reason}")
 
     def status(self) -> dict[str, Any]:
         record = self.load(fresh=True)

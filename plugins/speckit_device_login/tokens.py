@@ -11,7 +11,7 @@ from agentshell.redact import register_secret
 
 from .config import ProviderConfig
 from .discovery import Endpoints
-from .flow import TokenResponse, _register_secrets_in
+from .flow import TokenResponse, register_secrets_in
 from .oauth import OAuthError, post_form
 
 
@@ -81,7 +81,7 @@ async def refresh(
         {"grant_type": "refresh_token", "refresh_token": record.refresh_token},
         cfg,
     )
-    _register_secrets_in(body)
+    register_secrets_in(body)
     try:
         response = TokenResponse.model_validate(body)
     except ValidationError:

@@ -16,8 +16,7 @@ from agentshell.commands import Arg, Command, CommandContext
 from agentshell.plugins import hookimpl
 
 if TYPE_CHECKING:
-    from agentshell.hookspecs import Register
-    from agentshell.shell import Shell
+    from agentshell import Register, Shell
 
     from .runtime import FaultsState
 

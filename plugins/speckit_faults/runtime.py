@@ -27,7 +27,7 @@ from .spec import (
 )
 
 if TYPE_CHECKING:
-    from agentshell.shell import Shell
+    from agentshell import Shell
 
 SECTION = "faults"
 #: how to switch injection on, shown whole by /faults while it is off

@@ -21,8 +21,7 @@ from agentshell.errors import CommandError, FatalAgentError
 from agentshell.plugins import hookimpl
 
 if TYPE_CHECKING:
-    from agentshell.hookspecs import Register
-    from agentshell.shell import Shell
+    from agentshell import Register, Shell
 
     from .state import MetricsState, StageId
 

@@ -10,7 +10,7 @@ from .pricing import PriceBook
 from .settings import MetricsSettings
 
 if TYPE_CHECKING:
-    from agentshell.shell import Shell
+    from agentshell import Shell
 
 SECTION = "metrics"
 StageId = tuple[str | None, str, str | None]  # spec_id, stage, trace_parent

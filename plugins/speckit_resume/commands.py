@@ -13,7 +13,7 @@ from .branches import STAGES, check_spec_id, eligible_branches
 from .service import STATE_KEY, ResumeService
 
 if TYPE_CHECKING:
-    from agentshell import Shell  # type: ignore[attr-defined]
+    from agentshell import Shell
 
     from .models import BranchRow, RunRow
     from .store import Store

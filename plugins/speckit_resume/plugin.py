@@ -12,14 +12,13 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from agentshell.agents import AgentCall, AgentResponse
-from agentshell.hookspecs import Register
 from agentshell.plugins import hookimpl
 
 from .service import STATE_KEY, ResumeService, service_for
 from .settings import ResumeSettings
 
 if TYPE_CHECKING:
-    from agentshell import Shell  # type: ignore[attr-defined]
+    from agentshell import Register, Shell
 
 SECTION = "resume"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentCall, AgentResponse, TokenUsage
-from agentshell.redact import redact
+from agentshell.redact import redact, redact_tree
 
 from .branches import check_spec_id, normalize_stage
 from .settings import ResumeSettings
@@ -45,16 +45,6 @@ def prompt_hash_of(call: AgentCall) -> str:
         [request.system, request.prompt, request.messages], sort_keys=True, default=str
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def _redact_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _redact_json(v) for k, v in value.items()}
-    return value
 
 
 class ResumeService:
@@ -138,8 +128,8 @@ class ResumeService:
             spec_id=spec_id,
             stage=stage,
             status=status,
-            agreements=_redact_json(list(agreements)),
-            conflicts=_redact_json(list(conflicts)),
+            agreements=redact_tree(list(agreements)),
+            conflicts=redact_tree(list(conflicts)),
             synthesis_path=synthesis_path,
         )
 
@@ -234,7 +224,7 @@ class ResumeService:
             call,
             model=response.model or call.agent.model or None,
             content=redact(response.content),
-            parsed=_redact_json(response.parsed),
+            parsed=redact_tree(response.parsed),
             usage=response.usage.model_dump(),
             cost_usd=response.cost_usd,
             latency_ms=response.latency_ms,

@@ -16,19 +16,7 @@ from agentshell.auth import AuthRegistry, TokenStore
 from agentshell.config import RetrySettings
 from agentshell.plugins import PluginHost
 from agentshell.telemetry import Event, TelemetryBus
-
-
-class ListSink:
-    """Keeps every event it receives (on the bus's thread; read after ``flush``)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
+from tests.helpers.events import ListSink
 
 
 class FakeClock:

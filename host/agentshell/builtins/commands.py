@@ -104,7 +104,7 @@ async def config_command(ctx: CommandContext) -> int:
     # by_alias: show the documented names ("timeout", not the field's "timeout_s")
     merged = redacted(shell.config.model_dump(mode="python", by_alias=True))
     merged.setdefault("plugins", {})
-    for name in shell._plugin_sections:
+    for name in shell.plugin_sections:
         merged["plugins"][name] = redacted(shell.plugin_config(name))
     if ctx.args.json:
         out.json(merged)
