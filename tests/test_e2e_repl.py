@@ -153,3 +153,26 @@ def test_input_typed_at_the_instant_prompt_waits_for_plugins(tmp_path: Path) -> 
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_repl_sigterm_cancels_and_exits_143(tmp_path: Path) -> None:
+    import signal
+
+    child = spawn(tmp_path / "home")
+    try:
+        child.sendline("/sleep 30")
+        child.expect_exact("sleeping 30s")
+        child.kill(signal.SIGTERM)
+        child.expect_exact("terminated: cancelled", timeout=10)
+        child.expect(pexpect.EOF, timeout=15)
+        child.close()
+        assert child.exitstatus == 143
+        # and at an idle prompt
+        child = spawn(tmp_path / "home")
+        child.kill(signal.SIGTERM)
+        child.expect(pexpect.EOF, timeout=15)
+        child.close()
+        assert child.exitstatus == 143
+    finally:
+        if child.isalive():
+            child.terminate(force=True)

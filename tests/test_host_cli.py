@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -133,3 +135,115 @@ def test_line_reader_without_a_terminal(cli_env: dict[str, str]) -> None:
     quit_early = agentshell(cli_env, stdin="/quit\n/nosuch\n")
     assert quit_early.returncode == 0
     assert "unknown command" not in quit_early.stderr
+
+
+def _wait_for(stream: IO[str], text: str) -> str:
+    seen = ""
+    while text not in seen:
+        chunk = stream.readline()
+        if not chunk:
+            raise AssertionError(f"{text!r} never appeared; got {seen!r}")
+        seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["run", "stdin"])
+def test_sigterm_cancels_the_command_and_stops_cleanly(tmp_path: Path, mode: str) -> None:
+    # SIGTERM is how CI cancels a job: handled like Ctrl-C, telemetry flushed, status 143
+    home = tmp_path / "home"
+    env = child_env(home, sinks="jsonl")
+    args = ["-p", "tests.helpers.sleepy"] + (["run", "/sleep 30"] if mode == "run" else [])
+    child = subprocess.Popen(
+        [sys.executable, "-m", "agentshell", *args],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        if mode == "stdin":  # the line reader; stdin stays open, as a CI pipe would
+            child.stdin.write("/sleep 30\n")
+            child.stdin.flush()
+        _wait_for(child.stdout, "sleeping 30s")
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 143, err
+    assert "terminated: cancelled" in out
+    assert "woke up" not in out
+    events = [
+        json.loads(line)
+        for path in home.rglob("telemetry*.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert "session.stopped" in [e.get("type") for e in events]
+
+
+def test_sigterm_at_the_line_reader_prompt_exits(tmp_path: Path) -> None:
+    # no command running, stdin open and idle: the process still leaves promptly
+    home = tmp_path / "home"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "agentshell"],
+        env=child_env(home, sinks="jsonl"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("/help quit\n")
+        child.stdin.flush()
+        _wait_for(child.stdout, "usage: /quit")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 143, err
+
+
+def test_p_module_honours_disable_by_its_plugins_name(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "AGENTSHELL_DISABLE_PLUGINS": "tests.helpers.sleepy"}
+    listed = agentshell(env, "-p", "tests.helpers.sleepy", "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    info = {p["name"]: p for p in json.loads(listed.stdout)}["tests.helpers.sleepy"]
+    assert info["state"] == "disabled"
+    assert info["reason"] == "disabled by AGENTSHELL_DISABLE_PLUGINS"
+    ran = agentshell(env, "-p", "tests.helpers.sleepy", "run", "/sleep 0")
+    assert ran.returncode == 1
+    assert "woke up" not in ran.stdout
+    assert "unknown command /sleep" in ran.stderr
+    # a command named like the plugin is explained by the plugin's state
+    named = agentshell(env, "-p", "tests.helpers.sleepy", "run", "/sleepy")
+    assert "plugin 'tests.helpers.sleepy' is disabled (AGENTSHELL_DISABLE_PLUGINS)" in named.stderr
+
+
+def test_p_module_that_fails_to_import(cli_env: dict[str, str]) -> None:
+    ran = agentshell(cli_env, "-p", "nosuchmod", "run", "/help")
+    assert ran.returncode == 2
+    assert "ModuleNotFoundError: No module named 'nosuchmod'" in ran.stderr
+    assert "cli.py" not in ran.stderr  # the reason points at the user's module, not ours
+    assert "/plugins" not in ran.stdout  # nothing ran
+    # the line reader (like the REPL) still starts, with the error shown
+    piped = agentshell(cli_env, "-p", "nosuchmod", stdin="/help quit\n")
+    assert piped.returncode == 0, piped.stderr
+    assert "No module named 'nosuchmod'" in piped.stderr
+    assert "usage: /quit" in piped.stdout
+
+
+def test_run_file_with_a_byte_order_mark(cli_env: dict[str, str], tmp_path: Path) -> None:
+    script = tmp_path / "bom.txt"
+    script.write_bytes("\ufeff/help quit\n/config path\n".encode())
+    done = agentshell(cli_env, "run", "-f", str(script))
+    assert done.returncode == 0, done.stderr
+    assert "usage: /quit" in done.stdout
+    piped = agentshell(cli_env, "run", "-f", "-", stdin="\ufeff/help quit\n")
+    assert piped.returncode == 0, piped.stderr
+    assert "usage: /quit" in piped.stdout

@@ -16,7 +16,7 @@ from agentshell.commands import Arg, Command, CommandRegistry, Option, split_lin
 from agentshell.errors import CommandError
 from agentshell.plugins import hookimpl
 from agentshell.redact import register_secret
-from agentshell.repl import CommandCompleter, RedactingHistory
+from agentshell.repl import CommandCompleter, RedactingHistory, redact_history_line
 from tests.conftest import CapturedOutput
 
 STAGES = ("plan", "tasks", "implement")
@@ -296,3 +296,65 @@ async def test_handler_exception_is_one_line(make_shell: Any, output: CapturedOu
         in output.errors
     )
     assert "Traceback" not in output.errors
+
+
+def test_history_set_env_quoted_and_empty_values() -> None:
+    # quoted forms are parsed like the command parses them, so the value is still masked
+    assert redact_history_line('/set-env "OTHER=hunter2 pass"') == "/set-env OTHER=****"
+    assert redact_history_line("/set-env MY_KEY='sk-live-abc'") == "/set-env MY_KEY=****"
+    assert redact_history_line("/set-env A=") == "/set-env A="
+    assert redact_history_line("/set-env A=''") == "/set-env A="
+    assert redact_history_line("/set-env A=1 B=2") == "/set-env A=**** B=****"
+    unbalanced = redact_history_line("/set-env K='hunter2 pass")
+    assert "hunter2" not in unbalanced and unbalanced.startswith("/set-env K=")
+
+
+async def test_set_env_refuses_the_history_mask(
+    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_MASK_KEY", "real-value")
+    shell = await make_shell()
+    # Up-arrow recalls "/set-env QA_MASK_KEY=****": setting that would lose the real key
+    assert await shell.execute("/set-env QA_MASK_KEY=****") == 1
+    assert "masked placeholder from history; type the real value" in output.errors
+    assert os.environ["QA_MASK_KEY"] == "real-value"
+
+
+async def test_set_env_uses_shell_quoting(
+    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("QA_Q1", "QA_Q2", "QA_A", "QA_B"):
+        monkeypatch.delenv(name, raising=False)
+    shell = await make_shell()
+    assert await shell.execute("/set-env QA_Q1='K'") == 0
+    assert os.environ["QA_Q1"] == "K"
+    assert await shell.execute('/set-env "QA_Q2=hunter2 pass"') == 0
+    assert os.environ["QA_Q2"] == "hunter2 pass"
+    assert await shell.execute("/set-env QA_A=1 QA_B=2") == 1
+    assert "one NAME=VALUE per /set-env" in output.errors
+    assert "QA_A" not in os.environ and "QA_B" not in os.environ
+    assert await shell.execute("/set-env QA_A='unbalanced") == 1
+    assert "QA_A" not in os.environ
+
+
+def test_tables_off_a_terminal_honour_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from agentshell.output import Output
+
+    long = "a long description " * 10  # 190 characters
+
+    def render() -> list[str]:
+        stream = io.StringIO()  # not a terminal
+        Output(stream=stream).table(["command", "what it does"], [("/x", long)])
+        return stream.getvalue().splitlines()
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    full = render()
+    assert any(long.strip() in line for line in full)  # full width: one line, nothing cut
+    monkeypatch.setenv("COLUMNS", "60")
+    narrow = render()
+    assert max(len(line) for line in narrow) <= 60
+    assert "".join(narrow).count("description") == 10  # wrapped, not cut
+    monkeypatch.setenv("COLUMNS", "junk")
+    assert render() == full

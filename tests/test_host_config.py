@@ -86,7 +86,21 @@ async def test_unknown_key_suggests_the_right_one(make_shell: Any) -> None:
 async def test_unknown_top_level_section(make_shell: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         await make_shell(config="[shel]\nprompt = 'x'\n")
-    assert "shel: unknown key (did you mean 'shell'?)" in str(caught.value)
+    assert "./agentshell.toml:1: unknown section 'shel' (did you mean 'shell'?)" in str(
+        caught.value
+    )
+
+
+async def test_misspelt_env_section_names_the_variable(
+    make_shell: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTSHELL_RETRYY__ATTEMPTS", "3")
+    with pytest.raises(ConfigError) as caught:
+        await make_shell()
+    assert str(caught.value) == (
+        "environment variable AGENTSHELL_RETRYY__ATTEMPTS: "
+        "unknown section 'retryy' (did you mean 'retry'?)"
+    )
 
 
 async def test_bad_env_value_names_the_variable(

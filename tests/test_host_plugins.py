@@ -344,3 +344,21 @@ def test_discovery_cache_survives_garbage(tmp_path: Path, monkeypatch: pytest.Mo
 async def test_unreadable_config_does_not_stop_plugin_listing(make_shell: Any) -> None:
     with pytest.raises(ConfigError):
         await make_shell(config="[plugins\n")
+
+
+async def test_command_of_a_failed_plugin_names_the_failure(
+    make_shell: Any, fake_dist: FakeDist, output: CapturedOutput
+) -> None:
+    fake_dist("agentshell-hello", {"hello": IMPORT_ERROR})
+    shell = await make_shell(mode="repl", env={"AGENTSHELL_TELEMETRY_SINKS": "null"})
+    assert shell.plugins.infos["hello"].state == "failed"
+    # /hi matches no plugin name, but the name is unknown and a plugin failed: say so
+    assert await shell.execute("/hi") == 1
+    assert "unknown command /hi: plugin 'hello' failed: import failed: RuntimeError" in (
+        output.errors
+    )
+    assert await shell.execute("/hello") == 1
+    assert "unknown command /hello: plugin 'hello' failed: import failed" in output.errors
+    # a typo of a real command still gets its did-you-mean
+    assert await shell.execute("/hlep") == 1
+    assert "did you mean /help?" in output.errors

@@ -7,6 +7,7 @@ import pytest
 from agentshell.redact import (
     MASK,
     contains_registered_secret,
+    is_secret_key,
     redact,
     redact_tree,
     register_secret,
@@ -88,3 +89,19 @@ def test_contains_registered_secret_screens_without_masking() -> None:
     register_secret("screen-secret-7d1e0b")
     assert contains_registered_secret("a screen-secret-7d1e0b in text")
     assert not contains_registered_secret("OPENAI_API_KEY=sk-not-registered")  # patterns: no
+
+
+@pytest.mark.parametrize(
+    "key", ["device_authorization_endpoint", "token_endpoint", "jwks_uri", "token_url", "issuer"]
+)
+def test_addresses_are_not_secret_keys(key: str) -> None:
+    from agentshell.config import redacted
+
+    assert not is_secret_key(key)
+    url = "https://login.example.com/oauth/x"
+    assert redacted({key: url}) == {key: url}
+
+
+@pytest.mark.parametrize("key", ["api_key", "access_token", "client_secret", "authorization"])
+def test_secret_keys_stay_secret(key: str) -> None:
+    assert is_secret_key(key)

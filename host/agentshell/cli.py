@@ -13,8 +13,8 @@ the modules behind the other paths import their dependencies when they need them
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import argparse
@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: how CI cancels a job
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,12 +41,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         import asyncio
 
         if ns.cmd == "run":
-            return asyncio.run(_run(ns))
+            return asyncio.run(_terminable(_run, ns))
         if ns.cmd == "plugins":
             return asyncio.run(_plugins(ns))
-        return asyncio.run(_interactive(ns))
+        return asyncio.run(_terminable(_interactive, ns))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+async def _terminable(body: Callable[[argparse.Namespace], Awaitable[int]], ns: Any) -> int:
+    """Run ``body`` with SIGTERM handled like Ctrl-C: the running command is cancelled
+    (plugins see the cancellation and record it), the shell stops cleanly (telemetry
+    is flushed) and the exit status is 143."""
+    import asyncio
+    import contextlib
+    import signal
+
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        shell = _shells[-1] if _shells else None
+        if shell is not None:
+            shell.request_exit()
+            command = shell.current_task
+            if command is not None and not command.done():
+                command.cancel()  # run_command returns; the loops see exit_requested
+                return
+        if main_task is not None:
+            main_task.cancel()  # waiting at a prompt or starting: leave now
+
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        installed = True
+    try:
+        status = await body(ns)
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        status = EXIT_TERMINATED
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
+        for shell in _shells:
+            await shell.stop()  # a no-op when the body stopped it already
+    return EXIT_TERMINATED if terminated else status
+
+
+# the shells this process made, for the SIGTERM handler (one, in practice)
+_shells: list[Shell] = []
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +135,7 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
     from .shell import Shell
 
     shell = Shell(mode=mode, output=Output())
+    _shells.append(shell)
     for module_name in [*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]:
         try:
             module = importlib.import_module(module_name)
@@ -145,12 +194,14 @@ def _read_script(path: str) -> list[str]:
         if path == "-":
             text = sys.stdin.read()
         else:
-            with open(path, encoding="utf-8") as fh:
+            # utf-8-sig: editors on Windows start files with a byte-order mark
+            with open(path, encoding="utf-8-sig") as fh:
                 text = fh.read()
     except UnicodeDecodeError:
         raise CommandError(f"cannot read {path}: not UTF-8 text") from None
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    text = text.removeprefix("\ufeff")  # stdin too
     return [
         line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
     ]
@@ -174,6 +225,9 @@ async def _run(ns: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     shell = _make_shell(ns, "run")
+    requested = [*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]
+    if any(shell.plugins.infos[m].state == "failed" for m in requested):
+        return EXIT_USAGE  # asked for by name: running without it would mislead
     failed = await _start(shell)
     if failed is not None:
         return failed

@@ -210,7 +210,10 @@ def _format_error(raw: RawConfig, err: Mapping[str, Any], prefix: Path_ = ()) ->
     if err.get("type") == "extra_forbidden" and loc:
         siblings = _siblings(loc[:-1])
         guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
-        message = "unknown key" + (f" (did you mean '{guess[0]}'?)" if guess else "")
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        if len(loc) == 1:  # a whole section: "[retryy]" or AGENTSHELL_RETRYY__ATTEMPTS
+            return f"{where}: unknown section {str(loc[0])!r}{hint}"
+        message = "unknown key" + hint
     elif "input" in err:
         shown: Any = err["input"]
         if is_secret_key(key):

@@ -59,6 +59,10 @@ class Source:
             name = self.env_names.get(path[:n])
             if name:
                 return f"environment variable {name}"
+        # a problem with a section the variable sits in (AGENTSHELL_RETRYY__ATTEMPTS)
+        below = sorted(n for p, n in self.env_names.items() if p[: len(path)] == path)
+        if path and below:
+            return f"environment variable {', '.join(below)}"
         if self.text is not None:
             line = find_line(self.text, path)
             if line is not None:

@@ -106,10 +106,13 @@ class Output:
         if _isatty(self.stream):
             self.render(table)
             return
-        # not a terminal (CI logs, pipes): nothing cut to 80 columns, no trailing spaces
+        # not a terminal (CI logs, pipes): nothing cut to 80 columns, no trailing spaces,
+        # unless COLUMNS asks for a width (``COLUMNS=100 agentshell run ... > log``)
         from rich.console import Console
 
-        wide = Console(width=10_000, highlight=False, soft_wrap=False, color_system=None)
+        wide = Console(
+            width=_columns() or 10_000, highlight=False, soft_wrap=False, color_system=None
+        )
         with wide.capture() as captured:
             wide.print(table)
         text = "\n".join(line.rstrip() for line in captured.get().splitlines())
@@ -123,6 +126,13 @@ class Output:
                 self.console.print(renderable)
             except BrokenPipeError:
                 self._pipe_closed(self.stream)
+
+
+def _columns() -> int | None:
+    import os
+
+    value = os.environ.get("COLUMNS", "").strip()
+    return int(value) if value.isdigit() and int(value) >= 20 else None
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -58,7 +58,8 @@ class PluginInfo:
         }
 
 
-_HOST_FRAMES = ("pluggy/", "importlib", "agentshell/plugins.py", "<frozen")
+# frames that are never the culprit: a module named with ``-p`` is imported from cli.py
+_HOST_FRAMES = ("pluggy/", "importlib", "agentshell/plugins.py", "agentshell/cli.py", "<frozen")
 
 
 def summarize_exception(exc: BaseException) -> str:
@@ -184,6 +185,18 @@ class PluginHost:
                 hint = f" (did you mean {guess[0]!r}?)" if guess else ""
                 problems.append(f"unknown hook {attr!r}{hint}")
         return problems
+
+    def disable(self, name: str, reason: str) -> None:
+        """Mark a registered plugin disabled and unregister it (a ``-p`` module named in
+        ``plugins.disable``: the configuration is read after it was imported)."""
+        info = self.infos.get(name)
+        if info is None:
+            return
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+            self._impl_cache.clear()
+        info.state, info.reason, info.hooks = "disabled", reason, []
 
     def fail(self, name: str, reason: str) -> None:
         """Mark a loaded plugin failed and unregister it, so its hooks stop running."""

@@ -111,9 +111,13 @@ def _mask_assignment(m: re.Match[str]) -> str:
     return f"{m.group(1)}{m.group(2)}{MASK}"
 
 
+# addresses, not secrets: ``token_endpoint``, ``device_authorization_endpoint``, ``issuer``
+_ADDRESS_KEY = re.compile(r"(?i)(?:[_.-](?:endpoint|url|uri)|^(?:endpoint|url|uri|issuer))$")
+
+
 def is_secret_key(name: str) -> bool:
     """Whether a config key or header name conventionally holds a secret."""
-    return bool(SECRET_KEY_NAMES.search(name))
+    return bool(SECRET_KEY_NAMES.search(name)) and not _ADDRESS_KEY.search(name)
 
 
 __all__ = [

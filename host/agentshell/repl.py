@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from prompt_toolkit.history import FileHistory
 
 from .commands import split_line
 from .errors import CommandError
-from .redact import redact
+from .redact import MASK, redact
 from .runner_cli import run_command
 
 if TYPE_CHECKING:
@@ -117,8 +118,17 @@ class RedactingHistory(FileHistory):
 def redact_history_line(line: str) -> str:
     stripped = line.strip()
     if stripped.startswith("/set-env"):
-        name, eq, _ = stripped[len("/set-env") :].strip().partition("=")
-        return f"/set-env {name.strip()}=****" if eq else "/set-env"
+        rest = stripped[len("/set-env") :]
+        try:
+            words = shlex.split(rest)
+        except ValueError:  # unbalanced quotes: keep only the first name, mask the rest
+            words = [rest.strip().partition("=")[0].strip(" \"'") + "=" + MASK]
+        parts = []
+        for word in words:
+            name, eq, value = word.partition("=")
+            # an empty value stays empty (it unsets); anything else is masked
+            parts.append(f"{name}={MASK if value.strip() else ''}" if eq else MASK)
+        return " ".join(["/set-env", *parts])
     return redact(line)
 
 

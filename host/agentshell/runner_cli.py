@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from .cli import EXIT_FAILED, EXIT_INTERRUPTED
@@ -36,7 +37,8 @@ async def run_command(shell: Shell, line: str) -> int:
         return await task
     except asyncio.CancelledError:
         if task.cancelled():
-            shell.output.print("^C cancelled")
+            # exit_requested: SIGTERM (see cli._terminable), not Ctrl-C
+            shell.output.print("terminated: cancelled" if shell.exit_requested else "^C cancelled")
             return EXIT_INTERRUPTED
         raise
     finally:
@@ -45,13 +47,38 @@ async def run_command(shell: Shell, line: str) -> int:
             loop.remove_signal_handler(signal.SIGINT)
 
 
+def _readline(loop: asyncio.AbstractEventLoop) -> asyncio.Future[str]:
+    """``sys.stdin.readline`` in a daemon thread: a default-executor thread blocked on an
+    open pipe would keep the process alive after SIGTERM (asyncio.run waits for it)."""
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(line or "")
+
+    def work() -> None:
+        try:
+            line, exc = sys.stdin.readline(), None
+        except Exception as error:  # reported to the awaiting coroutine
+            line, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(deliver, line, exc)
+
+    threading.Thread(target=work, name="agentshell-stdin", daemon=True).start()
+    return future
+
+
 async def line_reader(shell: Shell) -> int:
     """Without a terminal: read commands line by line from stdin, no prompt, no colour.
     Exits non-zero if any command failed."""
     loop = asyncio.get_running_loop()
     status = 0
     while not shell.exit_requested and not shell.output.closed:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
+        line = await _readline(loop)
         if not line:
             break
         if line.strip():

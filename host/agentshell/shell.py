@@ -86,6 +86,9 @@ class Shell:
             load = self.environ.get("AGENTSHELL_LOAD_PLUGINS")
             only = None if load is None else {x.strip() for x in load.split(",") if x.strip()}
             reasons = configfiles.disabled_reasons(raw, self.environ)
+            for name, info in list(self.plugins.infos.items()):  # registered before start (-p)
+                if name in reasons and info.state == "loaded":
+                    self.plugins.disable(name, reasons[name])
             self.plugins.load_entry_points(
                 disabled=set(reasons), only=only, cache_dir=self.data_dir, disabled_by=reasons
             )
@@ -597,14 +600,27 @@ class Shell:
             return 1
 
     def _unknown_command_hint(self, name: str) -> str | None:
-        """``/faults`` when the faults plugin is disabled: say so instead of guessing."""
+        """``/faults`` when the faults plugin is disabled or failed: say so instead of
+        guessing. A name that matches no plugin, is no typo of a command, while some
+        plugin failed, most likely belonged to that plugin: name it too."""
+        failed: list[str] = []
         for info in self.plugins.infos.values():
-            if info.state == "loaded" or not (name == info.name or name.startswith(info.name)):
+            if info.state == "loaded":
                 continue
-            if info.state == "disabled":
-                why = (info.reason or "").removeprefix("disabled by ")
-                return f"plugin {info.name!r} is disabled ({why})"
-            return f"plugin {info.name!r} failed to load ({info.reason})"
+            why = (
+                f"plugin {info.name!r} is disabled "
+                f"({(info.reason or '').removeprefix('disabled by ')})"
+                if info.state == "disabled"
+                else f"plugin {info.name!r} failed: {info.reason}"
+            )
+            short = info.name.rpartition(".")[2]  # a -p module: tests.helpers.sleepy
+            if name in (info.name, short) or name.startswith((info.name, short)):
+                return why
+            if info.state == "failed":
+                failed.append(why)
+        if failed and not self.commands.suggest(name):
+            more = f" (and {len(failed) - 1} more; see /plugins)" if len(failed) > 1 else ""
+            return failed[0] + more
         return None
 
     def set_env(self, name: str, value: str) -> None:

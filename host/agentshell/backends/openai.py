@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Mapping
 from functools import lru_cache
@@ -347,8 +348,13 @@ class OpenAIBackend:
             raise FatalAgentError(
                 f"bad base_url {redact(str(url))!r}: {redact(str(exc))}"
             ) from None
+        except httpx.ConnectError as exc:
+            # "cannot connect to 127.0.0.1:8080: connection refused", not "[Errno 111] ..."
+            raise AgentDisconnected(
+                f"cannot connect to {_netloc(str(url))}: {_os_reason(exc)}"
+            ) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
-            # connect/read/write errors, protocol errors, an incomplete body or stream
+            # read/write errors, protocol errors, an incomplete body or stream
             detail = redact(str(exc))[:200] or "connection closed"
             raise AgentDisconnected(
                 f"{type(exc).__name__} talking to {_host(str(url))}: {detail}"
@@ -705,6 +711,37 @@ def _host(url: str) -> str:
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     return f"{scheme}://{host}"
+
+
+def _netloc(url: str) -> str:
+    """``host:port`` of a URL, the port filled in from the scheme when implicit."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if not re.search(r":\d+$", host):
+        host = f"{host}:{443 if scheme == 'https' else 80}"
+    return host
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's reason behind a connect error, in words: the errno of the
+    first OSError in the chain ("connection refused"), else the message, redacted."""
+    import errno
+    import os
+    import socket
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain: httpx -> httpcore -> OSError
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return "unknown host"
+        if isinstance(seen, OSError) and seen.errno and seen.errno > 0:
+            if seen.errno == errno.ECONNREFUSED:
+                return "connection refused"
+            return os.strerror(seen.errno).lower()
+        seen = seen.__cause__ or seen.__context__
+    text = re.sub(r"\[Errno -?\d+\]\s*", "", redact(str(exc))).strip()
+    return text[:200] or "connection failed"
 
 
 def make_backend(shell: Any) -> OpenAIBackend:

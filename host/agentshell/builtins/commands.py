@@ -6,12 +6,14 @@ through the same hook a third party uses.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agentshell.commands import Arg, Command, CommandContext, Option
 from agentshell.errors import CommandError
 from agentshell.plugins import hookimpl
+from agentshell.redact import MASK
 
 if TYPE_CHECKING:
     from agentshell.hookspecs import Register
@@ -152,14 +154,31 @@ def _toml_value(item: object, json: object) -> str:
     return _json.dumps(item, default=str)
 
 
-def set_env_command(ctx: CommandContext) -> int:
-    rest = ctx.args.rest
-    name, eq, value = rest.partition("=")
+def parse_set_env(rest: str) -> tuple[str, str]:
+    """``NAME=VALUE`` from the rest of a ``/set-env`` line, shell-style quoted like every
+    other command's arguments (``MY_KEY='K'`` sets ``K``)."""
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        raise CommandError(f"/set-env: {exc}") from None
+    if len(words) > 1:
+        raise CommandError("one NAME=VALUE per /set-env (quote a value that has spaces)")
+    name, eq, value = (words[0] if words else "").partition("=")
     name = name.strip()
     if not eq or not name:
         raise CommandError("usage: /set-env NAME=VALUE")
-    ctx.shell.set_env(name, value.strip())
-    if value.strip():
+    return name, value.strip()
+
+
+def set_env_command(ctx: CommandContext) -> int:
+    name, value = parse_set_env(ctx.args.rest)
+    if value == MASK:
+        # an Up-arrow recall of a history line, whose value was masked when it was saved
+        raise CommandError(
+            f"{name}: that value is the masked placeholder from history; type the real value"
+        )
+    ctx.shell.set_env(name, value)
+    if value:
         ctx.out.success(f"{name} set for this session")
     else:
         ctx.out.success(f"{name} unset for this session")

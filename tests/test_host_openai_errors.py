@@ -1,0 +1,43 @@
+"""The openai backend's connect errors, as the user reads them: a real closed port and a
+real unresolvable name on this machine (no mocking)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from agentshell.agents import AgentCall, AgentRequest, AgentSpec
+from agentshell.backends.openai import OpenAIBackend
+from agentshell.errors import AgentDisconnected
+from tests.agents.harness import make_shell_stub
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:  # bound then released: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def call(tmp_path: Path, base_url: str) -> AgentDisconnected:
+    backend = OpenAIBackend(make_shell_stub(tmp_path / "data"))
+    spec = AgentSpec(name="a", backend="openai", model="m", base_url=base_url, timeout_s=10.0)
+    try:
+        with pytest.raises(AgentDisconnected) as caught:
+            await backend.complete(AgentCall(agent=spec, request=AgentRequest(prompt="hi")))
+    finally:
+        await backend.aclose()
+    return caught.value
+
+
+async def test_connection_refused_in_words(tmp_path: Path) -> None:
+    port = closed_port()
+    error = await call(tmp_path, f"http://127.0.0.1:{port}/v1")
+    assert str(error) == f"cannot connect to 127.0.0.1:{port}: connection refused"
+    assert "Errno" not in str(error)
+
+
+async def test_unknown_host_in_words(tmp_path: Path) -> None:
+    error = await call(tmp_path, "http://no-such-host.invalid/v1")  # .invalid never resolves
+    assert str(error) == "cannot connect to no-such-host.invalid:80: unknown host"
