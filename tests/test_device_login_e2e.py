@@ -240,7 +240,7 @@ async def test_denied_login(
     name = unique_name("oidc")
     shell, provider, _, events = await start(make_shell, name, provider_toml(name, oidc_server))
     assert await login(shell, name, output, deny=True) == 1
-    assert "error: login was denied" in output.errors
+    assert f"error: {name}: login was denied" in output.errors
     assert nothing_stored(shell, provider)
     assert events.auth(shell) == [("auth.login", "denied")]
 

@@ -135,7 +135,7 @@ async def test_github_style_errors_with_http_200(oauth_server: ScriptedOAuthServ
 @pytest.mark.parametrize(
     ("error", "message", "outcome"),
     [
-        ("access_denied", "login was denied", "denied"),
+        ("access_denied", "scripted: login was denied", "denied"),
         ("expired_token", "the code expired, run /login again", "expired"),
     ],
 )

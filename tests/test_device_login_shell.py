@@ -141,7 +141,7 @@ async def test_denied_login_stores_nothing_and_says_so(
     oauth_server.script("/token", PENDING, Reply(400, {"error": "access_denied"}))
     shell, _, _, events = await _shell(make_shell, oauth_server.provider_toml())
     assert await shell.execute("/login scripted") == 1
-    assert "error: login was denied" in output.errors
+    assert "error: scripted: login was denied" in output.errors
     assert not (Path(shell.data_dir) / "credentials.json").exists()
     assert events.auth(shell) == [("auth.login", "scripted", "denied")]
 

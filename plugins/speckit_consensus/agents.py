@@ -46,6 +46,35 @@ def default_agent_specs(latency_scale: float = 1.0) -> list[AgentSpec]:
     ]
 
 
+SCALE_KEY = "speckit.consensus.demo_latency_scale"
+ROSTER_KEY = "speckit.consensus.roster"  # read by speckit_resume's /resume
+
+
+def sync_default_agents(shell: Any, latency_scale: float) -> None:
+    """(Re-)define the recorded demo agents when the scale they were defined with is
+    not the current one: ``/config reload`` changes the setting after shell_started."""
+    if shell.state.get(SCALE_KEY) == latency_scale:
+        return
+    for spec in default_agent_specs(latency_scale):
+        shell.define_default_agent(spec)
+    shell.state[SCALE_KEY] = latency_scale
+
+
+def roster(shell: Any, stage: str) -> tuple[list[str], str | None] | None:
+    """A stage's (workers, aggregator) as the next run resolves them (``/resume`` reads
+    this through ``shell.state``); None when the stage or its settings do not resolve."""
+    from .commands import settings_of
+    from .stages import parse_stage
+
+    try:
+        plan = resolve(parse_stage(stage), settings_of(shell), shell.agents)
+    except (CommandError, ValueError):
+        return None
+    return [spec.name for spec, _ in plan.workers], (
+        plan.aggregator.name if plan.aggregator else None
+    )
+
+
 def default_names(stage: Stage) -> list[str]:
     if stage == "implement":
         return ["gemini", "claude", "gpt_codex", "gpt_pro"]

@@ -194,6 +194,7 @@ def _last(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -
                 prompt_version=record["prompt_version"],
                 total_tokens=record["totals"]["total_tokens"],
                 cost_usd=record["totals"]["total_cost_usd"],
+                recorded_agents=[a["agent"] for a in record.get("agents", []) if a.get("recorded")],
             )
         except (OSError, ValueError, KeyError, TypeError):
             found = None
@@ -217,6 +218,7 @@ def utc_time(text: str) -> str:
 
 def spec_status(ctx: CommandContext) -> int:
     from .engine import spec_paths
+    from .pipeline import stage_cost
 
     shell = ctx.shell
     settings = settings_of(shell)
@@ -235,7 +237,7 @@ def spec_status(ctx: CommandContext) -> int:
             if meta is None:
                 rows.append((stage, "—", "", "", ""))
                 continue
-            cost = f"${meta.cost_usd:.4f}" if meta.cost_usd is not None else "—"
+            cost = stage_cost(meta.cost_usd, bool(meta.recorded_agents))
             rows.append(
                 (
                     stage,

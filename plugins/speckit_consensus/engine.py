@@ -18,7 +18,7 @@ from agentshell.redact import redact
 from agentshell.telemetry import ConsensusSynthesized
 
 from . import prompts
-from .agents import StagePlan, resolve
+from .agents import StagePlan, resolve, sync_default_agents
 from .config import ConsensusSettings
 from .evidence import EvidenceWriter, Totals, rel, totals
 from .markdown import StageMeta, render_stage
@@ -164,6 +164,7 @@ async def run_stage(
 ) -> StageOutcome:
     started = time.monotonic()
     spec_dir, evidence_dir = spec_paths(shell, settings, spec_id)
+    sync_default_agents(shell, settings.demo_latency_scale)  # /config reload may change it
     plan: StagePlan = resolve(stage, settings, shell.agents)
     template = prompts.load_template(stage, plan.template, Path(shell.cwd))
     context_text = prompts.spec_context(spec_dir)

@@ -61,6 +61,14 @@ def finish(shell: Any, ids: RunIds, status: str) -> None:
         shell.output.warn(f"resume store: finishing run failed: {type(exc).__name__}: {exc}")
 
 
+def stage_cost(cost_usd: float | None, recorded: bool) -> str:
+    """A stage's cost as the stage line and /spec-status show it: "recorded" for
+    recorded answers (also when the resume cache serves them again), never "$0"."""
+    if cost_usd is not None:
+        return f"${cost_usd:.4f}" + (" (+recorded)" if recorded else "")
+    return "recorded" if recorded else "—"
+
+
 def report(shell: Any, spec_id: str, outcome: StageOutcome) -> None:
     """One line per stage; details of what went wrong when it is not ok."""
     out = shell.output
@@ -68,11 +76,8 @@ def report(shell: Any, spec_id: str, outcome: StageOutcome) -> None:
     cwd = shell.cwd
     valid = len(syn.valid_agents)
     configured = len(outcome.results)
-    cost = (
-        f", ${outcome.totals.total_cost_usd:.4f}"
-        if outcome.totals.total_cost_usd is not None
-        else ""
-    )
+    cost = stage_cost(outcome.totals.total_cost_usd, any(r.recorded for r in outcome.results))
+    cost = f", {cost}" if cost != "—" else ""
     where = f" → {rel(outcome.markdown_path, cwd)}" if outcome.markdown_path else ""
     line = (
         f"{outcome.stage}: {syn.status} — {valid}/{configured} agents valid, "

@@ -28,9 +28,12 @@ def register_commands(register: Register) -> None:
 
 @hookimpl
 def shell_started(shell: Any) -> None:
-    from .agents import default_agent_specs
+    from functools import partial
+
+    from .agents import ROSTER_KEY, roster, sync_default_agents
     from .commands import settings_of
 
     # recorded demo agents: used until the user configures agents of these names
-    for spec in default_agent_specs(settings_of(shell).demo_latency_scale):
-        shell.define_default_agent(spec)
+    sync_default_agents(shell, settings_of(shell).demo_latency_scale)
+    # /resume (another plugin) asks which agents each stage will call
+    shell.state[ROSTER_KEY] = partial(roster, shell)

@@ -189,7 +189,7 @@ class Poller:
             self._notice(f"the server asked to poll more slowly: every {self.interval:g} s now")
             return
         if exc.error == "access_denied":
-            raise LoginFailed("login was denied", "denied")
+            raise LoginFailed(f"{self.name}: login was denied", "denied")
         if exc.error == "expired_token":
             raise LoginFailed("the code expired, run /login again", "expired")
         raise LoginFailed(f"{self.name}: login failed: {exc}", "error")

@@ -174,6 +174,7 @@ class Ledger:
         stage: str | None = None,
         cached: bool = False,
         recorded: bool = False,
+        replay_key: str | None = None,
     ) -> list[int]:
         """Book one finished call. A cached replay costs nothing and counts as a replay;
         a recorded answer counts its tokens and is counted as recorded, not priced."""
@@ -193,7 +194,7 @@ class Ledger:
                 tally.add(usage, cost, model, recorded)
         for m in metrics:
             if cached:
-                m.record_replay()
+                m.record_replay(replay_key)
             else:
                 m.record_turn(usage)
         return self._crossed()

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING
 
 from agentshell.agents import AgentCall, AgentResponse
@@ -84,6 +86,19 @@ def _provider(call: AgentCall) -> str | None:
     return provider if isinstance(provider, str) and provider else None
 
 
+def _replay_key(call: AgentCall) -> str:
+    """What makes two replays "the same call": the agent and its prompt (the caller's
+    ``prompt_hash``, else a hash of the request), for the loop warning."""
+    given = call.context.get("prompt_hash")
+    if isinstance(given, str) and given:
+        return f"{call.agent.name}:{given}"
+    request = call.request
+    payload = json.dumps(
+        [request.system, request.prompt, request.messages], sort_keys=True, default=str
+    )
+    return f"{call.agent.name}:{hashlib.sha256(payload.encode()).hexdigest()[:32]}"
+
+
 @hookimpl
 def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
     st = _STATE
@@ -94,10 +109,12 @@ def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
     model = response.model or call.agent.model
     st.refresh()
     cost: float | None
-    if response.cached:
+    if response.recorded:
+        # a recording was never priced, also when the resume cache serves it again:
+        # unknown, shown as "recorded" (never a misleading $0)
+        cost = None
+    elif response.cached:
         cost = 0.0  # a cache hit: this session paid nothing for it
-    elif response.recorded:
-        cost = None  # a recording was never priced: unknown, shown as "recorded"
     else:
         cost, priced_as = st.prices.cost(
             response.usage, [response.model, call.agent.model], _provider(call)
@@ -114,9 +131,12 @@ def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
         stage=stage if isinstance(stage, str) else None,
         cached=response.cached,
         recorded=response.recorded and not response.cached,
+        replay_key=_replay_key(call) if response.cached else None,
     )
-    for threshold in crossed:
-        _alert(st, threshold)
+    # one call can cross several thresholds: one warning line (the highest), but every
+    # crossed threshold is still its own BudgetAlert event
+    for threshold in sorted(crossed):
+        _alert(st, threshold, warn=threshold == max(crossed))
 
 
 @hookimpl
@@ -161,7 +181,7 @@ def _emit_tokens(st: MetricsState, key: StageId) -> None:
     )
 
 
-def _alert(st: MetricsState, threshold: int) -> None:
+def _alert(st: MetricsState, threshold: int, *, warn: bool = True) -> None:
     from agentshell.telemetry import BudgetAlert
 
     from .ledger import usd
@@ -172,9 +192,11 @@ def _alert(st: MetricsState, threshold: int) -> None:
         if (threshold >= 100 and st.settings.halt_on_budget)
         else ""
     )
-    st.shell.output.warn(
-        f"budget {threshold}%: {usd(ledger.spent_usd)} spent of {usd(ledger.budget_usd, 2)}{halt}"
-    )
+    if warn:
+        st.shell.output.warn(
+            f"budget {threshold}%: {usd(ledger.spent_usd)} spent of "
+            f"{usd(ledger.budget_usd, 2)}{halt}"
+        )
     event = BudgetAlert(
         threshold_pct=threshold, spent_usd=ledger.spent_usd, budget_usd=ledger.budget_usd
     )
@@ -217,6 +239,12 @@ def metrics_command(ctx: CommandContext) -> int:
     return 0
 
 
+def _complete_action(shell: Shell, text: str) -> list[str]:
+    """Both words after ``/metrics ``: a single Tab never inserts ``reset`` alone (a
+    reset forgets the session's books), it lists ``reset`` and ``--json``."""
+    return [w for w in ("reset", "--json") if w.startswith(text)]
+
+
 @hookimpl
 def register_commands(register: Register) -> None:
     register(
@@ -225,7 +253,13 @@ def register_commands(register: Register) -> None:
             metrics_command,
             help="token usage, cost and budget: session, per agent, per stage",
             args=[
-                Arg("action", "reset: start counting from zero", required=False, choices=["reset"])
+                Arg(
+                    "action",
+                    "reset: start counting from zero",
+                    required=False,
+                    choices=["reset"],
+                    complete=_complete_action,
+                )
             ],
             options=[Option("--json", "print JSON", flag=True)],
             description=(

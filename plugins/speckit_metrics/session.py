@@ -15,7 +15,7 @@ A port of the proven design, semantics kept exactly:
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 
 from agentshell.agents import TokenUsage
 
@@ -56,6 +56,8 @@ class SessionMetrics:
         self.turn_count = 0
         self.replay_updates = 0
         self.duplicate_items = 0
+        self._replayed: Counter[str] = Counter()  # replay key -> times replayed
+        self.loop_replays = 0  # what the loop warning counts (see record_replay)
 
     @property
     def window_size(self) -> int:
@@ -85,8 +87,18 @@ class SessionMetrics:
     def blended_total(self) -> int:
         return _sat(self.total.non_cached_input_tokens + self.total.output_tokens)
 
-    def record_replay(self) -> None:
+    def record_replay(self, key: str | None = None) -> None:
+        """Count a replayed turn. Every replay counts in ``replay_updates``; the loop
+        warning counts a keyed replay (agent + prompt) only from the second time the
+        SAME call is replayed: a resume replays each stored answer once, and that is
+        expected, not a loop. A replay without a key counts as before."""
         self.replay_updates = _sat(self.replay_updates + 1)
+        if key is None:
+            self.loop_replays = _sat(self.loop_replays + 1)
+            return
+        self._replayed[key] += 1
+        if self._replayed[key] > 1:
+            self.loop_replays = _sat(self.loop_replays + 1)
 
     def record_duplicate_items(self, count: int) -> None:
         if count > 0:
@@ -100,6 +112,8 @@ class SessionMetrics:
         self.turn_count = _sat(turn_count)
         self.replay_updates = 0
         self.duplicate_items = 0
+        self._replayed.clear()
+        self.loop_replays = 0
         self._window.clear()
         self._push(last.non_cached_input_tokens)
 
@@ -111,13 +125,15 @@ class SessionMetrics:
         self.turn_count = 0
         self.replay_updates = 0
         self.duplicate_items = 0
+        self._replayed.clear()
+        self.loop_replays = 0
 
     def loop_warning(self) -> str | None:
         """A warning when the session looks stuck; replay warnings take priority."""
-        if self.replay_updates >= LOOP_DETECTED_REPLAYS:
-            return f"loop detected ({self.replay_updates} replayed turns)"
-        if self.replay_updates >= POTENTIAL_LOOP_REPLAYS:
-            return f"potential loop ({self.replay_updates} replayed turns)"
+        if self.loop_replays >= LOOP_DETECTED_REPLAYS:
+            return f"loop detected ({self.loop_replays} repeated replays)"
+        if self.loop_replays >= POTENTIAL_LOOP_REPLAYS:
+            return f"potential loop ({self.loop_replays} repeated replays)"
         if self.duplicate_items >= REPETITION_DUPLICATES:
             return f"repetition ({self.duplicate_items} duplicate items)"
         return None

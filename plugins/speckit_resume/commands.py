@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from agentshell.commands import Arg, Command, CommandContext, Option
@@ -45,7 +45,9 @@ def _when(ts: float | None) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+    if n == 1:
+        return f"{n:,} {word}"
+    return f"{n:,} {word}" + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def _complete_action(shell: Shell, text: str) -> Iterable[str]:
@@ -185,22 +187,46 @@ async def branches_cmd(ctx: CommandContext) -> int:
 # -- /resume -------------------------------------------------------------------------
 
 
-def resume_plan(store: Store, spec_id: str, branch_id: str) -> list[dict[str, Any]]:
+#: stage -> (worker names, aggregator name) as the consensus plugin resolves them now;
+#: None when it cannot tell (then the stored calls stand in for the roster)
+Roster = Callable[[str], "tuple[list[str], str | None] | None"]
+ROSTER_KEY = "speckit.consensus.roster"
+
+
+def resume_plan(
+    store: Store, spec_id: str, branch_id: str, roster: Roster | None = None
+) -> list[dict[str, Any]]:
     """Per stage, what ``/spec-auto <SPEC> --resume`` does for each agent, by the same
     rule as the lookup: an agent's prompt is the one of its newest call on the branch (or
     the nearest ancestor sharing the stage: prompts are deterministic), and that call is
     answered from the store when an ok, not-invalid output with that prompt hash exists.
-    ``reuse`` lists those outputs (one per agent), ``rerun`` the agents that call their
-    backend again; ``upstream`` is true when an earlier stage runs agents, which can
-    change this stage's input and so its prompts."""
+    A worker with no stored call at all (a stage cut short) runs. The aggregator's prompt
+    holds the workers' outputs, so it runs unless every worker is reused AND its own
+    output is stored. ``reuse`` lists the reused outputs (one per agent), ``rerun`` the
+    agents that call their backend (workers, then the aggregator); ``upstream`` is true
+    when an earlier stage runs agents, which can change this stage's input."""
     plan: list[dict[str, Any]] = []
     upstream = False
+    by_stage = {
+        stage: [
+            (source, row)
+            for source in eligible_branches(branch_id, stage, store.lineage)
+            for row in store.stage_outputs(source, stage)
+        ]
+        for stage in STAGES
+    }
+    # without a roster: the agent stored as aggregator in any stage aggregates them all
+    any_aggregator = next(
+        (r["agent"] for rows in by_stage.values() for _, r in rows if r["role"] == "aggregator"),
+        None,
+    )
     for stage in STAGES:
-        chain = eligible_branches(branch_id, stage, store.lineage)
-        rows = [(source, row) for source in chain for row in store.stage_outputs(source, stage)]
+        rows = by_stage[stage]
         newest: dict[str, str] = {}  # agent -> prompt hash of its newest call
+        roles: dict[str, str | None] = {}
         for _, row in rows:
             newest.setdefault(row["agent"], row["prompt_hash"])
+            roles.setdefault(row["agent"], row["role"])
         reuse: dict[str, dict[str, Any]] = {}
         for source, row in rows:
             agent = row["agent"]
@@ -213,17 +239,41 @@ def resume_plan(store: Store, spec_id: str, branch_id: str) -> list[dict[str, An
                     "prompt_version": row["prompt_version"],
                     "from_branch": source,
                 }
-        rerun = sorted(set(newest) - set(reuse))
+        resolved = roster(stage) if roster is not None else None
+        if resolved is not None:
+            workers, aggregator = list(resolved[0]), resolved[1]
+        else:  # no roster: the agents that were called, their stored roles
+            aggregator = next((a for a in newest if roles[a] == "aggregator"), None)
+            aggregator = aggregator or (any_aggregator if newest else None)
+            workers = sorted(a for a in newest if a != aggregator)
+        rerun = [w for w in workers if w not in reuse]
+        if aggregator is not None and (rerun or aggregator not in reuse):
+            reuse.pop(aggregator, None)  # its input changes, so its stored answer is stale
+            rerun.append(aggregator)
+        kept = [reuse[a] for a in sorted(reuse) if a in workers or a == aggregator]
         plan.append(
             {
                 "stage": stage,
-                "reuse": [reuse[a] for a in sorted(reuse)],
+                "reuse": kept,
                 "rerun": rerun,
+                "aggregator": aggregator,
                 "upstream": upstream,
             }
         )
-        upstream = upstream or bool(rerun) or not newest
+        upstream = upstream or bool(rerun) or not kept
     return plan
+
+
+def _runs_text(item: dict[str, Any]) -> str:
+    """The agents that call their backend, the aggregator marked; never "no calls"
+    when a call will be made."""
+    names = [a + (" (aggregator)" if a == item["aggregator"] else "") for a in item["rerun"]]
+    if not names:
+        return "no calls" if item["reuse"] else "run all agents"
+    text = ", ".join(names)
+    if item["upstream"] and item["reuse"]:
+        text += " (more if an earlier stage's result changes)"
+    return text
 
 
 async def resume_cmd(ctx: CommandContext) -> int:
@@ -239,7 +289,8 @@ async def resume_cmd(ctx: CommandContext) -> int:
         raise CommandError(
             f"/resume: {branch} is not a branch of {spec_id} (see /branches {spec_id})"
         )
-    plan = resume_plan(store, spec_id, branch)
+    roster = ctx.shell.state.get(ROSTER_KEY)
+    plan = resume_plan(store, spec_id, branch, roster if callable(roster) else None)
     if ctx.args.json:
         ctx.out.json({"spec_id": spec_id, "branch_id": branch, "current": current, "stages": plan})
         return 0
@@ -252,12 +303,7 @@ async def resume_cmd(ctx: CommandContext) -> int:
             ", ".join(agents) + ("" if source == branch else f" (inherited from …{source[-8:]})")
             for source, agents in by_source.items()
         )
-        todo = ("re-run " + ", ".join(item["rerun"])) if item["rerun"] else "no calls"
-        if not item["reuse"]:
-            todo = "run all agents"
-        elif item["upstream"]:
-            todo += " (more if an earlier stage's result changes)"
-        rows.append([item["stage"], reused or "-", todo])
+        rows.append([item["stage"], reused or "-", _runs_text(item)])
     ctx.out.table(["stage", "reused from the store", "runs"], rows, title=f"resume {branch}")
     ctx.out.info(
         "an output is reused when the agent's prompt is unchanged (same prompt hash); "

@@ -6,11 +6,32 @@ lets run while another process writes.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from .models import BranchRow, RunRow
+
+
+def process_gone(host: str | None, pid: int | None) -> bool:
+    """True when the process that owns a run is known to be dead: same host, and the
+    pid no longer exists. Another host's run cannot be checked from here."""
+    if pid is None or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def shown_status(status: str, host: str | None, pid: int | None) -> str:
+    """A 'running' run whose process is gone (kill -9, crash) is shown 'interrupted'."""
+    return "interrupted" if status == "running" and process_gone(host, pid) else status
 
 
 class Reports:
@@ -60,16 +81,18 @@ class Reports:
 
     def branch_runs(self, branch_id: str) -> tuple[int, str | None]:
         rows = self.query(
-            "SELECT COUNT(*), (SELECT status FROM runs WHERE branch_id = ? ORDER BY seq DESC"
-            " LIMIT 1) FROM runs WHERE branch_id = ?",
-            (branch_id, branch_id),
+            "SELECT COUNT(*) OVER (), status, host, pid FROM runs WHERE branch_id = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (branch_id,),
         )
-        return int(rows[0][0]), rows[0][1]
+        if not rows:
+            return 0, None
+        return int(rows[0][0]), shown_status(rows[0][1], rows[0][2], rows[0][3])
 
     def stage_outputs(self, branch_id: str, stage: str) -> list[sqlite3.Row]:
         """Every output row (ok and failed) of one stage of one branch, newest first."""
         return self.query(
-            "SELECT id, agent, model, prompt_hash, prompt_version, status, valid, error,"
+            "SELECT id, agent, model, role, prompt_hash, prompt_version, status, valid, error,"
             " validation_error, created_at FROM agent_outputs WHERE branch_id = ? AND stage = ?"
             " ORDER BY id DESC",
             (branch_id, stage),
@@ -78,7 +101,7 @@ class Reports:
     def runs(self, spec_id: str) -> list[RunRow]:
         rows = self.query(
             "SELECT r.run_id, r.branch_id, r.goal, r.from_stage, r.resumed, r.replayed,"
-            " r.started_at, r.finished_at, r.status,"
+            " r.started_at, r.finished_at, r.status, r.host, r.pid,"
             " COUNT(o.id) AS calls, COALESCE(SUM(o.status = 'error'), 0) AS errors,"
             " COALESCE(SUM(o.total_tokens), 0) AS tokens,"
             " SUM(o.cost_usd) AS cost_usd,"
@@ -89,7 +112,12 @@ class Reports:
             " WHERE r.spec_id = ? GROUP BY r.seq ORDER BY r.seq",
             (spec_id,),
         )
-        return [RunRow(**dict(r)) for r in rows]
+        out = []
+        for r in rows:
+            data = dict(r)
+            data["status"] = shown_status(data["status"], data.pop("host"), data.pop("pid"))
+            out.append(RunRow(**data))
+        return out
 
     def run_errors(self, spec_id: str, limit: int = 20) -> list[sqlite3.Row]:
         return self.query(
@@ -100,4 +128,4 @@ class Reports:
         )
 
 
-__all__ = ["Reports"]
+__all__ = ["Reports", "process_gone", "shown_status"]

@@ -28,7 +28,7 @@ from typing import Any
 from .branches import ancestors, eligible_branches, new_branch_id
 from .migrations import MIGRATIONS, Migration
 from .models import RUN_STATUSES, OutputRecord, RunStart, StoredOutput, StoreError
-from .reports import Reports
+from .reports import Reports, process_gone
 
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _OUTPUT_COLUMNS = (
@@ -295,7 +295,7 @@ class Store(Reports):
             (spec_id, host),
         ).fetchall()
         for run_id, pid in rows:
-            if pid is not None and _alive(int(pid)):
+            if pid is not None and not process_gone(host, int(pid)):
                 continue
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ?",
@@ -471,16 +471,6 @@ class Store(Reports):
             self._lineage.pop(branch_id, None)
             self._spec_of.pop(branch_id, None)
         return doomed, int(count)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stored(row: sqlite3.Row) -> StoredOutput:
