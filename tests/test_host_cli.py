@@ -201,7 +201,11 @@ def test_sigterm_at_the_line_reader_prompt_exits(tmp_path: Path) -> None:
         child.stdin.flush()
         _wait_for(child.stdout, "usage: /quit")
         child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=30)
+        # wait() and not communicate(): communicate() closes stdin, and an EOF racing the
+        # signal would let the line reader finish normally (exit 0) before the handler runs
+        child.wait(timeout=30)
+        assert child.stderr is not None
+        err = child.stderr.read()
     finally:
         if child.poll() is None:
             child.kill()
