@@ -26,6 +26,16 @@ SLOW_DOWN_STEP_S = 5.0  # RFC 8628 §3.5
 TICK_S = 1.0  # how often the countdown is refreshed
 
 
+def login_command(name: str) -> str:
+    """The command that starts a login for ``name``, exactly as it must be typed: a
+    name that looks like an option (``--x``) goes after ``--``."""
+    return f"/login -- {name}" if name.startswith("--") else f"/login {name}"
+
+
+def expired_message(name: str) -> str:
+    return f"{name}: the code expired; run {login_command(name)} again"
+
+
 class LoginFailed(CommandError):
     """The login stopped; ``outcome`` is what telemetry records (no secrets)."""
 
@@ -157,7 +167,7 @@ class Poller:
         data = {"grant_type": DEVICE_CODE_GRANT, "device_code": self.auth.device_code}
         while True:
             if not await self._wait(self.interval):
-                raise LoginFailed("the code expired, run /login again", "expired")
+                raise LoginFailed(expired_message(self.name), "expired")
             sent = self.clock.time()
             self.poll_times.append(self.clock.monotonic())
             try:
@@ -166,7 +176,7 @@ class Poller:
                 # RFC 8628 §3.5: back off on connection timeouts (doubling recommended)
                 self.interval *= 2
                 self._notice(
-                    f"the token endpoint did not answer ({type(exc).__name__}); "
+                    f"{self.name}: the token endpoint did not answer ({type(exc).__name__}); "
                     f"polling every {self.interval:g} s"
                 )
                 continue
@@ -186,10 +196,12 @@ class Poller:
             return
         if exc.error == "slow_down":
             self.interval += SLOW_DOWN_STEP_S
-            self._notice(f"the server asked to poll more slowly: every {self.interval:g} s now")
+            self._notice(
+                f"{self.name}: the server asked to poll more slowly: every {self.interval:g} s now"
+            )
             return
         if exc.error == "access_denied":
             raise LoginFailed(f"{self.name}: login was denied", "denied")
         if exc.error == "expired_token":
-            raise LoginFailed("the code expired, run /login again", "expired")
+            raise LoginFailed(expired_message(self.name), "expired")
         raise LoginFailed(f"{self.name}: login failed: {exc}", "error")

@@ -10,18 +10,21 @@ from typing import Any, Literal
 import httpx
 
 from agentshell.auth import Credentials, TokenStore
-from agentshell.errors import AgentDisconnected, AuthRequired
+from agentshell.errors import AgentDisconnected, AgentshellError, AuthRequired
 from agentshell.telemetry import AuthEvent
 
 from .config import ProviderConfig
 from .discovery import Endpoints, resolve_endpoints
-from .flow import DeviceAuthorization, LoginFailed, Poller, request_device_code
+from .flow import DeviceAuthorization, LoginFailed, Poller, login_command, request_device_code
 from .oauth import Clock, OAuthError, SystemClock
 from .tokens import TokenRecord, refresh, revoke
 from .ui import LoginView
 
 EventType = Literal["auth.login", "auth.refresh", "auth.logout"]
 REFRESH_MARGIN_S = 300.0  # refresh tokens that expire within 5 minutes
+_NO_STORAGE = (
+    "no secure keyring is available and plain-text storage is disabled (allow_plaintext = false)"
+)
 
 
 class DeviceLoginProvider:
@@ -111,7 +114,7 @@ class DeviceLoginProvider:
         return None if new is None else self._credentials(new)
 
     def login_command(self, account: str | None = None) -> str:
-        return f"/login {self.name}"
+        return login_command(self.name)
 
     async def _refresh(self, seen: TokenRecord, *, force: bool) -> TokenRecord | None:
         async with self._refresh_lock:
@@ -169,6 +172,7 @@ class DeviceLoginProvider:
         view = LoginView(self.shell.output)
         outcome = "error"
         try:
+            self._check_storage()
             async with self._client() as client:
                 endpoints = await self.endpoints(client)
                 started = self.clock.monotonic()
@@ -193,7 +197,7 @@ class DeviceLoginProvider:
                 response, sent_at=sent_at, requested_scope=self.cfg.scope
             )
             view.end()
-            where = self._save(record)
+            where = self._store_login(record)
             outcome = "ok"
             return where
         except asyncio.CancelledError:
@@ -207,6 +211,25 @@ class DeviceLoginProvider:
             raise
         finally:
             self._event("auth.login", outcome)
+
+    def _check_storage(self) -> None:
+        """Refuse before a code is shown when the tokens could not be kept anyway:
+        approving a login only to lose its tokens wastes the user's time."""
+        secure, _ = self.store.backend()
+        if not secure and not self.store.allow_plaintext:
+            raise LoginFailed(f"{self.name}: cannot log in: {_NO_STORAGE}", "error")
+
+    def _store_login(self, record: TokenRecord) -> str:
+        try:
+            return self._save(record)
+        except AgentshellError as exc:  # the store refused (allow_plaintext = false)
+            raise LoginFailed(f"{self.name}: the tokens were not stored: {exc}", "error") from None
+        except Exception as exc:  # a keyring error: say which, never its text (secrets)
+            raise LoginFailed(
+                f"{self.name}: the tokens were not stored: the keyring failed "
+                f"({type(exc).__name__})",
+                "error",
+            ) from None
 
     async def logout(self) -> tuple[bool, list[str]]:
         """Revoke (refresh token first: that ends the whole grant) and delete locally.

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from agentshell.agents import TokenUsage
 
+from .ratecard import GenaiPrices
 from .settings import PriceOverride
 
 #: context windows for common model families, longest prefix wins; genai-prices'
@@ -50,28 +51,11 @@ def _override_cost(price: PriceOverride, usage: TokenUsage) -> float:
 
 
 def genai_price(usage: TokenUsage, model: str, provider: str | None = None) -> float | None:
-    """genai-prices' price of ``usage`` on ``model`` in USD, or None when unknown.
+    """genai-prices' price of ``usage`` on ``model`` in USD, or None when unknown,
+    computed by the package itself (uncached; :class:`PriceBook` uses the memo)."""
+    from .ratecard import uncached_price
 
-    Output tokens include reasoning tokens (the OpenAI accounting), so reasoning is
-    not charged twice.
-    """
-    from genai_prices import Usage, calc_price
-
-    try:
-        result = calc_price(
-            Usage(
-                input_tokens=usage.input_tokens,
-                cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
-                output_tokens=usage.output_tokens,
-            ),
-            model_ref=model,
-            provider_id=provider,
-        )
-    except LookupError:  # the package does not know the model (or the provider)
-        return None
-    except Exception:  # a data problem must not fail the call: report it as unknown
-        return None
-    return float(result.total_price)
+    return uncached_price(usage, model, provider)
 
 
 def _genai_context_window(model: str, provider: str | None) -> int | None:
@@ -86,7 +70,8 @@ def _genai_context_window(model: str, provider: str | None) -> int | None:
 
 
 class PriceBook:
-    """Prices and context windows by model, memoised (lookups happen once per model)."""
+    """Prices and context windows by model, memoised (lookups happen once per model;
+    each call's cost is still computed from its own usage, see ratecard.py)."""
 
     def __init__(
         self,
@@ -98,6 +83,7 @@ class PriceBook:
         self.context_windows = dict(context_windows or {})
         self.provider = provider
         self._known: dict[tuple[str, str | None], bool] = {}
+        self._genai = GenaiPrices()  # the model's rates, matched once per model
         self._windows: dict[str, int | None] = {}
         self._warm: threading.Thread | None = None
 
@@ -123,7 +109,7 @@ class PriceBook:
             key = (model, provider)
             if self._known.get(key) is False:
                 continue
-            usd = genai_price(usage, model, provider)
+            usd = self._genai.price(usage, model, provider)
             self._known[key] = usd is not None
             if usd is not None:
                 return usd, model
