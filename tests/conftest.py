@@ -8,11 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from agentshell.output import Output
 from agentshell.shell import Shell
 
 pytest_plugins = ["tests.servers.fixtures"]
+
+# Property tests: no per-example deadline and no "too slow" health check (both measure
+# wall-clock time, which a loaded 2-core CI machine stretches), and no example database
+# (a failure found by an earlier run on this machine must not change what a run tests).
+settings.register_profile(
+    "agentshell",
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("agentshell")
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +69,9 @@ ShellFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def make_shell(output: CapturedOutput) -> AsyncIterator[ShellFactory]:
+async def make_shell(
+    output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[ShellFactory]:
     """``shell = await make_shell(plugins=[obj, ...], config="toml text", mode="run")``:
     a started shell with the entry-point plugins plus any in-process plugin objects."""
     shells: list[Shell] = []
@@ -70,12 +84,10 @@ async def make_shell(output: CapturedOutput) -> AsyncIterator[ShellFactory]:
         entry_points: bool = True,
         env: dict[str, str] | None = None,
     ) -> Shell:
-        import os
-
         if config is not None:
             Path("agentshell.toml").write_text(config, encoding="utf-8")  # noqa: ASYNC240
         for key, value in (env or {}).items():
-            os.environ[key] = value
+            monkeypatch.setenv(key, value)  # undone after the test: no leak into the next
         shell = Shell(mode=mode, output=output, load_entry_points=entry_points)  # type: ignore[arg-type]
         for i, plugin in enumerate(plugins):
             shell.plugins.register(plugin, getattr(plugin, "__name__", f"test-plugin-{i}"))

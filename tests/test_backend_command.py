@@ -45,8 +45,10 @@ async def complete(stub: ShellStub, spec: AgentSpec, prompt: str = "hello") -> A
         await backend.aclose()
 
 
-async def wait_for_pids(path: Path, roles: set[str]) -> dict[str, int]:
-    for _ in range(500):
+async def wait_for_pids(path: Path, roles: set[str], bound_s: float = 30.0) -> dict[str, int]:
+    # bound_s only bounds a hang: two Python start-ups can take seconds on a loaded machine
+    deadline = asyncio.get_running_loop().time() + bound_s
+    while asyncio.get_running_loop().time() < deadline:
         pids = read_pids(path)
         if roles <= set(pids):
             return pids
@@ -134,7 +136,10 @@ async def test_timeout_kills_the_process_group(stub: ShellStub, tmp_path: Path) 
         "sleep_agent.py",
         "60",
         "--child",
-        timeout_s=0.5,
+        # long enough for the agent AND its grandchild to start (two interpreter
+        # start-ups) before the time-out ends the group, even on a loaded 2-core machine;
+        # with 0.5 s the time-out could win the race and the child was never recorded
+        timeout_s=3.0,
         env={"AGENT_PID_FILE": str(pid_file)},
     )
     h = make_harness({"command": make_backend}, shell=stub, retry=RetrySettings(attempts=1))

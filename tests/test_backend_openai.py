@@ -312,9 +312,13 @@ async def test_slow_response_times_out(openai_server: OpenAIServer, stub: ShellS
 async def test_slow_response_times_out_in_the_runner(
     openai_server: OpenAIServer, stub: ShellStub
 ) -> None:
-    openai_server.script("claude", [ScriptedReply(delay_s=5), ScriptedReply(content="second try")])
+    # the first reply is held (until the server stops); the second must arrive within the
+    # same per-call timeout, so that is 2 s and not 0.2 s: a loaded machine can take longer
+    # than 0.2 s for a loopback round trip, and a second time-out failed the test
+    held = ScriptedReply(delay_s=120)
+    openai_server.script("claude", [held, ScriptedReply(content="second try")])
     h = harness(stub)
-    response = await h.runner.run(agent(openai_server, timeout_s=0.2), AgentRequest(prompt="hi"))
+    response = await h.runner.run(agent(openai_server, timeout_s=2.0), AgentRequest(prompt="hi"))
     assert response.content == "second try" and response.attempts == 2
     # httpx's read timeout or the runner's own, whichever fires first: both are timeouts
     retry: Any = h.events("agent.call.retry")[0]
@@ -429,7 +433,7 @@ async def test_cancel_fan_out_closes_every_connection(
     task = asyncio.create_task(
         h.runner.run_many([agent(openai_server, n) for n in names], AgentRequest(prompt="hi"))
     )
-    for _ in range(500):
+    for _ in range(3000):  # until all 16 are held (a 30 s bound: a loaded machine is slow)
         if openai_server.call_count == 16:
             break
         await asyncio.sleep(0.01)

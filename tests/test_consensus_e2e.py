@@ -185,7 +185,7 @@ async def test_full_pipeline_reaches_ok_with_evidence_and_telemetry(
         assert stage_line.schemaVersion == "2.0" and stage_line.consensus.status == "ok"
         assert record.synthesis_path in stage_line.artifacts
     # telemetry reached the sink: each stage and each agent
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     synthesized = rec.of(ConsensusSynthesized)
     assert [e.stage for e in synthesized] == list(STAGES)
     assert all(e.status == "ok" and e.trace_parent for e in synthesized)
@@ -220,7 +220,7 @@ async def test_conflict_halts_and_the_printed_resume_line_continues_there(
         and SynthesisRecord.model_validate_json((shell.cwd / synthesis.group(1)).read_text()).status
         == "conflict"
     )
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     [halted] = rec.of(PipelineHalted)
     assert halted.stage == "audit" and halted.resume_command == hint
     # the agents now agree; the printed line resumes at audit and runs to the end

@@ -45,7 +45,7 @@ URL_LINE = re.compile(r"Or open (\S+) \(the code is filled in\)")
 
 class Events(ListSink):
     def auth(self, shell: Any) -> list[tuple[str, str]]:
-        shell.telemetry.flush(2.0)
+        assert shell.telemetry.flush(30)  # returns once delivered
         return [(e.type, e.outcome) for e in self.events if isinstance(e, AuthEvent)]
 
 
@@ -253,7 +253,7 @@ async def test_expired_code(
     name = unique_name("oidc")
     shell, provider, _, events = await start(make_shell, name, provider_toml(name, server))
     assert await shell.execute(f"/login {name}") == 1  # nobody approves
-    assert "error: the code expired, run /login again" in output.errors
+    assert f"error: {name}: the code expired; run /login {name} again" in output.errors
     assert nothing_stored(shell, provider)
     assert events.auth(shell) == [("auth.login", "expired")]
 
@@ -278,7 +278,9 @@ async def test_slow_down_from_the_server(
     poller = provider.last_poller
     assert poller is not None
     gaps = [b - a for a, b in zip(poller.poll_times, poller.poll_times[1:], strict=False)]
-    assert gaps[0] == pytest.approx(0.1, abs=0.5)  # the second poll came too fast ...
+    # the second poll came too fast (at the configured 0.1 s plus one round trip, which
+    # on a loaded machine can be far more than 0.1 s: only "not yet slowed down" is fixed)
+    assert gaps[0] < 5.1
     assert all(gap >= 5.1 for gap in gaps[1:])  # ... every later one waited 5.1 s (virtual)
     assert provider.load() is not None
 

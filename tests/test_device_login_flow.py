@@ -180,7 +180,7 @@ async def test_network_timeout_doubles_the_interval(oauth_server: ScriptedOAuthS
     notices: list[str] = []
     poller = await _poll(oauth_server, FakeClock(), notices, interval=3, http_timeout_s=1.0)
     assert _gaps(poller.poll_times) == [3.0, 6.0, 12.0]
-    assert notices[0].startswith("scripted: the token endpoint did not answer (ReadTimeout)")
+    assert notices[0].startswith("scripted: the token endpoint did not answer (read timed out)")
 
 
 async def test_hard_deadline_at_expires_in(oauth_server: ScriptedOAuthServer) -> None:

@@ -44,7 +44,7 @@ class Events(ListSink):
     """A telemetry sink keeping every event (the bus delivers on a worker thread)."""
 
     def auth(self, shell: Any) -> list[tuple[str, str, str]]:
-        shell.telemetry.flush(2.0)
+        assert shell.telemetry.flush(30)  # returns once delivered
         return [(e.type, e.provider, e.outcome) for e in self.events if isinstance(e, AuthEvent)]
 
 

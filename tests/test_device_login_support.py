@@ -233,12 +233,14 @@ class ScaledClock:
         await asyncio.sleep(seconds * self.scale)
 
 
-async def wait_until(predicate: Any, what: str, limit_s: float = 10.0) -> None:
-    """Poll ``predicate`` (cheap, in-process state) until true; fail after ``limit_s``."""
+async def wait_until(predicate: Any, what: str, limit_s: float = 30.0) -> None:
+    """Poll ``predicate`` (cheap, in-process state) until true; fail after ``limit_s``
+    (a bound for a hang, generous for a loaded machine: it returns as soon as true)."""
     import asyncio
 
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -121,7 +121,7 @@ async def test_exact_counts_under_concurrency(make_shell: Any) -> None:
     )
     outcomes = await shell.runner.run_many(agents(64), AgentRequest(prompt="x"))
     assert all(o.ok for o in outcomes)
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     injected = harness.of(FaultInjected)
     assert len(injected) == 5
     assert sorted(e.remaining for e in injected) == [0, 1, 2, 3, 4]
@@ -202,7 +202,7 @@ async def test_errors_are_the_real_taxonomy(make_shell: Any, output: Any) -> Non
     assert to.value.timeout_s == pytest.approx(1.234)
     response = await shell.runner.run(agent, AgentRequest(prompt="x"), ctx)
     assert response.attempts == 1
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     events = harness.of(FaultInjected)
     assert [(e.fault, e.spec_id, e.stage) for e in events] == [
         ("disconnect", "SPEC-7", "plan"),
@@ -259,7 +259,8 @@ async def test_faults_command_set_show_clear(make_shell: Any, output: Any) -> No
     assert await shell.execute("/faults set disconnect:1, 429:1") == 0
     assert "faults set: disconnect:1,429:1,timeout:0" in output.text
     assert await shell.execute("/faults set nonsense:1") == 1
-    assert "ignored entry 'nonsense:1'" in output.errors
+    assert "/faults set rejected, nothing changed" in output.errors  # not "ignored"
+    assert "entry 'nonsense:1': unknown kind 'nonsense'" in output.errors
     assert faults_plugin._ACTIVE is not None
     assert faults_plugin._ACTIVE.injector.remaining["disconnect"] == 1  # unchanged
     response = await shell.runner.run(agents(1)[0], AgentRequest(prompt="x"))

@@ -4,6 +4,7 @@ real unresolvable name on this machine (no mocking)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,15 @@ from agentshell.errors import AgentDisconnected
 from tests.agents.harness import make_shell_stub
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:  # bound then released: nothing listens there
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that is bound but not listening, for the whole test: a connect to it is
+    refused. (Bound then released, it was free for anything else to take meanwhile, and
+    a free ephemeral port can even be picked as the client's own source port: a TCP
+    self-connect that "succeeds".)"""
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 async def call(tmp_path: Path, base_url: str) -> AgentDisconnected:
@@ -31,8 +37,8 @@ async def call(tmp_path: Path, base_url: str) -> AgentDisconnected:
     return caught.value
 
 
-async def test_connection_refused_in_words(tmp_path: Path) -> None:
-    port = closed_port()
+async def test_connection_refused_in_words(tmp_path: Path, closed_port: int) -> None:
+    port = closed_port
     error = await call(tmp_path, f"http://127.0.0.1:{port}/v1")
     assert str(error) == f"cannot connect to 127.0.0.1:{port}: connection refused"
     assert "Errno" not in str(error)

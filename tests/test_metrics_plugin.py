@@ -117,7 +117,7 @@ async def test_fan_out_costs_each_agent_by_its_own_model_and_charges_a_retry_onc
     assert stage["cost_usd"] == pytest.approx(big_cost + small_cost)
     assert agents_report["big"]["context_utilisation"] == pytest.approx(10_800 / 128_000)
 
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     finished = {e.agent: e for e in sinks.sink.of(AgentCallFinished)}
     assert finished["small"].cost_usd == pytest.approx(small_cost)
     assert finished["big"].cost_usd == pytest.approx(big_cost)
@@ -200,7 +200,7 @@ halt_on_budget = true
     assert openai_server.call_count == 3  # the refused call never reached the server
     assert output.errors.count("budget 80%") == 0
     assert output.errors.count("budget 90%") == 1
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     assert [e.threshold_pct for e in sinks.sink.of(BudgetAlert)] == [80, 90, 100]
 
 
@@ -214,7 +214,7 @@ async def test_metrics_tokens_after_every_stage(
     for stage in ("plan", "tasks"):
         ctx = {"spec_id": "SPEC-9", "stage": stage, "trace_parent": f"tp-{stage}"}
         await shell.runner.run_many(agents, AgentRequest(prompt=stage), ctx)
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     first = sinks.sink.of(MetricsTokens)
     assert [(e.spec_id, e.stage, e.turn_count) for e in first] == [("SPEC-9", "plan", 2)]
     await shell.stop()  # the last stage's event is sent when the shell stops
@@ -291,7 +291,7 @@ async def test_recorded_answers_show_as_recorded_never_as_zero(
     assert report["session"]["recorded_calls"] == 1
     assert report["session"]["cost_usd"] == pytest.approx(expected)  # recordings cost 0
     assert f"${expected:.4f} (+recorded)" in shell.status_text()
-    shell.telemetry.flush()
+    assert shell.telemetry.flush(30)  # returns once every sink has caught up
     finished = {e.agent: e.cost_usd for e in sinks.sink.of(AgentCallFinished)}
     assert finished["rec"] is None and finished["big"] == pytest.approx(expected)
 

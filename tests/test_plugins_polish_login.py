@@ -199,7 +199,7 @@ async def test_slow_down_and_timeout_notices_name_the_provider(
     notices = [line for line in _lines(output.text) if "poll" in line and "left" not in line]
     assert notices == [
         "scripted: the server asked to poll more slowly: every 6 s now",
-        "scripted: the token endpoint did not answer (ReadTimeout); polling every 12 s",
+        "scripted: the token endpoint did not answer (read timed out); polling every 12 s",
     ]
     _no_secrets(output)
 

@@ -134,7 +134,7 @@ def test_a_batch_larger_than_max_bytes_is_still_written_whole(tmp_path: Path) ->
 async def test_default_path_is_in_the_data_dir(make_shell: ShellFactory) -> None:
     shell = await make_shell(config='[telemetry]\nsinks = ["jsonl"]\n')
     shell.telemetry.emit(event("a", 1))
-    assert shell.telemetry.flush(5)
+    assert shell.telemetry.flush(30)
     records = read_lines(Path(shell.data_dir) / "telemetry.jsonl")
     assert [r["type"] for r in records] == ["session.started", "agent.call.failed"]
     assert {r["session_id"] for r in records} == {shell.session_id}

@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def otlp_config(receiver: OTLPReceiver, extra: str = "") -> str:
     return (
-        '[telemetry]\nsinks = ["otlp"]\n'
+        # a generous flush/close budget: these tests count exports, and a loaded machine
+        # must not cut an export to the live receiver short (it returns when done)
+        '[telemetry]\nsinks = ["otlp"]\nflush_timeout_s = 30\n'
         f'[telemetry.otlp]\nendpoint = "{receiver.endpoint}"\nservice_name = "agentshell-test"\n'
         + extra
     )
@@ -231,26 +233,45 @@ def dead_config(extra: str = "") -> str:
     )
 
 
-async def test_unreachable_collector_failures_are_counted_and_close_is_bounded(
+def route_detached() -> bool:
+    """Whether the otlp sinks' log route is off the ``opentelemetry`` logger again."""
+    logger = logging.getLogger("opentelemetry")
+    return logger.propagate and not logger.handlers
+
+
+def wait_route_detached() -> None:
+    # an export still in flight when a close gave up keeps the route until it ends (by
+    # design: its log lines must not reach the terminal); a bound for a hang only
+    deadline = time.monotonic() + 30
+    while not route_detached() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert route_detached()
+
+
+async def test_unreachable_collector_failures_are_counted(
     make_shell: ShellFactory, output: Any
 ) -> None:
-    shell = await make_shell(config=dead_config())
+    # timeout 0.75 s: under the SDK's first retry back-off (1 s +- 20%), so every export
+    # fails at once instead of in a retry wait that may or may not end within the close
+    # budget (which made the counts below depend on the machine's speed); the budgets
+    # are generous for the same reason. The bounded close is the next test's subject.
+    shell = await make_shell(
+        config=(
+            '[telemetry]\nsinks = ["otlp"]\nflush_timeout_s = 30\n'
+            f'[telemetry.otlp]\nendpoint = "{DEAD}"\ntimeout = 0.75\n'
+        )
+    )
     for event in stage_events():
         shell.telemetry.emit(event)
-    # /telemetry flush: the sink sends the spans its batch processor holds, now (a
-    # generous wait: the dead-endpoint export retries up to its 1 s timeout)
-    assert shell.telemetry.flush(10)
+    # /telemetry flush: the sink sends the spans its batch processor holds, now
+    assert shell.telemetry.flush(30)
     [stats] = shell.telemetry.stats()
     assert stats.delivered == shell.telemetry.emitted  # handed to the SDK ...
     assert (stats.exported, stats.export_failed) == (0, 3)  # ... but not one span left
     assert stats.last_error is not None
     assert stats.last_error.endswith(f"not exported to {DEAD}/v1/traces: Connection refused")
 
-    started = time.monotonic()
-    shell.telemetry.close(timeout=shell.config.telemetry.flush_timeout_s)
-    elapsed = time.monotonic() - started
-    # a functional bound on a hang (the SDK retried for 10 s before), not a benchmark
-    assert elapsed < 5, f"closing took {elapsed:.1f}s"
+    shell.telemetry.close(timeout=30)
     [retired] = shell.telemetry.retired
     assert retired.export_failed == 4 and retired.exported == 0  # + the metrics export
     assert retired.export_detail is not None and "metric exports 0 ok, 1 failed" in (
@@ -259,6 +280,24 @@ async def test_unreachable_collector_failures_are_counted_and_close_is_bounded(
     # reported once, in one complete line
     assert output.errors.count("telemetry sink otlp: ") == 1
     assert "Connection refused (reported once" in output.errors
+    wait_route_detached()
+
+
+async def test_close_is_bounded_with_an_unreachable_collector(
+    make_shell: ShellFactory,
+) -> None:
+    shell = await make_shell(config=dead_config())
+    for event in stage_events():
+        shell.telemetry.emit(event)
+    started = time.monotonic()
+    shell.telemetry.close(timeout=shell.config.telemetry.flush_timeout_s)
+    elapsed = time.monotonic() - started
+    # a functional bound on a hang (the SDK retried for 10 s before), not a benchmark;
+    # what was counted by then depends on the machine's speed, so only "nothing exported"
+    assert elapsed < 5, f"closing took {elapsed:.1f}s"
+    [retired] = shell.telemetry.retired
+    assert retired.exported == 0
+    wait_route_detached()  # and the abandoned exports end (they were aborted)
 
 
 async def test_collector_rejection_is_counted_with_its_status(
@@ -268,7 +307,7 @@ async def test_collector_rejection_is_counted_with_its_status(
     shell = await make_shell(config=otlp_config(otlp_receiver))
     for event in stage_events():
         shell.telemetry.emit(event)
-    assert shell.telemetry.flush(10)
+    assert shell.telemetry.flush(30)
     [stats] = shell.telemetry.stats()
     assert (stats.exported, stats.export_failed) == (0, 3)
     assert (stats.last_error or "").endswith("/v1/traces: HTTP 400 Bad Request")
@@ -292,7 +331,7 @@ async def test_sdk_log_records_go_to_the_sink_only_while_it_is_open(
     make_shell: ShellFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     logger = logging.getLogger("opentelemetry")
-    assert logger.propagate and not logger.handlers
+    assert route_detached()
     shell = await make_shell(config=dead_config())
     sink = shell.telemetry._workers[0].sink
     with caplog.at_level(logging.WARNING):
@@ -300,34 +339,44 @@ async def test_sdk_log_records_go_to_the_sink_only_while_it_is_open(
     assert caplog.records == []  # not propagated to the root logger (the terminal)
     assert sink.export_stats._causes["log"] == "Failed to export spans batch"
     shell.telemetry.close(timeout=2)
-    assert logger.propagate and not logger.handlers  # restored
+    wait_route_detached()  # restored (at once, or when an aborted export has ended)
 
 
 def test_the_cli_prints_no_raw_sdk_lines_and_exits_promptly(tmp_path: Path) -> None:
     """The QA repro, through the real CLI in a subprocess: a dead collector, a consensus
     stage (replayed agents), /telemetry; stderr holds one warning and nothing raw."""
-    shutil.copytree(ROOT / "docs", tmp_path / "docs")
-    env = {
-        **os.environ,
-        "AGENTSHELL_HOME": str(tmp_path / "home"),
-        "AGENTSHELL_TELEMETRY_SINKS": "otlp",
-        "AGENTSHELL_TELEMETRY__OTLP__ENDPOINT": DEAD,
-    }
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "agentshell", "run", "/spec-plan SPEC-KIT-DEMO", "/telemetry"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    argv = [sys.executable, "-m", "agentshell", "run", "/spec-plan SPEC-KIT-DEMO", "/telemetry"]
+
+    def run(name: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+        project = tmp_path / name  # a fresh project and home each: no state carried over
+        shutil.copytree(ROOT / "docs", project / "docs")
+        started = time.monotonic()
+        result = subprocess.run(
+            argv,
+            cwd=project,
+            env={**os.environ, "AGENTSHELL_HOME": str(project / "home"), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return result, time.monotonic() - started
+
+    # the same run without a collector, for a baseline: on a loaded CI machine start-up
+    # alone can take several seconds, so a fixed bound on the whole run was flaky
+    baseline, baseline_s = run("baseline", AGENTSHELL_TELEMETRY_SINKS="null")
+    assert baseline.returncode == 0, baseline.stderr
+    result, elapsed = run(
+        "otlp", AGENTSHELL_TELEMETRY_SINKS="otlp", AGENTSHELL_TELEMETRY__OTLP__ENDPOINT=DEAD
     )
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert elapsed < 10, f"took {elapsed:.1f}s"  # flush_timeout_s = 2 (a hang bound)
+    # a hang bound, not a benchmark: the close is held to flush_timeout_s = 2 (plus
+    # importing the SDK); the SDK's own 10 s export timeout with retries would exceed it
+    extra = elapsed - baseline_s
+    assert extra < 8, f"took {elapsed:.1f}s, {extra:.1f}s more than without a collector"
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and all(line.startswith("warning: telemetry sink otlp: ") for line in lines), (
-        result.stderr
-    )
-    assert "Connection refused (reported once" in lines[0]
+    # a failure during the session is reported once by the sink; what the exit loses,
+    # once by the bus (QA3: with the count)
+    prefixes = ("warning: telemetry sink otlp: ", "warning: telemetry: otlp (")
+    assert lines and all(line.startswith(prefixes) for line in lines), result.stderr
+    assert "Connection refused" in lines[0]
     assert "exported" in result.stdout and "export failed" in result.stdout

@@ -56,7 +56,7 @@ async def test_status_fits_80_columns_and_shows_errors_whole(
     )
     for _ in range(3):
         shell.telemetry.emit(SessionStarted(version="1"))
-    assert shell.telemetry.flush(5)
+    assert shell.telemetry.flush(30)
     assert await shell.execute("/telemetry") == 0
     text = output.text
     table = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]

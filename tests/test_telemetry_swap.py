@@ -74,7 +74,7 @@ async def test_sinks_by_config_file(make_shell: ShellFactory, output: CapturedOu
     assert shell.telemetry.sink_names == ["jsonl", "console", "memory"]
     assert MemorySink.instances[0].settings.label == "from-config"
     shell.telemetry.emit(call(1))
-    assert shell.telemetry.flush(5)
+    assert shell.telemetry.flush(30)
     assert [r["type"] for r in lines(Path("t.jsonl"))] == ["session.started", "agent.call.started"]
     assert "[telemetry] agent.call.started a b" in output.errors
 
@@ -111,7 +111,7 @@ async def test_telemetry_use_swaps_sinks_without_losing_events(
     assert "telemetry sinks: jsonl, memory (were: jsonl)" in output.text
     for i in range(50, 80):
         shell.telemetry.emit(call(i))
-    assert shell.telemetry.flush(5)
+    assert shell.telemetry.flush(30)
     before = [
         r["call_id"] for r in lines(Path("before.jsonl")) if r["type"] == "agent.call.started"
     ]
@@ -183,7 +183,7 @@ async def test_a_failing_sink_is_reported_once_and_counted(
     shell = await make_shell(plugins=[BrokenPlugin()], config='[telemetry]\nsinks = ["broken"]\n')
     for i in range(20):
         shell.telemetry.emit(call(i))
-    assert shell.telemetry.flush(5)
+    assert shell.telemetry.flush(30)
     assert output.errors.count("telemetry sink broken failed: OSError: disk full") == 1
     assert await shell.execute("/telemetry --json") == 0
     sink = json.loads(output.text)["sinks"][0]

@@ -62,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "redact": "redact",
     "register_secret": "redact",
     "atomic_write": "files",
+    "format_usd": "money",
+    "describe_http_error": "neterrors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -120,6 +122,8 @@ if TYPE_CHECKING:
     )
     from .files import atomic_write as atomic_write
     from .hookspecs import Register as Register, hookspec as hookspec
+    from .money import format_usd as format_usd
+    from .neterrors import describe_http_error as describe_http_error
     from .output import Output as Output
     from .plugins import PluginHost as PluginHost, PluginInfo as PluginInfo, hookimpl as hookimpl
     from .redact import redact as redact, register_secret as register_secret

@@ -201,7 +201,8 @@ class AgentBackend(Protocol):
 BackendFactory = Callable[[Any], AgentBackend]
 
 
-ProgressState = Literal["started", "retrying", "done", "cached", "failed"]
+#: "cancelled" is its own outcome: the caller stopped the call, the agent did not fail
+ProgressState = Literal["started", "retrying", "done", "cached", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ class AgentRunner:
                     latency_ms=(time.monotonic() - start) * 1000,
                 )
             )
-            _report(progress, call, "failed", detail="cancelled")
+            _report(progress, call, "cancelled", detail="cancelled")
             raise
         except AgentError as exc:
             exc.agent = exc.agent or agent.name

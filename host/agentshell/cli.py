@@ -63,6 +63,7 @@ async def _terminable(body: Callable[[argparse.Namespace], Awaitable[int]], ns: 
 
     def on_sigterm() -> None:
         nonlocal terminated
+        again = terminated
         terminated = True
         shell = _shells[-1] if _shells else None
         if shell is not None:
@@ -71,8 +72,12 @@ async def _terminable(body: Callable[[argparse.Namespace], Awaitable[int]], ns: 
             if command is not None and not command.done():
                 command.cancel()  # run_command returns; the loops see exit_requested
                 return
+            if shell in _stopping and not again:
+                return  # stopping already: let it flush telemetry (a second SIGTERM won't wait)
         if main_task is not None:
-            main_task.cancel()  # waiting at a prompt or starting: leave now
+            # at a prompt, or starting (the REPL then cancels the plugins still loading):
+            # leave now; the finally below still stops the shell
+            main_task.cancel()
 
     installed = False
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -88,12 +93,20 @@ async def _terminable(body: Callable[[argparse.Namespace], Awaitable[int]], ns: 
         if installed:
             loop.remove_signal_handler(signal.SIGTERM)
         for shell in _shells:
-            await shell.stop()  # a no-op when the body stopped it already
+            await _stop(shell)  # a no-op when the body stopped it already
     return EXIT_TERMINATED if terminated else status
 
 
 # the shells this process made, for the SIGTERM handler (one, in practice)
 _shells: list[Shell] = []
+# those being stopped: a SIGTERM then must not cut short the flush of their telemetry
+_stopping: list[Shell] = []
+
+
+async def _stop(shell: Shell) -> None:
+    if shell not in _stopping:
+        _stopping.append(shell)
+    await shell.stop()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,7 +188,7 @@ async def _interactive(ns: argparse.Namespace) -> int:
             # the prompt appears first; plugins load right after it is drawn
             return await repl(shell, start=True)
         finally:
-            await shell.stop()
+            await _stop(shell)
     failed = await _start(shell)
     if failed is not None:
         return failed
@@ -184,7 +197,7 @@ async def _interactive(ns: argparse.Namespace) -> int:
 
         return await line_reader(shell)
     finally:
-        await shell.stop()
+        await _stop(shell)
 
 
 def _read_script(path: str) -> list[str]:
@@ -257,7 +270,7 @@ async def _run(ns: argparse.Namespace) -> int:
             if shell.exit_requested:
                 break
     finally:
-        await shell.stop()
+        await _stop(shell)
     return status
 
 
@@ -268,7 +281,7 @@ async def _plugins(ns: argparse.Namespace) -> int:
     try:
         return await shell.execute("/plugins --json" if getattr(ns, "json", False) else "/plugins")
     finally:
-        await shell.stop()
+        await _stop(shell)
 
 
 if __name__ == "__main__":

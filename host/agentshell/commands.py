@@ -45,6 +45,9 @@ class Option:
     complete: Completer | None = None
     choices: Sequence[str] | None = None
     default: Any = None
+    # given twice is an error unless repeatable (then the parser keeps the last value
+    # and the handler reads every one from ctx.line)
+    repeatable: bool = False
 
     @property
     def dest(self) -> str:
@@ -119,6 +122,7 @@ class Command:
             values[opt.dest] = False if opt.flag else opt.default
         by_name = {opt.name: opt for opt in self.options}
         positional: list[str] = []
+        given: set[str] = set()
         i = 0
         while i < len(words):
             word = words[i]
@@ -135,6 +139,10 @@ class Command:
                         f"/{self.name}: unknown option {name}{hint}; usage: {self.usage}"
                     )
                 opt = found
+                # a repeated option is a mistake, not "the last one wins"
+                if opt.dest in given and not opt.repeatable:
+                    raise CommandError(f"/{self.name}: {name} given twice; usage: {self.usage}")
+                given.add(opt.dest)
                 if opt.flag:
                     if eq:
                         raise CommandError(f"/{self.name}: {name} takes no value")
@@ -193,6 +201,9 @@ class CommandRegistry:
         self.clashes: list[str] = []
         # explains an unknown name better than a guess (a disabled plugin's command)
         self.unknown_hint: Callable[[str], str | None] | None = None
+        # replaces "type /help for the list" when commands may be missing for a reason
+        # the user should know (plugins disabled or failed: "see /plugins")
+        self.unknown_note: Callable[[], str | None] | None = None
 
     def add(self, command: Command, plugin: str = "") -> bool:
         """Register ``command``; on a name clash keep the first and record the clash."""
@@ -246,7 +257,9 @@ class CommandRegistry:
                 raise CommandError(f"unknown command /{head}: {why}")
             guesses = self.suggest(head)
             hint = f" — did you mean {', '.join('/' + g for g in guesses)}?" if guesses else ""
-            raise CommandError(f"unknown command /{head}{hint} (type /help for the list)")
+            note = self.unknown_note() if self.unknown_note is not None else None
+            note = note or "type /help for the list"
+            raise CommandError(f"unknown command /{head}{hint} ({note})")
         if command.raw:
             return command, ParsedArgs({"rest": rest.strip()})
         return command, command.parse(split_line(rest))

@@ -8,18 +8,20 @@ key and the line.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import core_schema
@@ -95,11 +97,46 @@ class Secret:
         if isinstance(value, str):
             return cls(literal=value)
         if isinstance(value, Mapping) and len(value) == 1:
-            if isinstance(value.get("env"), str):
-                return cls(env=value["env"])
-            if isinstance(value.get("keyring"), str):
-                return cls(keyring=value["keyring"])
+            env, ref = value.get("env"), value.get("keyring")
+            if isinstance(env, str):
+                if not env.strip():  # would read no variable and look "set" in /agents
+                    raise ValueError('env: the variable name is empty (use { env = "NAME" })')
+                return cls(env=env)
+            if isinstance(ref, str):
+                check_keyring_ref(ref)
+                return cls(keyring=ref)
         raise ValueError('expected a string, { env = "NAME" } or { keyring = "service/name" }')
+
+
+def check_keyring_ref(ref: str) -> str:
+    """``service/name``: both parts are needed to find a keyring entry."""
+    service, _, name = ref.partition("/")
+    if not service.strip() or not name.strip():
+        raise ValueError(f"keyring: expected 'service/name', got {ref!r}")
+    return ref
+
+
+def _check_auth(value: str | None) -> str | None:
+    """``env:NAME``, ``keyring:SERVICE/NAME`` or a provider name (checked against the
+    registered providers once plugins have registered them, see the shell)."""
+    if value is None:
+        return None
+    kind, _, rest = value.partition(":")
+    if not kind.strip():
+        raise ValueError(
+            f"auth: expected env:NAME, keyring:SERVICE/NAME or a provider name, got {value!r}"
+        )
+    if kind == "env" and not rest.strip():
+        raise ValueError("auth: the variable name after 'env:' is empty")
+    if kind == "keyring":
+        check_keyring_ref(rest)
+    return value
+
+
+def _check_agent_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "_-." for c in name):
+        raise ValueError(f"agent name {name!r}: use letters, digits, '_', '-' or '.'")
+    return name
 
 
 class ShellSettings(BaseModel):
@@ -120,7 +157,7 @@ class AgentConfig(BaseModel):
     model: str = ""
     role: str = ""
     timeout_s: float = Field(default=120.0, gt=0, alias="timeout")
-    auth: str | None = None
+    auth: Annotated[str | None, AfterValidator(_check_auth)] = None
     base_url: str | None = None
     api_key: Secret | None = None
     enabled: bool = True
@@ -186,29 +223,29 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shell: ShellSettings = Field(default_factory=ShellSettings)
-    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    # names are checked per key so one bad name drops that agent, not all of them
+    agents: dict[Annotated[str, AfterValidator(_check_agent_name)], AgentConfig] = Field(
+        default_factory=dict
+    )
     retry: RetrySettings = Field(default_factory=RetrySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     plugins: PluginsSettings = Field(default_factory=PluginsSettings)
 
-    @field_validator("agents")
-    @classmethod
-    def _agent_names(cls, value: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
-        for name in value:
-            if not name or not all(c.isalnum() or c in "_-." for c in name):
-                raise ValueError(f"agent name {name!r}: use letters, digits, '_', '-' or '.'")
-        return value
+
+def _clean_loc(loc: Any) -> Path_:
+    # pydantic adds validator names ("function-plain[...]", "[key]") to loc; drop them
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
 
 
-def _format_error(raw: RawConfig, err: Mapping[str, Any], prefix: Path_ = ()) -> str:
-    loc: Path_ = prefix + tuple(err.get("loc", ()))
-    # pydantic adds validator names (e.g. "function-plain[...]") to loc; drop them
-    loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+def _format_error(
+    raw: RawConfig, err: Mapping[str, Any], prefix: Path_ = (), model: Any = None
+) -> str:
+    loc: Path_ = prefix + _clean_loc(err.get("loc", ()))
     key = ".".join(str(p) for p in loc) or "(top level)"
     where = raw.locate(loc)
     message = str(err.get("msg", "invalid value"))
     if err.get("type") == "extra_forbidden" and loc:
-        siblings = _siblings(loc[:-1])
+        siblings = _siblings(loc[len(prefix) : -1], model or Config)
         guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         hint = f" (did you mean '{guess[0]}'?)" if guess else ""
         if len(loc) == 1:  # a whole section: "[retryy]" or AGENTSHELL_RETRYY__ATTEMPTS
@@ -230,43 +267,139 @@ def _format_error(raw: RawConfig, err: Mapping[str, Any], prefix: Path_ = ()) ->
     return f"{where}: {key}: {message}"
 
 
-def _siblings(path: Path_) -> list[str]:
-    model: Any = Config
+def _siblings(path: Path_, model: Any = None) -> list[str]:
+    model = model or Config
     for part in path:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
+        field_ = getattr(model, "model_fields", {}).get(part)
+        if field_ is None:
             return []
-        model = field.annotation
+        model = field_.annotation
     return list(getattr(model, "model_fields", {}))
 
 
-def _raise(raw: RawConfig, exc: ValidationError, prefix: Path_ = ()) -> None:
-    errors = exc.errors()
-    lines = [_format_error(raw, e, prefix) for e in errors[:5]]
-    if len(errors) > 5:
-        lines.append(f"... and {len(errors) - 5} more")
-    raise ConfigError("\n".join(lines)) from None
+M = TypeVar("M", bound=BaseModel)
+
+#: at most this many problems are listed per validation, then "... and N more"
+MAX_PROBLEMS = 25
+
+
+@dataclass
+class Checked(Generic[M]):
+    """A lenient validation: the value built from every valid key, one line per problem,
+    and the key paths (relative to the model) that fell back to their defaults."""
+
+    value: M
+    located: list[tuple[Path_, str]] = field(default_factory=list)  # (key path, line)
+    dropped: list[Path_] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        lines = [line for _, line in self.located]
+        if len(lines) > MAX_PROBLEMS:
+            return [*lines[:MAX_PROBLEMS], f"... and {len(lines) - MAX_PROBLEMS} more"]
+        return lines
+
+
+def _existing(data: Any, path: Path_) -> Path_:
+    """The longest prefix of ``path`` present in ``data`` (mappings only: a bad list
+    item drops the whole list, so it falls back to its default as one key)."""
+    node: Any = data
+    found: Path_ = ()
+    for part in path:
+        if isinstance(node, Mapping) and not isinstance(part, int) and part in node:
+            node, found = node[part], (*found, part)
+        else:
+            break
+    return found
+
+
+def _delete(data: dict[str, Any], path: Path_) -> None:
+    node: Any = data
+    for part in path[:-1]:
+        node = node[part]
+    node.pop(path[-1], None)
+
+
+def check(
+    raw: RawConfig,
+    model: type[M],
+    data: Mapping[str, Any],
+    prefix: Path_ = (),
+    unit: Callable[[Path_], Path_] | None = None,
+) -> Checked[M]:
+    """Validate ``data`` keeping everything valid: each invalid key is reported (file,
+    key, line) and dropped, so it alone falls back to its default. ``unit`` widens what
+    is dropped for a problem at a location (a whole agent, for instance)."""
+    work: dict[str, Any] = copy.deepcopy(dict(data))
+    located: list[tuple[Path_, str]] = []
+    dropped: list[Path_] = []
+    for _ in range(50):  # each round drops at least one key: bounded by the data's size
+        try:
+            value = model.model_validate(work)
+            break
+        except ValidationError as exc:
+            progress = False
+            for err in exc.errors():
+                loc = _clean_loc(err.get("loc", ()))
+                # a follow-on of a key already dropped ("Field required") is not news
+                if not any(loc[: len(d)] == d for d in dropped):
+                    line = _format_error(raw, err, prefix, model)
+                    if all(line != seen for _, seen in located):
+                        located.append((loc, line))
+                target = _existing(work, unit(loc) if unit else loc)
+                if target and not any(target[: len(d)] == d for d in dropped):
+                    _delete(work, target)
+                    dropped.append(target)
+                    progress = True
+            if not progress:
+                value = _defaults(model)
+                break
+    else:
+        value = _defaults(model)
+    return Checked(value, located, dropped)
+
+
+def _defaults(model: type[M]) -> M:
+    try:
+        return model()
+    except ValidationError:  # a model with required keys has no defaults to fall back to
+        return model.model_construct()
+
+
+def _agent_unit(loc: Path_) -> Path_:
+    # an agent with any bad key is left out whole: half an agent (say, the default
+    # backend instead of a mistyped one) could send prompts somewhere unintended
+    return loc[:2] if len(loc) >= 2 and loc[0] == "agents" else loc
+
+
+def check_config(raw: RawConfig) -> Checked[Config]:
+    """:class:`Config` from every valid key of the merged sources (see :func:`check`);
+    an agent with a bad key is dropped whole (``dropped`` holds ``("agents", name)``)."""
+    return check(raw, Config, raw.data, unit=_agent_unit)
+
+
+def check_section(raw: RawConfig, config: Config, name: str, model: type[M]) -> Checked[M]:
+    """``[plugins.<name>]`` against a plugin's model, keeping every valid key."""
+    return check(raw, model, config.plugins.section(name), ("plugins", name))
 
 
 def validate(raw: RawConfig) -> Config:
     """Validate the merged configuration; raise one :class:`ConfigError` naming file,
     key and line for each problem."""
-    try:
-        return Config.model_validate(raw.data)
-    except ValidationError as exc:
-        _raise(raw, exc)
-        raise AssertionError("unreachable") from None
+    checked = check_config(raw)
+    if checked.problems:
+        raise ConfigError("\n".join(checked.problems))
+    return checked.value
 
 
 def validate_section(
     raw: RawConfig, config: Config, name: str, model: type[BaseModel]
 ) -> BaseModel:
     """Validate ``[plugins.<name>]`` against a plugin's model."""
-    try:
-        return model.model_validate(config.plugins.section(name))
-    except ValidationError as exc:
-        _raise(raw, exc, ("plugins", name))
-        raise AssertionError("unreachable") from None
+    checked = check_section(raw, config, name, model)
+    if checked.problems:
+        raise ConfigError("\n".join(checked.problems))
+    return checked.value
 
 
 def redacted(value: Any, key: str = "") -> Any:
@@ -288,12 +421,16 @@ def redacted(value: Any, key: str = "") -> Any:
 
 __all__ = [
     "AgentConfig",
+    "Checked",
     "Config",
     "PluginsSettings",
     "RetrySettings",
     "Secret",
     "ShellSettings",
     "TelemetrySettings",
+    "check",
+    "check_config",
+    "check_section",
     "redacted",
     "validate",
     "validate_section",

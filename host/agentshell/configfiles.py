@@ -229,7 +229,15 @@ def load_raw(
     explicit = environ.get("AGENTSHELL_CONFIG")
     if explicit:
         candidates.append(Path(explicit).expanduser())
+    problems.extend(_check_dirs(environ))
     for path in candidates:
+        if path.is_dir():  # exists, but is not a file: silently skipping it would hide it
+            label = f"./{PROJECT_FILE}" if path == cwd / PROJECT_FILE else str(path)
+            problem = ConfigError(f"{label}: is a directory, not a config file")
+            if strict:
+                raise problem
+            problems.append(problem)
+            continue
         if not path.is_file():
             if (
                 path == candidates[-1]
@@ -255,6 +263,17 @@ def load_raw(
     for source in sources:
         merged = deep_merge(merged, source.data)
     return RawConfig(data=merged, sources=sources, problems=problems)
+
+
+def _check_dirs(environ: Mapping[str, str]) -> list[ConfigError]:
+    """``AGENTSHELL_HOME`` / ``AGENTSHELL_DATA_DIR`` naming a file: one clear line each,
+    rather than an OS error from whatever first writes there (a telemetry sink)."""
+    problems = []
+    for name in ("AGENTSHELL_HOME", "AGENTSHELL_DATA_DIR"):
+        value = environ.get(name)
+        if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+            problems.append(ConfigError(f"{name}={value} is not a directory"))
+    return problems
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")

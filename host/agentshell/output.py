@@ -10,7 +10,7 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import IO, Any
 
 from .redact import redact, redact_tree
@@ -92,29 +92,60 @@ class Output:
         self._write(text, self.stream, scrub=False)
 
     def table(
-        self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str | None = None,
+        keep: Collection[str] = (),
+        wrap: Collection[str] = (),
+        optional: Sequence[str] = (),
     ) -> None:
-        from rich.table import Table
-        from rich.text import Text
+        """Print a table. No value is ever cut with an ellipsis: columns in ``keep``
+        (ids, numbers, costs, names), and any column whose values are all short (at most
+        ``SHORT`` characters) unless it is in ``wrap``, are never wrapped nor shortened;
+        the others (free text) wrap, long words folded. When the table is wider than
+        the terminal, the columns in ``optional`` are left out (last first, and a note
+        says so); if it still does not fit it is printed wider than the terminal
+        rather than cut."""
+        cells = [[redact("" if cell is None else str(cell)) for cell in row] for row in rows]
+        names = list(columns)
+        width = self._width()
+        dropped: list[str] = []
+        while True:
+            table, needed = _build(names, cells, title, keep, wrap)
+            spare = [c for c in optional if c in names and c not in dropped]
+            if needed <= width or not spare:
+                break
+            index = names.index(spare[-1])
+            dropped.insert(0, names.pop(index))
+            cells = [row[:index] + row[index + 1 :] for row in cells]
+        self._print_table(table, max(width, needed))
+        if dropped:
+            self.print(f"(left out to fit {width} columns: {', '.join(dropped)})")
 
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            # cells are plain text: "[plugins.x]" in a value is not rich markup
-            table.add_row(*(Text(redact("" if cell is None else str(cell))) for cell in row))
+    def _width(self) -> int:
         if _isatty(self.stream):
-            self.render(table)
-            return
+            return int(self.console.width)
         # not a terminal (CI logs, pipes): nothing cut to 80 columns, no trailing spaces,
         # unless COLUMNS asks for a width (``COLUMNS=100 agentshell run ... > log``)
+        return _columns() or 10_000
+
+    def _print_table(self, table: Any, width: int) -> None:
+        if _isatty(self.stream):
+            with self._lock:
+                if self.closed:
+                    return
+                try:
+                    self.console.print(table, width=width, crop=False)
+                except BrokenPipeError:
+                    self._pipe_closed(self.stream)
+            return
         from rich.console import Console
 
-        wide = Console(
-            width=_columns() or 10_000, highlight=False, soft_wrap=False, color_system=None
-        )
+        wide = Console(width=width, highlight=False, soft_wrap=False, color_system=None)
         with wide.capture() as captured:
-            wide.print(table)
+            wide.print(table, crop=False)
         text = "\n".join(line.rstrip() for line in captured.get().splitlines())
         self._write(text, self.stream, scrub=False)
 
@@ -126,6 +157,47 @@ class Output:
                 self.console.print(renderable)
             except BrokenPipeError:
                 self._pipe_closed(self.stream)
+
+
+FOLDED = 12  # the narrowest a free-text column gets before columns are left out
+SHORT = 24  # a column whose values are all this short is never wrapped (ids, numbers)
+
+
+def _build(
+    names: list[str],
+    cells: list[list[str]],
+    title: str | None,
+    keep: Collection[str],
+    wrap: Collection[str] = (),
+) -> tuple[Any, int]:
+    """The rich table and the narrowest width it fits in without cutting a value."""
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, name in enumerate(names):
+        values = [row[i] for row in cells if i < len(row)]
+        short = name in keep or (
+            name not in wrap and all(len(v) <= SHORT and "\n" not in v for v in values)
+        )
+        if short:
+            # the header too: a no_wrap column's header is never wrapped either
+            longest = max((cell_len(v) for v in [name, *values]), default=0)
+            table.add_column(name, no_wrap=True, overflow="ignore", min_width=longest or None)
+        else:
+            # measured as if 12 wide: text wraps and long words fold to fit
+            table.add_column(name, overflow="fold", max_width=FOLDED)
+    for row in cells:
+        # cells are plain text: "[plugins.x]" in a value is not rich markup
+        table.add_row(*(Text(cell) for cell in row))
+    console = Console(width=10_000, color_system=None)
+    needed = Measurement.get(console, console.options, table).minimum
+    for column in table.columns:
+        column.max_width = None
+    return table, needed
 
 
 def _columns() -> int | None:

@@ -22,6 +22,7 @@ from .commands import split_line
 from .errors import CommandError
 from .redact import MASK, redact
 from .runner_cli import run_command
+from .terminal import typeahead_hidden
 
 if TYPE_CHECKING:
     from .shell import Shell
@@ -213,6 +214,7 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
 
     if start:
         session.app.after_render += after_first_render
+    terminated = False
     try:
         with patch_stdout(raw=True):
             while not shell.exit_requested:
@@ -226,13 +228,24 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
                     break
                 if not line.strip():
                     continue
-                await ready
-                await run_command(shell, line)
-    finally:
-        if start and loader is None:  # left before the first render: load to stop cleanly
-            loader = loop.create_task(load())
+                # keys typed meanwhile are not echoed into the output; they wait in the
+                # tty for the next prompt (see agentshell.terminal)
+                with typeahead_hidden():
+                    await ready
+                    await run_command(shell, line)
+    except asyncio.CancelledError:
+        # SIGTERM (cli._terminable): stop loading plugins now rather than after a slow
+        # shell_started hook; shell.stop() then closes whatever the start had opened
+        terminated = True
         if loader is not None:
-            await loader
+            loader.cancel()
+        raise
+    finally:
+        if start and loader is None and not terminated:  # left before the first render:
+            loader = loop.create_task(load())  # load, so that the shell stops cleanly
+        if loader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
     return 0
 
 

@@ -60,7 +60,9 @@ class Shell:
         self._backend_factories: dict[str, Callable[[Any], Any]] = {}
         self._backend_owner: dict[str, str] = {}
         self._auth_owner: dict[str, str] = {}
-        self._bad_agents: set[str] = set()
+        # agents left out for a configuration problem: name -> the error line
+        self.broken_agents: dict[str, str] = {}
+        self._pending: list[str] = []  # run mode: every config problem, raised together
         self.agents: dict[str, Any] = {}
         self._default_agents: dict[str, Any] = {}
         self.telemetry: Any = None
@@ -78,6 +80,7 @@ class Shell:
         from .telemetry import SessionStarted, TelemetryBus
 
         strict = self.mode == "run"
+        self._pending = []
         raw = configfiles.load_raw(environ=self.environ, cwd=self.cwd)
         self.raw_config = raw
         for problem in raw.problems:
@@ -99,6 +102,7 @@ class Shell:
         if self._load_entry_points:
             self._warn_unknown_plugin_sections()
         self.commands.unknown_hint = self._unknown_command_hint
+        self.commands.unknown_note = self._unknown_command_note
         await self.plugins.collect("register_commands", self._add_command, self._drop_commands)
         for clash in self.commands.clashes:
             self.output.warn(clash)
@@ -116,6 +120,9 @@ class Shell:
             self.plugins.check_pending()
         except Exception as exc:  # _register already rejects unknown hooks; belt and braces
             self.output.warn(f"plugins: {exc}")
+        sinks = self._configured_sinks(strict)
+        self._check_sink_settings(sinks, strict)
+        self._raise_pending()  # `run`: every problem at once, before anything runs
         telemetry = self.config.telemetry
         self.telemetry = TelemetryBus(
             session_id=self.session_id,
@@ -123,15 +130,25 @@ class Shell:
             capture_content=telemetry.capture_content,
             on_sink_error=self._sink_error,
             exit_timeout=telemetry.flush_timeout_s,
+            on_warning=self.output.warn,
         )
-        self.use_sinks(self._configured_sinks(strict), strict=strict)
+        self.use_sinks(sinks, strict=strict)
         self._build_agents()
         self._build_runner()
         self.telemetry.emit(
             SessionStarted(version=__version__, plugins=self.plugins.loaded, mode=self.mode)
         )
-        await self.plugins.each("shell_started", shell=self)
-        self.started = True
+        try:
+            await self.plugins.each("shell_started", shell=self)
+        finally:
+            # also when cancelled in a slow hook (SIGTERM while plugins start): the
+            # session is open, so stop() must still close it and flush telemetry
+            self.started = True
+        # providers are known only now (device login adds its own in shell_started)
+        self._check_agent_auth(strict)
+        if self._pending:
+            await self.stop()
+            self._raise_pending()
 
     async def stop(self) -> None:
         if not self.started:
@@ -204,21 +221,36 @@ class Shell:
         await self.plugins.collect("register_config", make, discard)
 
     def _validate_config(self, strict: bool) -> None:
-        from .config import Config, validate, validate_section
+        """Keep every valid setting: only an invalid key falls back to its default (a
+        budget cap next to a typo must not be dropped), and an agent with a bad key is
+        left out whole. Every problem is reported, not just the first."""
+        from .config import check_config, check_section
 
         assert self.raw_config is not None
-        try:
-            config = validate(self.raw_config)
-        except ConfigError as exc:
-            self._config_error(exc, strict)
-            config = Config()
+        checked = check_config(self.raw_config)
+        config = checked.value
+        by_agent: dict[str, list[str]] = {}
+        settings: list[str] = []
+        for loc, line in checked.located:
+            if len(loc) >= 2 and loc[0] == "agents":
+                by_agent.setdefault(str(loc[1]), []).append(line)
+            else:
+                settings.append(line)
         sections: dict[str, Any] = {}
         for name, model in self._plugin_sections.items():
-            try:
-                sections[name] = validate_section(self.raw_config, config, name, model)
-            except ConfigError as exc:
-                self._config_error(exc, strict)
-                sections[name] = model()
+            section = check_section(self.raw_config, config, name, model)
+            sections[name] = section.value
+            settings += section.problems
+        self.broken_agents = {}
+        if settings:
+            self._config_error(
+                ConfigError("\n".join(settings)),
+                strict,
+                "only these settings fall back to their defaults, the rest is kept",
+            )
+        for name, lines in sorted(by_agent.items()):
+            self.broken_agents[name] = lines[0]
+            self._config_error(ConfigError("\n".join(lines)), strict, f"agent {name} is left out")
         self._config = config
         self._plugin_config = sections
         self._warn_literal_secrets()
@@ -267,12 +299,18 @@ class Shell:
         consequence: str = "using defaults for the settings above",
     ) -> None:
         if strict:
-            raise exc
-        self.config_errors.append(str(exc))
+            self._pending.extend(str(exc).splitlines())  # raised together by _raise_pending
+            return
+        self.config_errors.extend(str(exc).splitlines())  # /config: one "# problem:" each
         # the same "error: <file>:<line>: <key>: ..." lines as `agentshell run` prints
         for line in str(exc).splitlines():
             self.output.error(line)
         self.output.warn(f"{consequence}; fix the file and run /config reload")
+
+    def _raise_pending(self) -> None:
+        if self._pending:
+            lines, self._pending = list(dict.fromkeys(self._pending)), []
+            raise ConfigError("\n".join(lines))
 
     def _check_plugin_names(self, only: set[str] | None, reasons: Mapping[str, str]) -> None:
         """Warn about names in the plugin lists that match no plugin (typos)."""
@@ -328,7 +366,6 @@ class Shell:
 
     def _check_backends(self, strict: bool) -> None:
         """Each configured agent's backend must exist once backends are registered."""
-        self._bad_agents = set()
         for name, cfg in self.config.agents.items():
             if not cfg.enabled or cfg.backend in self._backend_factories:
                 continue
@@ -338,18 +375,72 @@ class Shell:
                 f"{where}: agents.{name}.backend: unknown backend {cfg.backend!r} "
                 f"(available: {available})"
             )
-            self._bad_agents.add(name)
+            self.broken_agents[name] = str(exc)
             self._config_error(exc, strict, f"agent {name} is left out")
+
+    def _check_agent_auth(self, strict: bool, *, lenient: bool = False) -> None:
+        """Each agent's ``auth`` provider must exist once plugins have registered theirs.
+        ``lenient`` (``/config reload``): warn only, as a provider that plugins add at
+        start-up from the new settings (device login) is not registered yet."""
+        for name, cfg in self.config.agents.items():
+            kind = (cfg.auth or "").partition(":")[0]
+            if not cfg.enabled or name in self.broken_agents or kind in ("", "env", "keyring"):
+                continue
+            if kind in self.auth.provider_names:
+                continue
+            where = self.raw_config.locate(("agents", name, "auth")) if self.raw_config else ""
+            known = ", ".join(self.auth.provider_names) or "none"
+            message = (
+                f"{where}: agents.{name}.auth: unknown auth provider {kind!r} (use "
+                f"env:NAME, keyring:SERVICE/NAME or a provider: {known})"
+            )
+            if lenient:
+                self.output.warn(message)
+                continue
+            self.broken_agents[name] = message
+            self.agents.pop(name, None)
+            self._config_error(ConfigError(message), strict, f"agent {name} is left out")
 
     async def reload_config(self) -> None:
         """Re-read every configuration source (``/config reload``)."""
         raw = configfiles.load_raw(environ=self.environ, cwd=self.cwd, strict=True)
+        for problem in raw.problems:  # a directory where a file should be
+            raise problem
+        # on any problem the running configuration stays as it was, all of it
+        kept = (
+            self.raw_config,
+            self._plugin_sections,
+            self._config,
+            self._plugin_config,
+            self.broken_agents,
+        )
+        self._pending = []
         self.raw_config = raw
         await self._collect_config_models()
-        self.config_errors = []
         self._validate_config(strict=True)
         self._check_backends(strict=True)
+        try:
+            self._raise_pending()
+        except ConfigError as exc:
+            (
+                self.raw_config,
+                self._plugin_sections,
+                self._config,
+                self._plugin_config,
+                self.broken_agents,
+            ) = kept
+            lines = str(exc).splitlines()
+            if len(lines) == 1:
+                raise
+            for line in lines:  # one "error:" line each, like at start-up
+                self.output.error(line)
+            raise ConfigError(
+                f"configuration not reloaded: {len(lines)} problems (above); "
+                "the running configuration is unchanged"
+            ) from None
+        self.config_errors = []
         self._build_agents()
+        self._check_agent_auth(strict=True, lenient=True)
         self._build_runner()
 
     # -- registrations -----------------------------------------------------------------
@@ -427,7 +518,9 @@ class Shell:
         """Offer an agent that applies only if the user has not configured one of that name
         (the consensus plugin's recorded demo agents, for instance)."""
         self._default_agents[spec.name] = spec
-        if spec.name not in self.config.agents:
+        if spec.name in self.broken_agents:
+            pass  # the user's agent of that name is broken: never swap in a stand-in
+        elif spec.name not in self.config.agents:
             self.agents[spec.name] = spec
         else:  # the user's agent of that name replaces it, keeping its role if it sets none
             mine = self.agents.get(spec.name)
@@ -437,9 +530,9 @@ class Shell:
     def _build_agents(self) -> None:
         from .agents import AgentSpec
 
-        agents = dict(self._default_agents)
+        agents = {n: s for n, s in self._default_agents.items() if n not in self.broken_agents}
         for name, cfg in self.config.agents.items():
-            if name in self._bad_agents:
+            if name in self.broken_agents:
                 agents.pop(name, None)
             elif cfg.enabled:
                 mine = AgentSpec.from_config(name, cfg)
@@ -495,6 +588,20 @@ class Shell:
         # the default sinks are a convenience: if their plugin is disabled, do without
         return [name for name in names if name in self._sink_factories]
 
+    def _check_sink_settings(self, names: list[str], strict: bool) -> None:
+        """``run``: every sink's settings are checked up front, so their problems are
+        listed with all the others (the REPL reports them as each sink starts)."""
+        if not strict or self.raw_config is None:
+            return
+        from .config import check
+
+        for name in names:
+            model = self._sink_factories[name][1]
+            if model is not None:
+                section = self.config.telemetry.sink_section(name)
+                for line in check(self.raw_config, model, section, ("telemetry", name)).problems:
+                    self._pending.append(line)
+
     def make_sink(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Create the sink ``name`` from its ``[telemetry.<name>]`` settings (plus overrides)."""
         entry = self._sink_factories.get(name)
@@ -536,7 +643,9 @@ class Shell:
                 if strict and isinstance(exc, AgentshellError):
                     raise
                 failed.append(name)
-                why = exc if isinstance(exc, AgentshellError) else summarize_exception(exc)
+                why: object = exc if isinstance(exc, AgentshellError) else summarize_exception(exc)
+                if isinstance(exc, OSError) and exc.filename:  # a file problem: say which
+                    why = f"cannot write {exc.filename}: {exc.strerror or exc}"
                 self.output.error(f"telemetry sink {name}: {why}")
         self.telemetry.replace_sinks(sinks)
         return failed
@@ -623,6 +732,20 @@ class Shell:
             return failed[0] + more
         return None
 
+    def _unknown_command_note(self) -> str | None:
+        """``2 plugins are disabled: consensus, metrics — see /plugins`` after an unknown
+        command: the command may belong to one of them. One line, a few names at most."""
+        disabled = [i.name for i in self.plugins.infos.values() if i.state == "disabled"]
+        failed = [i.name for i in self.plugins.infos.values() if i.state == "failed"]
+        parts = []
+        if disabled:
+            verb = "plugin is" if len(disabled) == 1 else "plugins are"
+            parts.append(f"{len(disabled)} {verb} disabled: {_few(disabled)}")
+        if failed:
+            noun = "" if parts else (" plugin" if len(failed) == 1 else " plugins")
+            parts.append(f"{len(failed)}{noun} failed to load: {_few(failed)}")
+        return "; ".join(parts) + " — see /plugins" if parts else None
+
     def set_env(self, name: str, value: str) -> None:
         """Set an environment variable for this session (``/set-env``)."""
         if (
@@ -658,6 +781,12 @@ def _check_registration(kind: str, name: object, factory: object) -> None:
         raise TypeError(f"a {kind} name must be a non-empty string, got {name!r}")
     if not callable(factory):
         raise TypeError(f"the {kind} factory for {name!r} is not callable")
+
+
+def _few(names: list[str], shown: int = 4) -> str:
+    """``a, b, c, d and 3 more``: a list that stays short enough for one line."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(sorted(names)[:shown]) + more
 
 
 __all__ = ["Shell"]

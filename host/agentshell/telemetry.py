@@ -223,6 +223,11 @@ class SinkStats:
     exported: int | None = None
     export_failed: int | None = None
     export_detail: str | None = None
+    # where the sink writes (a ``target`` attribute: jsonl's path, otlp's endpoint) and
+    # when it was active: tells apart the same sink used several times in a session
+    target: str | None = None
+    started_at: float | None = None
+    stopped_at: float | None = None
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -378,12 +383,15 @@ class _SinkWorker:
         self.failed = 0
         self.last_error: str | None = None
         self.closed = False
+        self.flushed = True  # False when the sink's last flush() said it did not finish
         self.stopping = False
         self._idle = False
         self._wake = threading.Event()
         self._reported = False
         self._on_error = on_error
         self._batch = getattr(sink, "handle_batch", None)
+        self.started_at = time.time()
+        self.stopped_at: float | None = None
         self.thread = threading.Thread(target=self._loop, name=f"telemetry-{name}", daemon=True)
         self.thread.start()
 
@@ -447,8 +455,9 @@ class _SinkWorker:
         flush = getattr(self.sink, "flush", None)
         if flush is not None:
             try:
-                flush()
+                self.flushed = flush() is not False  # False: its pipeline timed out
             except Exception as exc:
+                self.flushed = False
                 self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
@@ -472,6 +481,11 @@ class _SinkWorker:
         self.control(marker)
         return marker.wait(timeout)
 
+    def mark(self) -> threading.Event:
+        marker = threading.Event()
+        self.control(marker)
+        return marker
+
     def stop(self, timeout: float) -> bool:
         """Deliver what is queued, close the sink (on its own thread); False when that
         did not finish within ``timeout`` (the thread is abandoned: it is a daemon)."""
@@ -480,6 +494,21 @@ class _SinkWorker:
             self.control(_STOP)
         self.thread.join(max(timeout, 0.0))
         return self.closed
+
+    def unfinished(self) -> str | None:
+        """What this sink has not written yet, in words, or None when nothing: events
+        still in its queue and what its own pipeline holds (a ``pending`` attribute)."""
+        parts = []
+        queued = sum(1 for item in list(self.items) if isinstance(item, Event))
+        if queued:
+            parts.append(f"{queued:,} event(s) still queued")
+        pending = getattr(self.sink, "pending", None)
+        if pending:
+            parts.append(str(pending))
+        if not parts:
+            return None
+        target = _target(self.sink)
+        return f"{self.name}{f' ({target})' if target else ''}: {', '.join(parts)}"
 
     def stats(self) -> SinkStats:
         # a sink may report failures that happen off its handle() path (an exporter's
@@ -496,7 +525,60 @@ class _SinkWorker:
             getattr(sink, "exported", None),
             getattr(sink, "export_failed", None),
             getattr(sink, "export_detail", None),
+            _target(sink),
+            self.started_at,
+            self.stopped_at,
         )
+
+
+class Flush:
+    """A flush in progress (:meth:`TelemetryBus.start_flush`)."""
+
+    def __init__(self, markers: list[tuple[_SinkWorker, threading.Event]]) -> None:
+        self._markers = markers
+        # a sink that sends on (otlp) may "finish" by failing: compare its failures
+        self._failed = [_export_failed(w.sink) for w, _ in markers]
+
+    @property
+    def done(self) -> bool:
+        return all(marker.is_set() for _, marker in self._markers)
+
+    def wait(self, timeout: float) -> bool:
+        """True when every sink handled everything within ``timeout`` seconds (what
+        it sends on may still be pending or have failed: :meth:`unfinished` says so)."""
+        deadline = time.monotonic() + timeout
+        for _, marker in self._markers:
+            marker.wait(max(deadline - time.monotonic(), 0.0))
+        return self.done
+
+    def unfinished(self) -> list[str]:
+        """One line per sink that has not written everything yet (what and how much):
+        still being written in the background."""
+        lines = []
+        for worker, marker in self._markers:
+            if marker.is_set() and worker.flushed:
+                continue
+            lines.append(worker.unfinished() or f"{worker.name}: still writing")
+        return lines
+
+    def failed(self) -> list[str]:
+        """One line per sink whose exports failed during the flush (given up on)."""
+        lines = []
+        for (worker, _), before in zip(self._markers, self._failed, strict=True):
+            if _export_failed(worker.sink) > before:
+                error = getattr(worker.sink, "last_error", None) or "export failed"
+                lines.append(f"{worker.name}: {error}")
+        return lines
+
+
+def _export_failed(sink: object) -> int:
+    value = getattr(sink, "export_failed", None)
+    return value if isinstance(value, int) else 0
+
+
+def _target(sink: object) -> str | None:
+    target = getattr(sink, "target", None)
+    return redact(str(target)) if target else None
 
 
 class TelemetryBus:
@@ -510,8 +592,11 @@ class TelemetryBus:
         capture_content: bool = False,
         on_sink_error: Callable[[str, BaseException], None] | None = None,
         exit_timeout: float = 2.0,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.session_id = session_id
+        # one line per sink that could not write everything before it was closed
+        self._on_warning = on_warning or (lambda message: None)
         self.queue_size = queue_size
         self.capture_content = capture_content
         self.exit_timeout = exit_timeout
@@ -587,18 +672,26 @@ class TelemetryBus:
             worker.stopping = True
             worker.control(_STOP)
         for worker in workers:
-            worker.stop(deadline - time.monotonic())
+            finished = worker.stop(deadline - time.monotonic())
+            worker.stopped_at = time.time()
             self._retired.append(worker.stats())
+            lost = worker.unfinished()
+            if lost or not finished:
+                # one line per sink, at the swap or the exit that lost its events
+                waited = "" if finished else f"; gave up after {timeout:g} s, they are lost"
+                with contextlib.suppress(Exception):
+                    self._on_warning(
+                        f"telemetry: {lost or worker.name + ': did not close'}{waited}"
+                    )
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until every sink has handled what was emitted before; False on time-out."""
-        deadline = time.monotonic() + timeout
-        markers = []
-        for worker in self._workers:
-            marker = threading.Event()
-            worker.control(marker)
-            markers.append(marker)
-        return all(m.wait(max(deadline - time.monotonic(), 0.0)) for m in markers)
+        return self.start_flush().wait(timeout)
+
+    def start_flush(self) -> Flush:
+        """Ask every active sink to write what was emitted so far; the returned handle
+        waits for it (``/telemetry flush`` polls it so that Ctrl-C interrupts)."""
+        return Flush([(w, w.mark()) for w in self._workers])
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush and close every sink, within ``timeout`` seconds in total."""
@@ -644,6 +737,7 @@ __all__ = [
     "ConsensusSynthesized",
     "Event",
     "FaultInjected",
+    "Flush",
     "MetricsTokens",
     "PipelineHalted",
     "PipelineStageCompleted",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,15 @@ from agentshell.commands import Arg, Command, CommandContext, Option
 from agentshell.errors import CommandError
 
 from .config import SECTION, ConsensusSettings
-from .stages import STAGE_CHOICES, STAGES, Stage, parse_stage, validate_spec_id
+from .specid import parse_branch_id
+from .stages import (
+    STAGE_CHOICES,
+    STAGES,
+    Stage,
+    check_branch_of,
+    parse_stage,
+    validate_spec_id,
+)
 
 # Declaring commands happens at start-up; running them does not. The engine, schemas and
 # evidence modules are imported by the handlers that need them, keeping start-up fast.
@@ -48,10 +55,14 @@ def complete_stage(shell: Any, text: str) -> Iterable[str]:
 SPEC_ARG = Arg("spec_id", "the spec folder name, e.g. SPEC-KIT-DEMO", complete=complete_spec)
 
 
-def _goal(args: Any) -> str | None:
-    words = args.get("goal") or []
-    text = " ".join(words) if isinstance(words, list) else str(words)
-    return text.strip() or None
+def _branch_word(spec_id: str, words: list[str]) -> tuple[str | None, list[str]]:
+    """Split off the branch id: a word shaped ``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex>`` is a
+    branch, never part of the goal (the grammar in docs/resume.md)."""
+    found = [w for w in words if parse_branch_id(w) is not None]
+    if len(found) > 1:
+        raise CommandError(f"/spec-auto: give one branch id, not {len(found)}")
+    branch = check_branch_of(spec_id, found[0], "spec-auto") if found else None
+    return branch, [w for w in words if w not in found]
 
 
 async def spec_auto(ctx: CommandContext) -> int:
@@ -59,16 +70,31 @@ async def spec_auto(ctx: CommandContext) -> int:
 
     spec_id = validate_spec_id(ctx.args.spec_id)
     raw_from = ctx.args.get("from")
+    resume = bool(ctx.args.get("resume"))
+    words = ctx.args.get("goal") or []
+    branch, words = _branch_word(spec_id, list(words) if isinstance(words, list) else [words])
+    if branch is not None and not resume and not raw_from:
+        raise CommandError(
+            f"/spec-auto: a branch id goes with --resume (continue {branch}) or "
+            f"--from STAGE (fork a child of it); usage: {SPEC_AUTO_USAGE}"
+        )
     return await pipeline.run(
         ctx.shell,
         settings_of(ctx.shell),
         spec_id=spec_id,
-        goal=_goal(ctx.args),
+        goal=" ".join(words).strip() or None,
         from_stage=parse_stage(raw_from) if raw_from else None,
-        resume=bool(ctx.args.get("resume")),
+        resume=resume,
         single=False,
         command="spec-auto",
+        branch_id=branch,
     )
+
+
+SPEC_AUTO_USAGE = (
+    "/spec-auto <SPEC-ID> [<goal>...] [--from STAGE [<BRANCH-ID>]] | "
+    "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
+)
 
 
 def stage_handler(stage: Stage) -> Any:
@@ -76,15 +102,18 @@ def stage_handler(stage: Stage) -> Any:
         from . import pipeline
 
         spec_id = validate_spec_id(ctx.args.spec_id)
+        raw = ctx.args.get("branch")
+        branch = check_branch_of(spec_id, raw, f"spec-{stage}") if raw else None
         return await pipeline.run(
             ctx.shell,
             settings_of(ctx.shell),
             spec_id=spec_id,
             goal=ctx.args.get("consensus"),
             from_stage=stage,
-            resume=False,
+            resume=bool(ctx.args.get("resume")),
             single=True,
             command=f"spec-{stage}",
+            branch_id=branch,
         )
 
     return handler
@@ -94,7 +123,7 @@ def _reload(record: SynthesisRecord, cwd: Path) -> list[AgentResult]:
     """Re-validate each agent's recorded answer against the current schemas."""
     from agentshell.agents import parse_json_content
 
-    from .evidence import AgentEvidence
+    from .evidence import AgentEvidence, read_model
     from .schemas import normalize_role, validate_output
     from .synthesis import AgentResult
 
@@ -108,7 +137,7 @@ def _reload(record: SynthesisRecord, cwd: Path) -> list[AgentResult]:
                 )
             )
             continue
-        ev = AgentEvidence.model_validate_json((cwd / ref.path).read_text(encoding="utf-8"))
+        ev = read_model(cwd / ref.path, AgentEvidence, "agent evidence", cwd)
         if ev.state in ("failed", "skipped"):
             results.append(AgentResult(agent=ev.agent, role=role, state=ev.state, reason=ev.reason))
             continue
@@ -132,7 +161,7 @@ def _reload(record: SynthesisRecord, cwd: Path) -> list[AgentResult]:
 
 
 def spec_consensus(ctx: CommandContext) -> int:
-    from .evidence import SynthesisRecord, latest_synthesis, rel
+    from .evidence import SynthesisRecord, latest_synthesis, read_model, rel
     from .synthesis import synthesize
 
     shell = ctx.shell
@@ -148,10 +177,7 @@ def spec_consensus(ctx: CommandContext) -> int:
         raise CommandError(
             f"no evidence for {spec_id} stage {stage} under {settings.evidence_dir}{hint}"
         )
-    try:
-        record = SynthesisRecord.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise CommandError(f"{path}: not a synthesis record: {str(exc).splitlines()[0]}") from None
+    record = read_model(path, SynthesisRecord, "a synthesis record", cwd)
     results = _reload(record, cwd)
     syn = synthesize(stage, results, aggregator=record.aggregator, quorum=record.quorum.required)
     out = ctx.out
@@ -175,7 +201,7 @@ def spec_consensus(ctx: CommandContext) -> int:
 
 def _last(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -> StageMeta | None:
     from .engine import STATE_KEY
-    from .evidence import latest_synthesis
+    from .evidence import SynthesisRecord, latest_synthesis, read_model
     from .markdown import StageMeta, read_meta
 
     meta: StageMeta | None = shell.state.get(STATE_KEY, {}).get((spec_id, stage))
@@ -186,17 +212,18 @@ def _last(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -
     path = latest_synthesis(cwd / settings.evidence_dir, spec_id, stage)
     if path is not None:
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            found = StageMeta(
+            record = read_model(path, SynthesisRecord, "a synthesis record", cwd)
+            found: StageMeta | None = StageMeta(
                 stage=stage,
-                status=record["status"],
-                generated_at=record["created_at"],
-                prompt_version=record["prompt_version"],
-                total_tokens=record["totals"]["total_tokens"],
-                cost_usd=record["totals"]["total_cost_usd"],
-                recorded_agents=[a["agent"] for a in record.get("agents", []) if a.get("recorded")],
+                status=record.status,
+                generated_at=record.created_at,
+                prompt_version=record.prompt_version,
+                total_tokens=record.totals.total_tokens,
+                cost_usd=record.totals.total_cost_usd,
+                recorded_agents=[a.agent for a in record.agents if a.recorded],
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except CommandError as exc:  # say so, and show what the stage file knows
+            shell.output.warn(f"{exc}; ignored")
             found = None
         if found is not None and (meta is None or found.generated_at > meta.generated_at):
             meta = found
@@ -247,7 +274,12 @@ def spec_status(ctx: CommandContext) -> int:
                     cost,
                 )
             )
-        ctx.out.table(["stage", "status", "time (UTC)", "tokens", "cost"], rows, title=spec_id)
+        ctx.out.table(
+            ["stage", "status", "time (UTC)", "tokens", "cost"],
+            rows,
+            title=spec_id,
+            optional=["time (UTC)"],  # left out when narrow: never a cut number
+        )
     return 0
 
 
@@ -265,9 +297,27 @@ def all_commands() -> list[Command]:
             help="run every stage from plan (or --from) to unlock; halt when consensus fails",
             args=[
                 SPEC_ARG,
-                Arg("goal", "what this run should achieve", required=False, variadic=True),
+                Arg(
+                    "goal",
+                    "what this run should achieve; a word shaped like a branch id "
+                    "(<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex>) names the branch instead",
+                    required=False,
+                    variadic=True,
+                ),
             ],
-            options=[from_opt, Option("--resume", "continue the spec's current branch", flag=True)],
+            options=[
+                from_opt,
+                Option(
+                    "--resume",
+                    "continue a branch (the one named, else the spec's current one) with "
+                    "its stored goal",
+                    flag=True,
+                ),
+            ],
+            description=f"usage: {SPEC_AUTO_USAGE}\n"
+            "--from STAGE forks a child of <BRANCH-ID> (default: the current branch) that "
+            "inherits the stages before STAGE and keeps its goal unless one is given; "
+            "--resume replays every finished answer of the branch and runs the rest.",
         ),
         Command(
             "spec-consensus",
@@ -292,11 +342,24 @@ def all_commands() -> list[Command]:
                 f"spec-{stage}",
                 stage_handler(stage),
                 help=f"run the {stage} stage of a spec with multi-agent consensus",
-                args=[SPEC_ARG],
+                args=[
+                    SPEC_ARG,
+                    Arg(
+                        "branch",
+                        "a branch id: the parent of the new child branch, or with --resume "
+                        "the branch to continue (default: the current branch)",
+                        required=False,
+                    ),
+                ],
                 options=[
                     Option(
                         "--consensus", "the goal agents should reach consensus on", metavar="GOAL"
-                    )
+                    ),
+                    Option(
+                        "--resume",
+                        "continue the branch: replay its finished answers for this stage",
+                        flag=True,
+                    ),
                 ],
             )
         )

@@ -89,6 +89,8 @@ class _Printer:
             self.out.info(f"{who} {detail}")
         elif p.state == "failed":
             self.out.info(f"{who} failed after {p.elapsed_s:.1f}s: {p.detail}")
+        elif p.state == "cancelled":  # stopped by the user, not a failure of the agent
+            self.out.info(f"{who} cancelled after {p.elapsed_s:.1f}s")
 
     def done(self, agent: str, response: AgentResponse, elapsed: float, state: str) -> None:
         tags = [t for t, on in (("recorded", response.recorded), ("cached", response.cached)) if on]

@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentshell.agents import TokenUsage
+from agentshell.errors import CommandError
 from agentshell.files import atomic_write
 from agentshell.redact import redact
 
@@ -340,6 +342,45 @@ class EvidenceWriter:
         )
         atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
         return record
+
+
+M = TypeVar("M", bound=BaseModel)
+
+_JSON_TYPES = {list: "a list", str: "a string", int: "a number", float: "a number",
+               bool: "true/false", type(None): "null"}  # fmt: skip
+
+
+def _first_problem(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where + ': ' if where else ''}{first['msg']}{more}"
+
+
+def read_model(path: Path, model: type[M], what: str, cwd: Path) -> M:
+    """A JSON artefact from disk as ``model``, or a one-line :class:`CommandError` that
+    names the file and says what is wrong with it: unreadable, not UTF-8, invalid JSON,
+    or valid JSON that is not ``what`` (a file edited or damaged by hand is bad input,
+    not a bug)."""
+    shown = rel(path, cwd)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise CommandError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"{shown}: invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        found = _JSON_TYPES.get(type(data), type(data).__name__)
+        raise CommandError(f"{shown}: not {what}: expected a JSON object, found {found}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CommandError(f"{shown}: not {what}: {_first_problem(exc)}") from None
 
 
 def latest_synthesis(evidence_dir: Path, spec_id: str, stage: Stage) -> Path | None:

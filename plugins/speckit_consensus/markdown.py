@@ -111,7 +111,7 @@ def read_meta(path: Path) -> StageMeta | None:
     try:
         with path.open(encoding="utf-8") as fh:
             first = fh.readline()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: not UTF-8 (a damaged or binary file)
         return None
     match = _META.match(first.strip())
     if not match:

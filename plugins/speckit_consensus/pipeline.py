@@ -8,12 +8,15 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from agentshell import format_usd
+from agentshell.errors import CommandError
+from agentshell.redact import redact
 from agentshell.telemetry import PipelineHalted, PipelineStageCompleted
 
 from .config import ConsensusSettings
 from .engine import RunIds, StageOutcome, run_stage, spec_paths
 from .evidence import rel
-from .stages import STAGES, Stage, resume_hint, stages_from
+from .stages import STAGES, Stage, continue_hint, resume_hint, stages_from
 
 EXIT_HALT = 3
 RESUME_KEY = "speckit.resume"
@@ -40,15 +43,32 @@ def new_branch_id(spec_id: str) -> str:
 
 
 def begin(
-    shell: Any, *, spec_id: str, goal: str | None, from_stage: Stage | None, resume: bool
-) -> tuple[RunIds, Stage | None]:
-    """Start a run in the resume store when there is one; (ids, the stage to fork at)."""
+    shell: Any,
+    *,
+    spec_id: str,
+    goal: str | None,
+    from_stage: Stage | None,
+    resume: bool,
+    branch_id: str | None = None,
+) -> tuple[RunIds, Stage | None, str | None, bool]:
+    """Start a run in the resume store when there is one: (ids, the stage to fork at,
+    the goal the run uses — a resumed branch keeps its own —, whether the branch is
+    stored, so a printed hint may name it)."""
     store = shell.state.get(RESUME_KEY)
     if store is None:
-        return RunIds(uuid.uuid4().hex, new_branch_id(spec_id)), None
-    info = store.begin_run(spec_id=spec_id, goal=goal, from_stage=from_stage, resume=resume)
+        if branch_id is not None:
+            raise CommandError(
+                f"branch {branch_id}: the resume store is disabled "
+                "([plugins.resume] enabled = false), so there is no branch to use"
+            )
+        return RunIds(uuid.uuid4().hex, new_branch_id(spec_id)), None, goal, False
+    extra = {"branch_id": branch_id} if branch_id is not None else {}
+    info = store.begin_run(
+        spec_id=spec_id, goal=goal, from_stage=from_stage, resume=resume, **extra
+    )
     fork = info.get("fork_stage")
-    return RunIds(str(info["run_id"]), str(info["branch_id"])), fork if fork in STAGES else None
+    ids = RunIds(str(info["run_id"]), str(info["branch_id"]))
+    return ids, fork if fork in STAGES else None, info.get("goal", goal), True
 
 
 def finish(shell: Any, ids: RunIds, status: str) -> None:
@@ -65,7 +85,7 @@ def stage_cost(cost_usd: float | None, recorded: bool) -> str:
     """A stage's cost as the stage line and /spec-status show it: "recorded" for
     recorded answers (also when the resume cache serves them again), never "$0"."""
     if cost_usd is not None:
-        return f"${cost_usd:.4f}" + (" (+recorded)" if recorded else "")
+        return format_usd(cost_usd) + (" (+recorded)" if recorded else "")
     return "recorded" if recorded else "—"
 
 
@@ -95,11 +115,20 @@ def report(shell: Any, spec_id: str, outcome: StageOutcome) -> None:
         out.info(f"    missing: {agent} — {syn.missing_reasons.get(agent, '')}")
 
 
-def halt(shell: Any, spec_id: str, outcome: StageOutcome, ids: RunIds) -> str:
-    """Print why the pipeline stopped and the exact line that resumes it."""
+def halt(
+    shell: Any,
+    spec_id: str,
+    outcome: StageOutcome,
+    ids: RunIds,
+    *,
+    single: bool = False,
+    stored: bool = False,
+) -> str:
+    """Print why the pipeline stopped and the exact line that re-runs the stage: on a
+    child of this very branch (named, so another run in between changes nothing)."""
     out = shell.output
     syn = outcome.synthesis
-    hint = resume_hint(spec_id, outcome.stage)
+    hint = resume_hint(spec_id, outcome.stage, ids.branch_id if stored else None, single=single)
     out.info("")
     out.info(f"halted at {outcome.stage}: consensus {syn.status}")
     for reason in syn.reasons:
@@ -137,6 +166,8 @@ async def run_stages(
     command: str,
     done: dict[Stage, str],
     current: list[Stage],
+    single: bool = False,
+    stored: bool = False,
 ) -> int:
     """Run ``stages`` in order; halt (exit 3) on a status in ``halt_on`` and ALWAYS on
     ``failed``: a failed stage wrote no result, so a later stage would run on a missing
@@ -160,9 +191,29 @@ async def run_stages(
             )
         )
         if outcome.synthesis.status in settings.halt_on or outcome.synthesis.status == "failed":
-            halt(shell, spec_id, outcome, ids)
+            halt(shell, spec_id, outcome, ids, single=single, stored=stored)
             return EXIT_HALT
     return 0
+
+
+def warn_missing_inputs(
+    shell: Any, settings: ConsensusSettings, spec_id: str, start: Stage
+) -> list[Stage]:
+    """A run that starts late (``--from``, ``/spec-<stage>``) without the earlier
+    stages' results is allowed — a user may have reasons — but never silent: one
+    warning names them (the prompt tells the agents too); the exit code is unchanged."""
+    from .prompts import missing_results
+
+    spec_dir = spec_paths(shell, settings, spec_id)[0]
+    missing = missing_results(spec_dir, start)
+    if missing:
+        shell.output.warn(
+            f"{start} runs without earlier results: {', '.join(missing)} "
+            f"{'has' if len(missing) == 1 else 'have'} none in "
+            f"{rel(spec_dir, shell.cwd)}/ (the agents are told so); "
+            f"/spec-auto {spec_id} runs every stage in order"
+        )
+    return missing
 
 
 def summary(shell: Any, spec_id: str, start: Stage, done: dict[Stage, str]) -> None:
@@ -188,13 +239,26 @@ async def run(
     resume: bool,
     single: bool,
     command: str,
+    branch_id: str | None = None,
 ) -> int:
-    """A pipeline (``single`` False: from ``from_stage`` to the end) or one stage."""
+    """A pipeline (``single`` False: from ``from_stage`` to the end) or one stage.
+    ``branch_id`` is the branch ``resume`` continues or ``from_stage`` forks from."""
     spec_paths(shell, settings, spec_id)  # a bad id or a missing spec fails before anything runs
-    ids, fork = begin(shell, spec_id=spec_id, goal=goal, from_stage=from_stage, resume=resume)
+    # secrets never reach a prompt, the store or an artefact; the redacted goal is the
+    # one every prompt (and so every prompt hash) holds, so a resume matches it
+    goal = (redact(goal).strip() or None) if goal else None
+    ids, fork, goal, stored = begin(
+        shell,
+        spec_id=spec_id,
+        goal=goal,
+        from_stage=from_stage,
+        resume=resume,
+        branch_id=branch_id,
+    )
     start: Stage = from_stage or (fork if resume and fork else None) or "plan"
     stages = (start,) if single else stages_from(start)
     shell.output.info(f"run {short_id(ids.run_id)} · branch {ids.branch_id}")
+    warn_missing_inputs(shell, settings, spec_id, start)
     done: dict[Stage, str] = {}
     current: list[Stage] = [start]
     try:
@@ -208,10 +272,20 @@ async def run(
             command=command,
             done=done,
             current=current,
+            single=single,
+            stored=stored,
         )
     except asyncio.CancelledError:
         finish(shell, ids, "cancelled")
-        again = f"/spec-auto {spec_id} --resume" if not single else f"/spec-{current[0]} {spec_id}"
+        # a resume of the branch starts at its fork stage (or plan); say where this began
+        natural = fork or "plan"
+        again = continue_hint(
+            spec_id,
+            current[0],
+            ids.branch_id if stored else None,
+            single=single,
+            start=start if start != natural else None,
+        )
         shell.output.info(f"cancelled at {current[0]}; continue with: {again}")
         raise
     except BaseException:

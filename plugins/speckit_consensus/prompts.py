@@ -79,13 +79,26 @@ def spec_context(spec_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
+def missing_results(spec_dir: Path, stage: Stage) -> list[Stage]:
+    """The earlier stages with no result (``<stage>.md``) in the spec folder."""
+    return [prev for prev in previous_stages(stage) if not (spec_dir / f"{prev}.md").is_file()]
+
+
 def previous_outputs(spec_dir: Path, stage: Stage) -> str:
     parts = []
     for prev in previous_stages(stage):
         path = spec_dir / f"{prev}.md"
         if path.is_file():
-            text = strip_meta(path.read_text(encoding="utf-8")).strip()
+            # a damaged file still gives the agents what it can, never a crash
+            text = strip_meta(path.read_text(encoding="utf-8", errors="replace")).strip()
             parts.append(f"### {prev}\n\n{truncate(text)}")
+    missing = missing_results(spec_dir, stage)
+    if missing:  # said in the prompt: silence would read as "nothing to build on"
+        parts.append(
+            f"(no result from {', '.join(missing)}: "
+            f"{'that stage has' if len(missing) == 1 else 'those stages have'} not run for "
+            "this spec; do not assume what they would have said)"
+        )
     return "\n\n".join(parts) or "(none yet)"
 
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agentshell import describe_http_error
 from agentshell.errors import CommandError
 
 from .config import ProviderConfig
@@ -48,7 +49,7 @@ async def _fetch(client: httpx.AsyncClient, name: str, issuer: str) -> _Metadata
         try:
             response = await client.get(url, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            problems.append(f"{url}: {type(exc).__name__}")
+            problems.append(f"{url}: {describe_http_error(exc)}")
             continue
         if response.status_code != 200:
             problems.append(f"{url}: HTTP {response.status_code}")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from agentshell import describe_http_error
 from agentshell.errors import CommandError
 from agentshell.redact import register_secret
 
@@ -101,7 +102,7 @@ async def request_device_code(
         ) from None
     except httpx.HTTPError as exc:
         raise LoginFailed(
-            f"{name}: cannot reach the device authorization endpoint ({type(exc).__name__})",
+            f"{name}: cannot reach the device authorization endpoint ({describe_http_error(exc)})",
             "error",
         ) from None
     register_secrets_in(body)
@@ -176,7 +177,8 @@ class Poller:
                 # RFC 8628 §3.5: back off on connection timeouts (doubling recommended)
                 self.interval *= 2
                 self._notice(
-                    f"{self.name}: the token endpoint did not answer ({type(exc).__name__}); "
+                    f"{self.name}: the token endpoint did not answer "
+                    f"({describe_http_error(exc)}); "
                     f"polling every {self.interval:g} s"
                 )
                 continue

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import httpx
 
+from agentshell import describe_http_error
 from agentshell.auth import Credentials, TokenStore
 from agentshell.errors import AgentDisconnected, AgentshellError, AuthRequired
 from agentshell.telemetry import AuthEvent
@@ -157,7 +158,7 @@ class DeviceLoginProvider:
                 self._event("auth.refresh", "error")
                 if still_valid and not force:
                     return current
-                reason = type(exc).__name__
+                reason = describe_http_error(exc)
                 raise AgentDisconnected(
                     f"{self.name}: cannot reach the token endpoint to refresh ({reason})"
                 ) from None

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentshell import describe_http_error
 from agentshell.redact import register_secret
 
 from .config import ProviderConfig
@@ -100,5 +101,5 @@ async def revoke(
     except OAuthError as exc:
         return str(exc)
     except httpx.HTTPError as exc:
-        return type(exc).__name__
+        return describe_http_error(exc)
     return None

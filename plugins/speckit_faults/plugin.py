@@ -43,9 +43,9 @@ def shell_started(shell: Shell) -> None:
     shell.state[SECTION] = st
     if not st.enabled:
         # off stays quiet, except about a fault setting someone wrote and got wrong:
-        # one line, so a typo does not go unnoticed until injection is switched on
-        if st.problems:
-            shell.output.warn(f"fault injection is off; {'; '.join(st.problems)}")
+        # a line per problem, so a typo does not go unnoticed until injection is on
+        for problem in st.problems:  # one line per bad entry, as when it is on
+            shell.output.warn(f"fault injection is off; {problem}")
         return
     for problem in st.problems:
         shell.output.warn(problem)

@@ -40,10 +40,13 @@ class FaultsState:
     injector: FaultInjector
     enabled: bool
     why: str
-    source: str  # the CODEX_FAULTS text (or the last /faults set)
+    source: str  # the CODEX_FAULTS text, as the environment gave it
     reset: ResetHint | None
     timeout_ms: int
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the environment's, named by variable
+    #: where the active counts came from: CODEX_FAULTS, or the /faults set/clear that
+    #: replaced them (the environment's problems are never attributed to a set)
+    plan: str = ENV_FAULTS
 
 
 def load_state(shell: Shell) -> FaultsState:
@@ -134,16 +137,22 @@ def faults_command(ctx: CommandContext) -> FaultsState:
         if spec:
             raise CommandError("/faults clear takes no argument")
         st.injector.clear()
+        st.plan = "/faults clear"
         ctx.out.success("fault counters cleared")
         return st
     if action == "set":
         if not spec:
             raise CommandError("/faults set needs counts, e.g. /faults set disconnect:2,429:1")
         parsed = parse_faults(spec, source="/faults set")
-        if parsed.problems:
-            raise CommandError("; ".join(parsed.problems))
+        if parsed.bad:
+            # rejected whole: half a plan is not what was asked for
+            bad = "; ".join(f"entry {entry!r}: {why}" for entry, why in parsed.bad)
+            raise CommandError(
+                f"/faults set rejected, nothing changed (remaining stays "
+                f"{st.injector.describe()}, from {st.plan}): {bad}"
+            )
         st.injector.set_counts(parsed.counts)
-        st.source = spec
+        st.plan = "/faults set " + ",".join(e.strip() for e in spec.split(",") if e.strip())
         if not st.enabled:  # an explicit command is consent enough for this session
             st.enabled, st.why = True, "/faults set"
         ctx.out.success(f"faults set: {st.injector.describe()}")
@@ -162,9 +171,13 @@ def _show(ctx: CommandContext, st: FaultsState) -> None:
     # the state goes on its own line: in a table cell the hint wraps mid-phrase
     ctx.out.info(f"fault injection on ({st.why})" if st.enabled else f"fault injection is {st.why}")
     ignored = sum(1 for p in st.problems if p.startswith(f"{ENV_FAULTS}:"))
-    note = f" ({ignored} {'entry' if ignored == 1 else 'entries'} ignored, see below)"
+    notes = [f"replaced by {' '.join(st.plan.split()[:2])}"] if st.plan != ENV_FAULTS else []
+    if ignored:
+        notes.append(f"{ignored} {'entry' if ignored == 1 else 'entries'} ignored, see below")
+    env_text = (st.source or "(unset)") + (f" ({'; '.join(notes)})" if notes else "")
     rows = [
-        (ENV_FAULTS, (st.source or "(unset)") + (note if ignored else "")),
+        ("active plan", st.plan),  # where the remaining counts came from
+        (ENV_FAULTS, env_text),
         ("remaining", ", ".join(f"{LABELS[k]}:{n}" for k, n in remaining.items())),
         ("injected", ", ".join(f"{LABELS[k]}:{n}" for k, n in injected.items())),
         (ENV_RESET, st.reset.describe() if st.reset else "(none: backoff)"),

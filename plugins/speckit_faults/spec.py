@@ -45,7 +45,14 @@ _KINDS_HELP = "kinds: disconnect, 429 (or rate_limit), timeout"
 @dataclass
 class ParsedFaults:
     counts: dict[FaultKind, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    problems: list[str] = field(default_factory=list)
+    #: one (entry, why) per malformed entry; ``problems`` says how the source treats it
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    source: str = ENV_FAULTS
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per bad entry, as the environment treats it: ignored, the rest kept."""
+        return [f"{self.source}: ignored entry {entry!r}: {why}" for entry, why in self.bad]
 
     def describe(self) -> str:
         parts = [f"{LABELS[k]}:{n}" for k, n in self.counts.items() if n]
@@ -55,7 +62,7 @@ class ParsedFaults:
 def parse_faults(text: str, source: str = ENV_FAULTS) -> ParsedFaults:
     """``"disconnect:3, 429:1,timeout:2"`` -> counts per kind. Repeated kinds add up;
     empty entries (a trailing comma) are skipped; anything else malformed is a problem."""
-    result = ParsedFaults()
+    result = ParsedFaults(source=source)
     for raw in text.split(","):
         entry = raw.strip()
         if not entry:
@@ -64,20 +71,15 @@ def parse_faults(text: str, source: str = ENV_FAULTS) -> ParsedFaults:
         kind = ALIASES.get(kind_text.strip().lower())
         count_text = count_text.strip()
         if kind is None:
-            result.problems.append(
-                f"{source}: ignored entry {entry!r}: unknown kind {kind_text.strip()!r} "
-                f"({_KINDS_HELP})"
-            )
+            result.bad.append((entry, f"unknown kind {kind_text.strip()!r} ({_KINDS_HELP})"))
         elif not sep or not count_text.isascii() or not count_text.isdigit():
-            result.problems.append(
-                f"{source}: ignored entry {entry!r}: expected kind:count with a "
-                "whole number >= 0, e.g. disconnect:3"
+            result.bad.append(
+                (entry, "expected kind:count with a whole number >= 0, e.g. disconnect:3")
             )
         elif len(count_text.lstrip("0")) > len(str(MAX_COUNT)) or int(count_text) > MAX_COUNT:
             # length first: int() of thousands of digits is slow or refused outright
-            result.problems.append(
-                f"{source}: ignored entry {entry!r}: count too large; "
-                f"use a whole number from 0 to {MAX_COUNT:,}"
+            result.bad.append(
+                (entry, f"count too large; use a whole number from 0 to {MAX_COUNT:,}")
             )
         else:
             result.counts[kind] += int(count_text)

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentshell import format_usd
 from agentshell.agents import TokenUsage
 
 from .session import SessionMetrics, saturating_add
@@ -26,6 +27,7 @@ class Tally:
     calls: int = 0
     replays: int = 0
     failures: int = 0
+    cancelled: int = 0  # calls the user stopped: their own outcome, not failures
     usage: TokenUsage = field(default_factory=TokenUsage)
     last_usage: TokenUsage = field(default_factory=TokenUsage)
     cost_usd: float = 0.0
@@ -65,6 +67,7 @@ class Tally:
             "calls": self.calls,
             "replays": self.replays,
             "failures": self.failures,
+            "cancelled": self.cancelled,
             "recorded_calls": self.recorded,
             "usage": self.usage.model_dump(),
             "blended_total": self.blended,
@@ -75,24 +78,8 @@ class Tally:
         }
 
 
-def usd(amount: float, decimals: int = 4) -> str:
-    """Dollars with ``decimals`` places, and more under $0.10 so that small amounts keep
-    4 significant digits: 0.001 -> "$0.001" (decimals=2), not "$0.00"."""
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) < 0.10:
-        text = f"{amount:.{max(decimals, _places_for_4_digits(amount))}f}"
-        whole, _, frac = text.partition(".")
-        frac = frac.rstrip("0").ljust(decimals, "0")  # drop zeros past 4 digits only
-        return f"${whole}.{frac}"
-    return f"${amount:.{decimals}f}"
-
-
-def _places_for_4_digits(amount: float) -> int:
-    places = 0
-    while abs(amount) * 10**places < 1000 and places < 12:
-        places += 1
-    return places
+#: the one money format (the host's, so the consensus stage line and /history match)
+usd = format_usd
 
 
 def format_cost(usd_amount: float, unpriced: int, calls: int, recorded: int = 0) -> str:
@@ -199,13 +186,24 @@ class Ledger:
                 m.record_turn(usage)
         return self._crossed()
 
-    def fail(self, agent: str, spec_id: str | None = None, stage: str | None = None) -> None:
-        self.total.failures += 1
-        self.agents.setdefault(agent, Tally()).failures += 1
+    def fail(
+        self,
+        agent: str,
+        spec_id: str | None = None,
+        stage: str | None = None,
+        *,
+        cancelled: bool = False,
+    ) -> None:
+        """Count a call that ended without an answer: a failure, or ``cancelled``."""
+        tallies = [self.total, self.agents.setdefault(agent, Tally())]
         if stage:
             book = self.stage(spec_id, stage)
-            book.total.failures += 1
-            book.agents.setdefault(agent, Tally()).failures += 1
+            tallies += [book.total, book.agents.setdefault(agent, Tally())]
+        for tally in tallies:
+            if cancelled:
+                tally.cancelled += 1
+            else:
+                tally.failures += 1
 
     @property
     def spent_usd(self) -> float:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import TYPE_CHECKING
@@ -150,6 +151,7 @@ def agent_call_failed(call: AgentCall, error: BaseException) -> None:
         call.agent.name,
         spec_id if isinstance(spec_id, str) else None,
         stage if isinstance(stage, str) else None,
+        cancelled=isinstance(error, asyncio.CancelledError),
     )
 
 

@@ -33,9 +33,10 @@ def _pct(value: float | None) -> str:
 
 
 def _calls(t: Tally) -> str:
-    """ "3", or "3 (+1 replayed, 1 failed)" when there is more to say."""
+    """ "3", or "3 (+1 replayed, 1 failed, 1 cancelled)" when there is more to say."""
     extra = [f"+{t.replays} replayed"] if t.replays else []
     extra += [f"{t.failures} failed"] if t.failures else []
+    extra += [f"{t.cancelled} cancelled"] if t.cancelled else []
     return f"{t.calls} ({', '.join(extra)})" if extra else str(t.calls)
 
 
@@ -130,7 +131,10 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
 
     if ledger.agents:
         out.table(
-            columns, [agent_row(n, a) for n, a in sorted(ledger.agents.items())], title="Per agent"
+            columns,
+            [agent_row(n, a) for n, a in sorted(ledger.agents.items())],
+            title="Per agent",
+            optional=["model", "context"],  # left out, last first, when narrow
         )
     if ledger.stages:
         stage_rows: list[tuple[Any, ...]] = []
@@ -162,6 +166,7 @@ def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
             ["spec / stage", "agent", "calls", "tokens", "cost", "est. next"],
             stage_rows,
             title="Per stage",
+            optional=["est. next"],
         )
 
 

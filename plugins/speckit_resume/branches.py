@@ -9,41 +9,24 @@ at the fork and every later stage belong to the child alone. Siblings never shar
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import Callable
 
-STAGES: tuple[str, ...] = ("plan", "tasks", "implement", "validate", "audit", "unlock")
-
-_SPEC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_BRANCH_ID = re.compile(
-    r"^(?P<spec>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<ts>\d{14})-(?P<hex>[0-9a-f]{8})$"
+# one spec-id rule and one branch-id shape for both plugins: the consensus plugin's
+# public module (same distribution), so a spec the pipeline accepts is one the store takes
+from speckit_consensus.specid import (
+    check_spec_id,
+    is_valid_spec_id as valid_spec_id,
+    parse_branch_id,
 )
 
-
-def valid_spec_id(spec_id: str) -> bool:
-    return bool(_SPEC_ID.match(spec_id))
-
-
-def check_spec_id(spec_id: str) -> str:
-    """``spec_id`` unchanged, or ValueError with a one-line reason."""
-    if not valid_spec_id(spec_id):
-        raise ValueError(
-            f"invalid spec id {spec_id!r}: use letters, digits, '.', '_' or '-' (at most 100)"
-        )
-    return spec_id
+STAGES: tuple[str, ...] = ("plan", "tasks", "implement", "validate", "audit", "unlock")
 
 
 def new_branch_id(spec_id: str, now: dt.datetime | None = None) -> str:
     """``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>`` (UTC timestamp)."""
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H%M%S")
     return f"{check_spec_id(spec_id)}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def parse_branch_id(branch_id: str) -> tuple[str, str, str] | None:
-    """(spec id, timestamp, hex) of a well-formed branch id, else None."""
-    match = _BRANCH_ID.match(branch_id)
-    return (match["spec"], match["ts"], match["hex"]) if match else None
 
 
 def normalize_stage(stage: str) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentshell import format_usd
 from agentshell.commands import Arg, Command, CommandContext, Option
 from agentshell.errors import CommandError
 
@@ -34,7 +36,18 @@ def _spec(value: str) -> str:
 
 
 RUN_ID_LEN = 8  # the run-id prefix shown everywhere (as /spec-auto's progress line)
-BRANCHES_USAGE = "usage: /branches <SPEC-ID> [prune --keep N]"
+BRANCHES_SYNOPSIS = "/branches <SPEC-ID> [prune --keep N] [--json]"
+BRANCHES_USAGE = f"usage: {BRANCHES_SYNOPSIS}"
+
+
+@dataclass
+class _BranchesCommand(Command):
+    """/branches with its real grammar in every usage line, the host parser's included
+    (the generic ``<target> [<action>]`` would not tell that the action is ``prune``)."""
+
+    @property
+    def usage(self) -> str:
+        return BRANCHES_SYNOPSIS
 
 
 def _when(ts: float | None) -> str:
@@ -180,7 +193,7 @@ async def branches_cmd(ctx: CommandContext) -> int:
         ctx.out.print(f"{mark}{indent}{head}{row['branch_id']}  ({fork}{runs})")
         stages = " · ".join(f"{s} {row['stages'][s]}" for s in STAGES)
         ctx.out.print(f"  {indent}    {stages}")
-    ctx.out.info("* current branch (what --resume continues)")
+    ctx.out.info("* current branch (what --resume without a branch id continues)")
     return 0
 
 
@@ -309,10 +322,8 @@ async def resume_cmd(ctx: CommandContext) -> int:
         "an output is reused when the agent's prompt is unchanged (same prompt hash); "
         "a stage whose input changes runs its agents again"
     )
-    if branch == current:
-        ctx.out.info(f"continue with: /spec-auto {spec_id} --resume")
-    else:
-        ctx.out.info(f"note: --resume continues the current branch {current}, not this one")
+    # always the explicit branch: "the current branch" may change before the line is run
+    ctx.out.info(f"continue with: /spec-auto {spec_id} --resume {branch}")
     return 0
 
 
@@ -354,12 +365,13 @@ async def history_cmd(ctx: CommandContext) -> int:
         ["run", "branch", "started", "status", "calls", "replayed", "failed", "tokens", "cost"],
         rows,
         title=f"{spec_id}: runs",
+        optional=["started", "branch", "replayed"],  # left out, last first, when narrow
     )
     priced = [r.cost_usd for r in runs if r.cost_usd is not None]
     if any(r.unpriced for r in runs):
         total = "unknown (some models have no price)"
     elif priced:
-        total = f"${sum(priced):.4f}" + (" (+recorded)" if any(r.recorded for r in runs) else "")
+        total = format_usd(sum(priced)) + (" (+recorded)" if any(r.recorded for r in runs) else "")
     else:
         total = "none (recorded answers)" if any(r.recorded for r in runs) else "$0.0000"
     ctx.out.info(f"total cost {total} over {_plural(len(runs), 'run')}")
@@ -374,7 +386,7 @@ def _cost(run: RunRow) -> str:
         return "unknown"
     if run.cost_usd is None:
         return "recorded" if run.recorded else "—"
-    return f"${run.cost_usd:.4f}" + (" (+rec.)" if run.recorded else "")
+    return format_usd(run.cost_usd) + (" (+rec.)" if run.recorded else "")
 
 
 JSON = Option("--json", help="print JSON", flag=True)
@@ -383,7 +395,7 @@ JSON = Option("--json", help="print JSON", flag=True)
 def commands() -> list[Command]:
     spec_arg = Arg("spec_id", help="the spec id", complete=_complete_specs)
     return [
-        Command(
+        _BranchesCommand(
             "branches",
             branches_cmd,
             help="the branch tree of a spec with the status of each stage; prune old branches",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentCall, AgentResponse, TokenUsage
+from agentshell.errors import CommandError
 from agentshell.redact import redact, redact_tree
 
 from .branches import check_spec_id, normalize_stage
@@ -95,17 +96,44 @@ class ResumeService:
         resume: bool,
         branch_id: str | None = None,
     ) -> dict[str, Any]:
-        """Open a run: ``resume`` continues the spec's current branch; ``from_stage``
-        (without ``resume``) after an earlier branch forks a child of it; otherwise a new
-        root branch. Returns run_id, branch_id, parent_branch_id, fork_stage (and more)."""
+        """Open a run: ``resume`` continues ``branch_id`` (default: the spec's current
+        branch) with the goal stored on it; ``from_stage`` (without ``resume``) forks a
+        child of ``branch_id`` (default: the current branch) that keeps its parent's goal
+        unless one is given; otherwise a new root branch. Returns run_id, branch_id,
+        parent_branch_id, fork_stage, goal (and more). A request the user must fix (an
+        unknown branch, a goal that is not the branch's) is a CommandError, before any
+        row is written."""
         check_spec_id(spec_id)
         fork = normalize_stage(from_stage) if from_stage else None
-        start = self.store.begin_run(
+        # the goal is part of every prompt: stored (and compared) only as redacted text
+        goal = (redact(goal).strip() or None) if goal else None
+        store = self.store
+        if branch_id is not None:
+            if store.spec_of(branch_id) != spec_id:
+                raise CommandError(
+                    f"no branch {branch_id} of {spec_id} in the resume store "
+                    f"(see /branches {spec_id})"
+                )
+        elif resume or fork:
+            branch_id = store.current_branch(spec_id)  # decided once, here
+        if resume and branch_id is not None:
+            stored = store.branch_goal(branch_id)
+            if goal is not None and goal != stored:
+                was = f"goal {stored!r}" if stored else "no goal"
+                raise CommandError(
+                    f"--resume continues {branch_id} with its own {was}, not {goal!r} "
+                    f"(the goal is part of every prompt); for a new goal start a branch: "
+                    f"/spec-auto {spec_id} <goal>"
+                )
+            goal = stored
+        elif fork and branch_id is not None and goal is None:
+            goal = store.branch_goal(branch_id)  # a child keeps its parent's goal
+        start = store.begin_run(
             spec_id=spec_id, goal=goal, from_stage=fork, resume=resume, branch_id=branch_id
         )
         self._runs.add(start.run_id)
         self._branches.add(start.branch_id)
-        return start.model_dump()
+        return {**start.model_dump(), "goal": goal}
 
     def finish_run(self, run_id: str, status: str) -> None:
         self.store.finish_run(run_id, status)

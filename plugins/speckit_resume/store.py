@@ -208,6 +208,11 @@ class Store(Reports):
         )
         return str(rows[0][0]) if rows else None
 
+    def branch_goal(self, branch_id: str) -> str | None:
+        """The goal the branch was created with (what a resume of it runs with)."""
+        rows = self.query("SELECT goal FROM branches WHERE branch_id = ?", (branch_id,))
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def begin_run(
         self,
         *,

@@ -59,7 +59,7 @@ class Harness:
     clock: FakeClock | None
 
     def events(self, kind: str | None = None) -> list[Event]:
-        assert self.bus.flush(5.0), "telemetry did not flush"
+        assert self.bus.flush(30.0), "telemetry did not flush"  # returns when done
         return [e for e in self.sink.events if kind is None or e.type == kind]
 
 

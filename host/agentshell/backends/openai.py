@@ -46,6 +46,7 @@ from agentshell.errors import (
     FatalAgentError,
     RateLimited,
 )
+from agentshell.neterrors import describe_http_error
 from agentshell.plugins import hookimpl
 from agentshell.redact import redact, register_secret
 
@@ -342,7 +343,7 @@ class OpenAIBackend:
             raise
         except httpx.TimeoutException as exc:
             raise AgentTimeout(
-                f"{type(exc).__name__} from {_host(str(url))}", timeout_s=agent.timeout_s
+                f"{_host(str(url))}: {describe_http_error(exc)}", timeout_s=agent.timeout_s
             ) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise FatalAgentError(
@@ -355,9 +356,8 @@ class OpenAIBackend:
             ) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
             # read/write errors, protocol errors, an incomplete body or stream
-            detail = redact(str(exc))[:200] or "connection closed"
             raise AgentDisconnected(
-                f"{type(exc).__name__} talking to {_host(str(url))}: {detail}"
+                f"talking to {_host(str(url))}: {describe_http_error(exc)}"
             ) from None
         finally:
             self._release(shard)

@@ -46,7 +46,7 @@ def _short_path(shell: Any, path: str) -> str:
 
 
 def _credentials(shell: Any, spec: Any) -> tuple[bool | None, str]:
-    """(available: True/False/None = unknown, where they come from)."""
+    """(available: True/False/None = not checked, where they come from)."""
     # never "NAME: set": output redaction masks whatever follows "..._KEY: "
     env = _env_name(spec)
     if env:
@@ -56,7 +56,8 @@ def _credentials(shell: Any, spec: Any) -> tuple[bool | None, str]:
     secret = spec.options.get("api_key")
     if secret is not None:
         if getattr(secret, "keyring", None):
-            return None, "api_key keyring"
+            # reading the keyring may prompt to unlock it: not done just to list agents
+            return None, f"api_key keyring {secret.keyring}"
         return True, "literal (config)"
     if spec.backend == "replay":
         return True, "not needed"
@@ -69,11 +70,15 @@ def agents_command(ctx: CommandContext) -> int:
     data = []
     for name, spec in sorted(shell.agents.items()):
         available, source = _credentials(shell, spec)
-        creds = {True: "yes", False: "MISSING", None: "?"}[available]
         recorded = " (recorded)" if spec.backend == "replay" else ""
         target = _target(shell, spec)
         plain = ("none", "not needed", "literal (config)")
-        shown = source if source in plain else f"{creds}: {source}"
+        if source in plain:
+            shown = source
+        elif available is None:
+            shown = f"not checked ({source})"
+        else:
+            shown = f"{'yes' if available else 'MISSING'}: {source}"
         rows.append((name, spec.backend + recorded, spec.model, spec.role, target, shown))
         data.append(
             {
@@ -86,6 +91,21 @@ def agents_command(ctx: CommandContext) -> int:
                 "timeout_s": spec.timeout_s,
                 "credentials": source,
                 "available": available,
+                "broken": False,
+            }
+        )
+    for name, error in sorted(getattr(shell, "broken_agents", {}).items()):
+        backend, model, role, target = _configured(shell, name)
+        shown_backend = f"{backend} (broken)" if backend else "(broken)"
+        rows.append((name, shown_backend, model, role, target, "not used: see below"))
+        data.append(
+            {
+                "name": name,
+                "backend": backend,
+                "broken": True,
+                "error": error,
+                "model": model,
+                "role": role,
             }
         )
     if ctx.args.json:
@@ -95,15 +115,38 @@ def agents_command(ctx: CommandContext) -> int:
         ctx.out.print("No agents configured. Add [agents.<name>] tables to agentshell.toml.")
         return 0
     ctx.out.table(
-        ["agent", "backend", "model", "role", "target", "credentials"], rows, title="Agents"
+        ["agent", "backend", "model", "role", "target", "credentials"],
+        rows,
+        title="Agents",
+        wrap=["backend", "credentials"],  # words: "replay (recorded)"
+        optional=["target"],  # left out when narrow (--json has it); never a cut model
     )
     for item in data:
-        if item["available"] is False:
+        if item["broken"]:
+            ctx.out.warn(f"{item['name']} is left out: {item['error']}")
+        elif item["available"] is False:
             spec = shell.agents[item["name"]]
             env = _env_name(spec)
             fix = f": run /set-env {env}=<value>" if env else ""
             ctx.out.warn(f"{item['name']}: credentials missing{fix}")
     return 0
+
+
+def _configured(shell: Any, name: str) -> tuple[str, str, str, str]:
+    """(backend, model, role, target) of a broken agent as written in the configuration
+    (it has no valid spec to read them from)."""
+    cfg = shell.config.agents.get(name)
+    if cfg is not None:  # valid settings, but an unknown backend or auth provider
+        return cfg.backend, cfg.model, cfg.role, redact(cfg.base_url or "")
+    raw = getattr(shell.raw_config, "data", {}).get("agents", {})
+    table = raw.get(name) if isinstance(raw, dict) else None
+    table = table if isinstance(table, dict) else {}
+
+    def text(key: str) -> str:
+        value = table.get(key)
+        return redact(value) if isinstance(value, str) else ""
+
+    return text("backend"), text("model"), text("role"), text("base_url")
 
 
 def _env_name(spec: Any) -> str | None:

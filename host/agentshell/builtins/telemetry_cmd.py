@@ -2,17 +2,21 @@
 
 - ``/telemetry`` (or ``status``): each sink's delivered/dropped/failed/queued counts and
   last error, and the total emitted this session.
-- ``/telemetry use <sink>... [--set setting=value ...]``: make these the active sinks. Every
-  requested sink is created first; if any fails nothing changes. The old sinks are
-  drained and closed after the swap, so no event is lost.
+- ``/telemetry use <sink>... [--set setting=value ...] [--reset]``: make these the active
+  sinks. Every requested sink is created first; if any fails nothing changes. The old
+  sinks are drained and closed after the swap, so no event is lost. ``--set`` values are
+  remembered per sink for the session (a later ``use`` of that sink keeps them) until
+  changed by another ``--set`` or forgotten with ``--reset``.
 - ``/telemetry off``: only the ``null`` sink.
 - ``/telemetry flush``: wait until every sink has written what was emitted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -34,9 +38,12 @@ DESCRIPTION = """\
 to it, exported and failed to export (sinks that send on, such as otlp),
 failed, dropped and queued - the last error in full, and the total emitted.
 
-/telemetry use <sink>... [--set setting=value ...]: make these the active
-sinks. Every requested sink is created first; if any fails nothing changes.
-The old sinks are drained and closed after the swap: no event is lost.
+/telemetry use <sink>... [--set setting=value ...] [--reset]: make these the
+active sinks. Every requested sink is created first; if any fails nothing
+changes. The old sinks are drained and closed after the swap: no event is lost.
+--set values are remembered per sink for the rest of the session: a later
+/telemetry use of that sink keeps them until another --set changes them or
+--reset forgets them (back to the [telemetry.<sink>] settings).
 
 /telemetry off: only the null sink.
 
@@ -92,13 +99,25 @@ def parse_overrides(sinks: list[str], assignments: list[str]) -> dict[str, dict[
 
 
 COLUMNS = ["sink", "delivered", "exported", "export failed", "failed", "dropped", "queued"]
+EARLIER = ["#", "sink", "target", "active", *COLUMNS[1:]]
+# left out first when the terminal is narrow (--json has everything)
+OPTIONAL = ["export failed", "exported", "queued"]
+SETTINGS_KEY = "telemetry.set"  # shell.state: sink -> the --set values that persist
 
 
-def _row(stats: SinkStats) -> tuple[str, ...]:
-    # short numeric cells only: the table fits 80 columns; the error goes below it
+def _clock(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) if ts else "?"
+
+
+def _row(stats: SinkStats, index: int | None = None) -> tuple[str, ...]:
+    # short numeric cells; the error goes below the table
     na = "-"  # a sink that writes directly: delivered is written
+    head: tuple[str, ...] = (stats.name,)
+    if index is not None:  # earlier sinks: which one, where it wrote and when
+        active = f"{_clock(stats.started_at)}-{_clock(stats.stopped_at)}"
+        head = (str(index), stats.name, stats.target or na, active)
     return (
-        stats.name,
+        *head,
         f"{stats.delivered:,}",
         na if stats.exported is None else f"{stats.exported:,}",
         na if stats.export_failed is None else f"{stats.export_failed:,}",
@@ -110,8 +129,8 @@ def _row(stats: SinkStats) -> tuple[str, ...]:
 
 def _sink_notes(ctx: CommandContext, stats: list[SinkStats], earlier: bool = False) -> None:
     """One full line per detail (never cut): the export breakdown and the last error."""
-    for s in stats:
-        label = f"{s.name} (earlier)" if earlier else s.name
+    for i, s in enumerate(stats, 1):
+        label = f"{s.name} (earlier #{i})" if earlier else s.name
         if s.export_detail:
             ctx.out.print(f"  {label}: {s.export_detail}")
         if s.last_error:
@@ -133,13 +152,27 @@ def _status(ctx: CommandContext) -> int:
         )
         return 0
     if active:
-        ctx.out.table(COLUMNS, [_row(s) for s in active], title="Telemetry sinks")
+        ctx.out.table(
+            COLUMNS, [_row(s) for s in active], title="Telemetry sinks", optional=OPTIONAL
+        )
+        for s in active:
+            if s.target:
+                ctx.out.print(f"  {s.name}: writes to {s.target}")
         _sink_notes(ctx, active)
     else:
         ctx.out.print("No telemetry sinks are active (events are counted, not kept).")
     if retired:
-        ctx.out.table(COLUMNS, [_row(s) for s in retired], title="Earlier in this session")
+        rows = [_row(s, i) for i, s in enumerate(retired, 1)]
+        ctx.out.table(EARLIER, rows, title="Earlier in this session", optional=OPTIONAL)
         _sink_notes(ctx, retired, earlier=True)
+    remembered = _remembered(ctx.shell)
+    for sink, values in remembered.items():
+        shown = ", ".join(
+            # header values may be credentials: their names only
+            f"{k}=<{', '.join(v)}>" if k == "headers" and isinstance(v, dict) else f"{k}={_show(v)}"
+            for k, v in values.items()
+        )
+        ctx.out.print(f"  {sink}: --set for this session: {shown}")
     ctx.out.print(
         f"{bus.emitted:,} event(s) emitted, {bus.dropped:,} dropped. "
         f"Available sinks: {', '.join(ctx.shell.sink_names) or 'none'}."
@@ -162,7 +195,14 @@ def _use(ctx: CommandContext, names: list[str]) -> int:
             f"unknown telemetry sink {unknown[0]!r} "
             f"(available: {', '.join(shell.sink_names) or 'none'})"
         )
-    overrides = parse_overrides(names, _set_values(ctx.line))
+    given = parse_overrides(names, _set_values(ctx.line))
+    remembered = _remembered(shell)
+    # earlier --set values of a sink last for the session (until changed or --reset)
+    overrides = {
+        name: {**({} if ctx.args.reset else remembered.get(name, {})), **given.get(name, {})}
+        for name in names
+    }
+    overrides = {name: values for name, values in overrides.items() if values}
     before = shell.telemetry.sink_names
     sinks: list[tuple[str, Any]] = []
     try:
@@ -180,20 +220,67 @@ def _use(ctx: CommandContext, names: list[str]) -> int:
                 sink.close()
         raise
     shell.telemetry.replace_sinks(sinks, timeout=shell.config.telemetry.flush_timeout_s)
+    for name in names:  # only once the swap happened: a failed use remembers nothing
+        if name in overrides:
+            remembered[name] = overrides[name]
+        else:
+            remembered.pop(name, None)
     ctx.out.success(f"telemetry sinks: {', '.join(names)} (were: {', '.join(before) or 'none'})")
     return 0
 
 
-def telemetry_command(ctx: CommandContext) -> int:
+def _remembered(shell: Shell) -> dict[str, dict[str, Any]]:
+    value = shell.state.setdefault(SETTINGS_KEY, {})
+    assert isinstance(value, dict)
+    return value
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+async def _flush(ctx: CommandContext) -> int:
+    """Wait for the sinks, polling so that Ctrl-C (task cancellation) ends the wait at
+    once: the sinks go on writing in the background, nothing is thrown away."""
+    timeout = ctx.shell.config.telemetry.flush_timeout_s
+    flush = ctx.shell.telemetry.start_flush()
+    deadline = time.monotonic() + timeout
+    try:
+        # the sinks signal threading.Events (their own threads): poll them cheaply
+        while True:
+            if flush.done or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        left = flush.unfinished()
+        if left:
+            ctx.out.warn(
+                f"telemetry flush interrupted; still being written in the background "
+                f"(what is unsent at exit is reported then): {'; '.join(left)}"
+            )
+        raise
+    left, failed = flush.unfinished(), flush.failed()
+    problems = []
+    if left:
+        problems.append(
+            f"not written within {timeout:g} s: {'; '.join(left)} "
+            "(still being written in the background)"
+        )
+    if failed:
+        problems.append(f"not delivered: {'; '.join(failed)}")
+    if problems:
+        raise CommandError(f"telemetry: {'; '.join(problems)}; /telemetry shows the counts")
+    ctx.out.success("telemetry flushed")
+    return 0
+
+
+async def telemetry_command(ctx: CommandContext) -> int:
     action = ctx.args.action or "status"
     sinks: list[str] = ctx.args.sinks or []
     if action == "status":
         return _status(ctx)
     if action == "flush":
-        if not ctx.shell.telemetry.flush(ctx.shell.config.telemetry.flush_timeout_s):
-            raise CommandError("telemetry: some sinks did not finish writing in time")
-        ctx.out.success("telemetry flushed")
-        return 0
+        return await _flush(ctx)
     if action == "off":
         if sinks:
             raise CommandError("/telemetry off takes no sink names")
@@ -229,6 +316,12 @@ def register_commands(register: Register) -> None:
                     "--set",
                     "a sink setting: setting=value or <sink>.setting=value (repeatable)",
                     metavar="SETTING=VALUE",
+                    repeatable=True,
+                ),
+                Option(
+                    "--reset",
+                    "forget earlier --set values of these sinks (use)",
+                    flag=True,
                 ),
                 Option("--json", "print the counters as JSON", flag=True),
             ],

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentshell.agents import TokenUsage
+from agentshell.money import format_usd
 from agentshell.plugins import hookimpl
 from agentshell.redact import redact
 from agentshell.telemetry import (
@@ -78,7 +79,7 @@ def format_event(event: Event) -> str:
         text = f"{event.agent} {event.response_model or event.model} {event.latency_ms:,.0f}ms "
         text += _usage(u)
         if event.cost_usd is not None:
-            text += f" ${event.cost_usd:.4f}"
+            text += f" {format_usd(event.cost_usd)}"  # as /metrics shows it
         if event.attempts > 1:
             text += f" attempts={event.attempts}"
         if event.cached:

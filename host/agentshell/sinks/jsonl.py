@@ -52,6 +52,11 @@ class JsonlSink:
         self._ino = -1
         self._open()
 
+    @property
+    def target(self) -> str:
+        """Where events go (``/telemetry`` tells sinks used earlier apart by it)."""
+        return str(self.path)
+
     def _open(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

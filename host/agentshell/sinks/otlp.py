@@ -133,6 +133,7 @@ class _ExportStats:
         self.metrics_exported = 0  # metric export requests (each carries every series)
         self.metrics_failed = 0
         self.last_error: str | None = None
+        self.last_cause: str | None = None
         # the cause of the failure being reported, per kind ("spans", "metrics") from the
         # exporter's HTTP client, or ("log") from the SDK's log; consumed by fail()
         self._causes: dict[str, str] = {}
@@ -155,6 +156,7 @@ class _ExportStats:
                 what = "metrics"
             cause = cause or self._causes.pop(kind, None) or self._causes.pop("log", None)
             cause = cause or "export failed"
+            self.last_cause = cause
             self.last_error = shorten(f"{what} not exported to {endpoint}: {cause}")
             first, self._reported = not self._reported, True
         if first:  # once per sink; /telemetry shows the counts and the latest cause
@@ -403,6 +405,7 @@ class OtlpSink:
         )
         self._stages: dict[str, Any] = {}  # trace_parent -> open stage span
         self._retries: dict[str, list[AgentCallRetry]] = {}  # call_id -> retries so far
+        self._lost: int | None = None  # set by close(): spans it could not export
 
     # -- events ---------------------------------------------------------------------
 
@@ -530,6 +533,10 @@ class OtlpSink:
     # -- counters (read by /telemetry through SinkStats) ------------------------------
 
     @property
+    def target(self) -> str:
+        return self.settings.endpoint
+
+    @property
     def last_error(self) -> str | None:
         return self.export_stats.last_error
 
@@ -554,10 +561,22 @@ class OtlpSink:
         )
         return text
 
-    def flush(self) -> None:
+    @property
+    def pending(self) -> str | None:
+        """Spans not exported yet (``/telemetry flush``), or after close the spans that
+        never will be; None when there are none."""
+        s = self.export_stats
+        if self._lost is not None:
+            cause = f": {s.last_cause}" if s.last_cause else ""
+            return f"{self._lost} span(s) not exported{cause}" if self._lost else None
+        waiting = max(s.spans_ended - s.spans_exported - s.spans_failed, 0)
+        return f"{waiting} span(s) not yet exported" if waiting else None
+
+    def flush(self) -> bool:
         """Send the spans the batch processor holds (``/telemetry flush``), within the
-        export timeout; metrics go out at their interval and at close."""
-        self.tracer_provider.force_flush(int(self.close_budget_s * 1000))
+        export timeout; metrics go out at their interval and at close. False when the
+        collector did not take them in time."""
+        return bool(self.tracer_provider.force_flush(int(self.close_budget_s * 1000)))
 
     # -- shutdown -------------------------------------------------------------------
 
@@ -566,9 +585,14 @@ class OtlpSink:
         once, within ``close_budget_s`` overall (an unreachable collector must not hold
         up the exit). Traces and metrics shut down in parallel; past the budget the
         exporters are aborted (their retry wait ends) and the threads abandoned."""
+        stats = self.export_stats
+        with stats._lock:
+            # the bus reports what close loses, in one line (TelemetryBus._retire): a
+            # request that fails later, past the budget, must not print another
+            failed_before, stats._reported = stats.spans_failed, True
         for span in self._stages.values():
             span.end()
-            self.export_stats.spans_ended += 1
+            stats.spans_ended += 1
         self._stages.clear()
         budget = self.close_budget_s
         budget_ms = int(budget * 1000)
@@ -593,6 +617,8 @@ class OtlpSink:
                 exporter.shutdown()  # ... and the one in its retry wait gives up
             for thread in threads:
                 thread.join(0.2)
+        waiting = max(stats.spans_ended - stats.spans_exported - stats.spans_failed, 0)
+        self._lost = waiting + stats.spans_failed - failed_before
         if not any(thread.is_alive() for thread in threads):
             _ROUTE.detach(self.export_stats)
         else:  # a request still in flight: keep its log lines off the terminal until done
