@@ -330,7 +330,6 @@ async def test_accepted_exports_are_counted(
 async def test_sdk_log_records_go_to_the_sink_only_while_it_is_open(
     make_shell: ShellFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    logger = logging.getLogger("opentelemetry")
     assert route_detached()
     shell = await make_shell(config=dead_config())
     sink = shell.telemetry._workers[0].sink

@@ -8,7 +8,8 @@
   remembered per sink for the session (a later ``use`` of that sink keeps them) until
   changed by another ``--set`` or forgotten with ``--reset``.
 - ``/telemetry off``: only the ``null`` sink.
-- ``/telemetry flush``: wait until every sink has written what was emitted.
+- ``/telemetry flush``: wait until every sink has written what was emitted; name the
+  sinks that did not, with counts. Ctrl-C ends the wait (the sinks go on writing).
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ changes. The old sinks are drained and closed after the swap: no event is lost.
 
 /telemetry off: only the null sink.
 
-/telemetry flush: wait until every sink has written what was emitted (otlp
-sends the spans it holds now).
+/telemetry flush: wait (up to [telemetry] flush_timeout_s) until every sink
+has written what was emitted (otlp sends the spans it holds now); a sink that
+did not finish is named with what it still holds. Ctrl-C stops the wait at
+once; nothing is dropped, the sinks go on writing in the background.
 """
 
 
