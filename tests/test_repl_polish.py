@@ -49,7 +49,6 @@ def spawn(home: Path, *plugins: str, **env: str) -> pexpect.spawn[str]:
         timeout=TIMEOUT,
         dimensions=(40, 140),
     )
-    child.logfile_read = sys.stdout  # DEBUG
     return child
 
 
@@ -123,8 +122,8 @@ def test_typed_ahead_keys_are_not_echoed_and_reach_the_next_prompt(tmp_path: Pat
         child.expect_exact(PROMPT)
         assert "/help" not in before(child)
         child.expect_exact(HELP_TEXT)
-        child.expect_exact(PROMPT)
-        child.sendeof()
+        # (the prompt after it may be redrawn later than the help text: do not wait on it)
+        child.sendline("/quit")
         status = finish(child)
     finally:
         child.close(force=True)
@@ -146,8 +145,7 @@ def test_ctrl_c_still_cancels_while_echo_is_off(tmp_path: Path) -> None:
         # the shell is still there and works
         child.sendline("/help")
         child.expect_exact(HELP_TEXT)
-        child.expect_exact(PROMPT)
-        child.sendeof()
+        child.sendline("/quit")  # read by the next prompt whenever it starts
         status = finish(child)
     finally:
         child.close(force=True)

@@ -43,7 +43,7 @@ BRANCHES_USAGE = f"usage: {BRANCHES_SYNOPSIS}"
 @dataclass
 class _BranchesCommand(Command):
     """/branches with its real grammar in every usage line, the host parser's included
-    (the generic ``<target> [<action>]`` would not tell that the action is ``prune``)."""
+    (the generic ``<spec_id> [<action>]`` would not tell that the action is ``prune``)."""
 
     @property
     def usage(self) -> str:
@@ -145,7 +145,7 @@ def branch_overview(store: Store, spec_id: str) -> dict[str, Any]:
 
 
 async def branches_cmd(ctx: CommandContext) -> int:
-    first, second = ctx.args.target, ctx.args.action
+    first, second = ctx.args.spec_id, ctx.args.action
     keep = ctx.args.keep
     if first == "prune" and second:
         first, second = second, "prune"
@@ -400,7 +400,11 @@ def commands() -> list[Command]:
             branches_cmd,
             help="the branch tree of a spec with the status of each stage; prune old branches",
             args=(
-                Arg("target", help="the spec id", complete=_complete_specs),
+                Arg(
+                    "spec_id",
+                    help="the spec id (or prune, then the spec id)",
+                    complete=_complete_specs,
+                ),
                 Arg("action", help="prune", required=False, complete=_complete_action),
             ),
             options=(Option("--keep", help="branches to keep when pruning", metavar="N"), JSON),
