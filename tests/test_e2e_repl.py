@@ -77,7 +77,9 @@ def test_repl_session_in_a_pty(tmp_path: Path) -> None:
         # an unknown command gets a suggestion
         child.sendline("/hlep")
         child.expect_exact("did you mean /help")
-        child.expect_exact(PROMPT)
+        # no wait for the prompt here: the error goes through patch_stdout, and the prompt
+        # can be drawn before it (then consumed above) with only a partial redraw after;
+        # typed input is queued by the terminal, and the next answer synchronises
 
         # a secret typed at the prompt never reaches the history file
         child.sendline("/set-env OPENAI_API_KEY=sk-e2e-abcdefghijklmnop")

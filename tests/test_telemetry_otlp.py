@@ -242,7 +242,9 @@ def route_detached() -> bool:
 def wait_route_detached() -> None:
     # an export still in flight when a close gave up keeps the route until it ends (by
     # design: its log lines must not reach the terminal); a bound for a hang only
-    deadline = time.monotonic() + 30
+    # (other tests' aborted exports, e.g. against a hung collector, can hold it a while:
+    # the route is shared by every open otlp sink of the process)
+    deadline = time.monotonic() + 90
     while not route_detached() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert route_detached()
@@ -280,7 +282,6 @@ async def test_unreachable_collector_failures_are_counted(
     # reported once, in one complete line
     assert output.errors.count("telemetry sink otlp: ") == 1
     assert "Connection refused (reported once" in output.errors
-    wait_route_detached()
 
 
 async def test_close_is_bounded_with_an_unreachable_collector(
@@ -297,7 +298,6 @@ async def test_close_is_bounded_with_an_unreachable_collector(
     assert elapsed < 5, f"closing took {elapsed:.1f}s"
     [retired] = shell.telemetry.retired
     assert retired.exported == 0
-    wait_route_detached()  # and the abandoned exports end (they were aborted)
 
 
 async def test_collector_rejection_is_counted_with_its_status(
@@ -330,7 +330,7 @@ async def test_accepted_exports_are_counted(
 async def test_sdk_log_records_go_to_the_sink_only_while_it_is_open(
     make_shell: ShellFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert route_detached()
+    wait_route_detached()  # no otlp sink left open by an earlier test
     shell = await make_shell(config=dead_config())
     sink = shell.telemetry._workers[0].sink
     with caplog.at_level(logging.WARNING):

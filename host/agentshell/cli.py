@@ -149,7 +149,8 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
 
     shell = Shell(mode=mode, output=Output())
     _shells.append(shell)
-    for module_name in [*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]:
+    # a module named twice is loaded once (not reported as clashing with itself)
+    for module_name in dict.fromkeys([*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]):
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
@@ -161,10 +162,22 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
                 state="failed",
                 reason=f"import failed: {summarize_exception(exc)}",
             )
-            shell.output.error(f"plugin {module_name}: {summarize_exception(exc)}")
+            hint = ""
+            if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
+                hint = " (is it installed, or on PYTHONPATH?)"
+            shell.output.error(f"plugin {module_name}: {summarize_exception(exc)}{hint}")
             continue
-        shell.plugins.register(module, module_name)
+        info = shell.plugins.register(module, module_name)
+        if info.state == "failed":  # e.g. a misspelt hook: say so, in every mode
+            shell.output.error(f"plugin {module_name}: {info.reason}")
     return shell
+
+
+def _requested_failed(shell: Shell, ns: argparse.Namespace) -> list[str]:
+    """The ``-p`` modules that are not usable (failed to import, register or start)."""
+    requested = [*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]
+    infos = shell.plugins.infos
+    return [m for m in requested if m not in infos or infos[m].state == "failed"]
 
 
 async def _start(shell: Shell) -> int | None:
@@ -238,8 +251,7 @@ async def _run(ns: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     shell = _make_shell(ns, "run")
-    requested = [*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]
-    if any(shell.plugins.infos[m].state == "failed" for m in requested):
+    if _requested_failed(shell, ns):
         return EXIT_USAGE  # asked for by name: running without it would mislead
     failed = await _start(shell)
     if failed is not None:
@@ -247,6 +259,11 @@ async def _run(ns: argparse.Namespace) -> int:
     status = EXIT_OK
     echo = len(lines) > 1
     try:
+        broken = _requested_failed(shell, ns)
+        if broken:  # a hook raised while the shell started (the warning above says which)
+            noun = "plugin" if len(broken) == 1 else "plugins"
+            shell.output.error(f"{noun} {', '.join(broken)} failed to start; nothing was run")
+            return EXIT_USAGE
         for index, line in enumerate(lines):
             if echo:
                 shell.output.print(f"» {line}")

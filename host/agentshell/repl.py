@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.history import FileHistory
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from .commands import split_line
 from .errors import CommandError
 from .redact import MASK, redact
+from .repl_tab import KeyHold, tab_bindings
 from .runner_cli import run_command
 from .terminal import typeahead_hidden
 
@@ -70,7 +71,11 @@ class CommandCompleter(Completer):
         except CommandError:
             return  # inside an open quote: nothing sensible to offer
         current = "" if rest.endswith(" ") or not rest else words.pop()
-        for candidate in self._candidates(command, words, current):
+        try:
+            candidates = list(self._candidates(command, words, current))
+        except Exception:  # a plugin's completer failing must not break the prompt
+            return
+        for candidate in candidates:
             if candidate.startswith(current):
                 yield Completion(candidate, start_position=-len(current))
 
@@ -85,19 +90,26 @@ class CommandCompleter(Completer):
             if opt.choices:
                 return list(opt.choices)
             return list(opt.complete(self.shell, current)) if opt.complete else []
+        used = set(words)
+        unused = [name for name in options if name not in used]
         if current.startswith("-"):
-            used = set(words)
-            return [name for name in options if name not in used]
+            return unused
         positional = [w for i, w in enumerate(words) if not self._is_option_part(words, i, options)]
         index = len(positional)
         args = list(command.args)
+        choices: list[str] = []
         if index < len(args) or (args and args[-1].variadic):
             arg = args[min(index, len(args) - 1)]
             if arg.complete:
-                return list(arg.complete(self.shell, current))
-            if arg.choices:
-                return list(arg.choices)
-        return []
+                choices = list(arg.complete(self.shell, current))
+            elif arg.choices:
+                choices = list(arg.choices)
+        # the command could run as it stands (the next positional is optional, or there
+        # is none): a single Tab must not commit to a positional ("/branches S prune")
+        # when a flag is just as likely, so the options are offered alongside
+        if all(not a.required for a in args[index:]):
+            choices += [name for name in unused if name not in choices]
+        return choices
 
     @staticmethod
     def _is_option_part(words: list[str], i: int, options: Mapping[str, object]) -> bool:
@@ -108,12 +120,30 @@ class CommandCompleter(Completer):
         return opt is not None and not getattr(opt, "flag", True)
 
 
-class RedactingHistory(FileHistory):
+class _OneEntryPerLine(History):
+    """A multi-line paste runs line by line (see :func:`pasted_lines`), so each line is
+    its own history entry, as if it had been typed."""
+
+    def append_string(self, string: str) -> None:
+        for line in pasted_lines(string):
+            super().append_string(line)
+
+
+class RedactingHistory(_OneEntryPerLine, FileHistory):
     """File history that never writes a secret: values of ``/set-env`` and anything that
     looks like a key or token are masked before they reach the file."""
 
     def store_string(self, string: str) -> None:
         super().store_string(redact_history_line(string))
+
+
+class LineHistory(_OneEntryPerLine, InMemoryHistory):
+    """The session's history when ``[shell] history = false``."""
+
+
+def pasted_lines(text: str) -> list[str]:
+    """The commands in what the prompt returned: a paste can hold several lines."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def redact_history_line(line: str) -> str:
@@ -167,7 +197,7 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
     if not start:
         ready.set_result(None)
 
-    history = None
+    history: History = LineHistory()
     if use_history:
         path = Path(shell.data_dir) / "history"
         with contextlib.suppress(OSError):
@@ -185,13 +215,15 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         text = shell.status_text()
         return f" {text} " if text else None
 
+    completer = CommandCompleter(shell, ready)
     session: PromptSession[str] = PromptSession(
         history=history,
-        completer=CommandCompleter(shell, ready),
+        completer=completer,
         complete_while_typing=False,
         bottom_toolbar=toolbar if use_toolbar else None,
         enable_history_search=True,
     )
+    session.key_bindings = tab_bindings(completer, ready, KeyHold(session.app.key_processor))
 
     async def load() -> None:
         try:
@@ -226,13 +258,14 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
                     continue  # Ctrl-C clears the line; it never leaves the shell
                 except EOFError:
                     break
-                if not line.strip():
+                lines = pasted_lines(line)
+                if not lines:
                     continue
                 # keys typed meanwhile are not echoed into the output; they wait in the
                 # tty for the next prompt (see agentshell.terminal)
                 with typeahead_hidden():
                     await ready
-                    await run_command(shell, line)
+                    await run_lines(shell, lines)
     except asyncio.CancelledError:
         # SIGTERM (cli._terminable): stop loading plugins now rather than after a slow
         # shell_started hook; shell.stop() then closes whatever the start had opened
@@ -249,10 +282,34 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
     return 0
 
 
+async def run_lines(shell: Shell, lines: list[str]) -> None:
+    """Run the lines of one prompt (several after a multi-line paste) one by one, like
+    a shell: each is its own command, never the arguments of the one before. Ctrl-C
+    cancels the running one and drops the rest."""
+    from .cli import EXIT_INTERRUPTED
+
+    for index, line in enumerate(lines):
+        if len(lines) > 1:
+            shell.output.print(f"» {line}")
+        code = await run_command(shell, line)
+        rest = lines[index + 1 :]
+        if code == EXIT_INTERRUPTED and rest and not shell.exit_requested:
+            noun = "line" if len(rest) == 1 else "lines"
+            shown = ", ".join(r.split()[0] for r in rest[:5])
+            more = f" and {len(rest) - 5} more" if len(rest) > 5 else ""
+            shell.output.info(f"skipped {len(rest)} pasted {noun}: {shown}{more}")
+            return
+        if shell.exit_requested:
+            return
+
+
 __all__ = [
     "CommandCompleter",
+    "LineHistory",
     "RedactingHistory",
     "early_settings",
+    "pasted_lines",
     "redact_history_line",
     "repl",
+    "run_lines",
 ]
