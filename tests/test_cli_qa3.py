@@ -19,8 +19,6 @@ waits for text that the shell prints exactly once, with a 30 s timeout for busy 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import pexpect
 import pytest
 
 from agentshell.redact import MASK
-from tests.helpers.cli import REPO, child_env
+from tests.helpers.cli import REPO, agentshell, child_env, spawn_repl
 from tests.helpers.recorder import LOADING
 
 TIMEOUT = 30
@@ -81,20 +79,6 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def agentshell(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentshell", *args],
-        env=env,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize("module", sorted(EXPECTED))
 def test_unusable_p_module_is_one_clear_line(plugin_env: dict[str, str], module: str) -> None:
     ran = agentshell(plugin_env, "-p", module, "run", "/help quit")
@@ -136,17 +120,7 @@ def test_p_module_given_twice_is_loaded_once(plugin_env: dict[str, str]) -> None
 
 
 def spawn(home: Path, *plugins: str, **env: str) -> pexpect.spawn[str]:
-    args = ["-m", "agentshell", "-p", "tests.helpers.recorder"]
-    for plugin in plugins:
-        args += ["-p", plugin]
-    return pexpect.spawn(
-        sys.executable,
-        args,
-        env=child_env(home, **{"PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **env}),
-        encoding="utf-8",
-        timeout=TIMEOUT,
-        dimensions=(40, 140),
-    )
+    return spawn_repl(home, "tests.helpers.recorder", *plugins, timeout=TIMEOUT, **env)
 
 
 def ready(child: pexpect.spawn[str]) -> None:

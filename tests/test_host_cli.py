@@ -11,26 +11,12 @@ from typing import IO
 
 import pytest
 
-from tests.helpers.cli import child_env
+from tests.helpers.cli import agentshell, child_env
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     return child_env(tmp_path / "home")
-
-
-def agentshell(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentshell", *args],
-        env=env,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_run_success_and_failure_exit_codes(cli_env: dict[str, str]) -> None:

@@ -29,7 +29,7 @@ import pytest
 from agentshell.plugins import hookimpl
 from agentshell.terminal import typeahead_hidden
 from tests.conftest import CapturedOutput
-from tests.helpers.cli import child_env
+from tests.helpers.cli import child_env, spawn_repl
 from tests.helpers.slow_start import MARKER as SLOW_START_MARKER, STARTED, STOP_DONE, STOP_MARKER
 
 PROMPT = "agentshell>"
@@ -38,18 +38,7 @@ TIMEOUT = 30
 
 
 def spawn(home: Path, *plugins: str, **env: str) -> pexpect.spawn[str]:
-    args = ["-m", "agentshell"]
-    for plugin in plugins:
-        args += ["-p", plugin]
-    child = pexpect.spawn(
-        sys.executable,
-        args,
-        env=child_env(home, **{"PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **env}),
-        encoding="utf-8",
-        timeout=TIMEOUT,
-        dimensions=(40, 140),
-    )
-    return child
+    return spawn_repl(home, *plugins, timeout=TIMEOUT, **env)
 
 
 def lflag(child: pexpect.spawn[str]) -> int:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pexpect
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,3 +22,35 @@ def child_env(home: Path, *, sinks: str | None = "null", **extra: str) -> dict[s
         env["AGENTSHELL_TELEMETRY_SINKS"] = sinks
     env.update(extra)
     return env
+
+
+def agentshell(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``agentshell ARGS`` in a child process; stdin is ``stdin`` or closed (never the
+    test runner's terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "agentshell", *args],
+        env=env,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def spawn_repl(home: Path, *plugins: str, timeout: float = 30, **env: str) -> pexpect.spawn[str]:
+    """The interactive shell in a real pty (140x40, no cursor-position requests), with
+    each of ``plugins`` loaded by ``-p``."""
+    args = ["-m", "agentshell"]
+    for plugin in plugins:
+        args += ["-p", plugin]
+    return pexpect.spawn(
+        sys.executable,
+        args,
+        env=child_env(home, **{"PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **env}),
+        encoding="utf-8",
+        timeout=timeout,
+        dimensions=(40, 140),
+    )
