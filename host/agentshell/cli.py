@@ -79,14 +79,25 @@ async def _terminable(body: Callable[[argparse.Namespace], Awaitable[int]], ns: 
             # leave now; the finally below still stops the shell
             main_task.cancel()
 
+    received = False
+
+    def note_sigterm(signum: int, frame: object) -> None:
+        # Python-level handler, run on the main thread as soon as the signal lands: the
+        # loop's on_sigterm may never run if the body ends first (stdin's EOF racing the
+        # signal), and a SIGTERM must still end in status 143
+        nonlocal received
+        received = True
+
     installed = False
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        # asyncio keeps its wakeup fd; only the no-op Python handler is replaced
+        signal.signal(signal.SIGTERM, note_sigterm)
         installed = True
     try:
         status = await body(ns)
     except asyncio.CancelledError:
-        if not terminated:
+        if not (terminated or received):
             raise
         status = EXIT_TERMINATED
     finally:
@@ -94,7 +105,7 @@ async def _terminable(body: Callable[[argparse.Namespace], Awaitable[int]], ns: 
             loop.remove_signal_handler(signal.SIGTERM)
         for shell in _shells:
             await _stop(shell)  # a no-op when the body stopped it already
-    return EXIT_TERMINATED if terminated else status
+    return EXIT_TERMINATED if terminated or received else status
 
 
 # the shells this process made, for the SIGTERM handler (one, in practice)

@@ -7,9 +7,11 @@ tab completion (each argument or option may name a completer).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import shlex
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +186,51 @@ class Command:
         return ParsedArgs(values)
 
 
+@dataclass(frozen=True)
+class CompletionContext:
+    """What is typed before the word being completed: a completer whose choices depend
+    on an earlier argument (a spec's branch ids after its spec id) reads it with
+    :func:`completion_context` while the REPL calls it."""
+
+    command: Command
+    words: tuple[str, ...]  # after the command name, the word being completed left out
+
+    @property
+    def positional(self) -> list[str]:
+        """The positional words so far: options and their values left out, as parsed."""
+        valued = {opt.name for opt in self.command.options if not opt.flag}
+        out: list[str] = []
+        skip = False
+        for word in self.words:
+            if skip:
+                skip = False
+            elif word.startswith("--") and len(word) > 2:
+                skip = word in valued  # "--from=plan" carries its value inline
+            else:
+                out.append(word)
+        return out
+
+
+# a context variable, not a third completer parameter: every (shell, text) completer
+# already declared keeps working, and only the completers that need it look
+_COMPLETING: ContextVar[CompletionContext | None] = ContextVar("completing", default=None)
+
+
+def completion_context() -> CompletionContext | None:
+    """The line being completed, inside a completer called by the REPL (else None)."""
+    return _COMPLETING.get()
+
+
+@contextlib.contextmanager
+def completing(command: Command, words: Sequence[str]) -> Iterator[None]:
+    """Make ``command`` and ``words`` the :func:`completion_context` of this block."""
+    token = _COMPLETING.set(CompletionContext(command, tuple(words)))
+    try:
+        yield
+    finally:
+        _COMPLETING.reset(token)
+
+
 def split_line(line: str) -> list[str]:
     """Split a command line like a POSIX shell; an unclosed quote is a clear error."""
     try:
@@ -270,9 +317,12 @@ __all__ = [
     "Command",
     "CommandContext",
     "CommandRegistry",
+    "CompletionContext",
     "Completer",
     "Handler",
     "Option",
     "ParsedArgs",
+    "completing",
+    "completion_context",
     "split_line",
 ]

@@ -18,7 +18,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from .commands import split_line
+from .commands import completing, split_line
 from .errors import CommandError
 from .redact import MASK, redact
 from .repl_tab import KeyHold, tab_bindings
@@ -72,7 +72,8 @@ class CommandCompleter(Completer):
             return  # inside an open quote: nothing sensible to offer
         current = "" if rest.endswith(" ") or not rest else words.pop()
         try:
-            candidates = list(self._candidates(command, words, current))
+            with completing(command, words):  # completers may read the words before
+                candidates = list(self._candidates(command, words, current))
         except Exception:  # a plugin's completer failing must not break the prompt
             return
         for candidate in candidates:

@@ -54,6 +54,17 @@ class Reports:
         )
         return [str(r[0]) for r in rows]
 
+    def spec_branch_ids(self, spec_id: str, prefix: str = "", limit: int = 50) -> list[str]:
+        """One spec's branch ids starting with ``prefix``, newest first (completion):
+        one scan of the ``branches_spec`` index, backwards."""
+        rows = self.query(
+            "SELECT branch_id FROM branches WHERE spec_id = ?"
+            " AND branch_id >= ? AND branch_id < ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (spec_id, prefix, prefix + "\U0010ffff", limit),
+        )
+        return [str(r[0]) for r in rows]
+
     def branches(self, spec_id: str) -> list[BranchRow]:
         rows = self.query(
             "SELECT branch_id, spec_id, parent_branch_id, fork_stage, goal, created_at"

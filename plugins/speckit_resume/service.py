@@ -1,6 +1,7 @@
 """The object published at ``shell.state["speckit.resume"]``: the contract the consensus
-plugin calls (begin_run, finish_run, record_stage, record_validation) and the logic the
-agent-call hooks run (answer from the store, commit each output as it arrives).
+plugin calls (begin_run, finish_run, record_stage, record_validation, complete_branches)
+and the logic the agent-call hooks run (answer from the store, commit each output as it
+arrives).
 
 The store is opened on first use, so a session that never runs a pipeline creates no
 file. Hooks receive only the call, so each live service remembers the run and branch
@@ -137,6 +138,17 @@ class ResumeService:
 
     def finish_run(self, run_id: str, status: str) -> None:
         self.store.finish_run(run_id, status)
+
+    def complete_branches(self, spec_id: str, prefix: str = "") -> list[str]:
+        """Tab completion: the spec's branch ids starting with ``prefix``, newest first.
+        Never creates the database (a shell that never ran a pipeline has none) and never
+        fails: a store that cannot be read offers nothing rather than an error."""
+        if not self.opened and not self.path.is_file():
+            return []
+        try:
+            return self.store.spec_branch_ids(spec_id, prefix)
+        except Exception:  # locked, corrupt, newer schema...: completion stays quiet
+            return []
 
     def record_stage(
         self,
