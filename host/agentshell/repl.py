@@ -91,7 +91,7 @@ class CommandCompleter(Completer):
             if opt.choices:
                 return list(opt.choices)
             return list(opt.complete(self.shell, current)) if opt.complete else []
-        used = set(words)
+        used = {w.partition("=")[0] for w in words}  # "--from=plan" uses --from
         unused = [name for name in options if name not in used]
         if current.startswith("-"):
             return unused

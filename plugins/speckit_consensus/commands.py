@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentshell.commands import Arg, Command, CommandContext, Option
+from agentshell.commands import Arg, Command, CommandContext, Option, completion_context
 from agentshell.errors import CommandError
 
 from .config import SECTION, ConsensusSettings
@@ -52,6 +53,48 @@ def complete_stage(shell: Any, text: str) -> Iterable[str]:
     return [s for s in STAGE_CHOICES if s.startswith(text)]
 
 
+#: where the resume plugin publishes its service (docs/resume.md, the contract)
+RESUME_KEY = "speckit.resume"
+
+
+def complete_branch(shell: Any, text: str) -> list[str]:
+    """The branch ids of the spec typed before, newest first, from the resume plugin's
+    ``complete_branches`` (part of its published contract, so this plugin never imports
+    it); nothing without the plugin, a spec id, or a readable store."""
+    typed = completion_context()
+    complete = getattr(shell.state.get(RESUME_KEY), "complete_branches", None)
+    if typed is None or not typed.positional or not callable(complete):
+        return []
+    spec_id, *rest = typed.positional
+    if any(parse_branch_id(w) is not None for w in rest):
+        return []  # one branch id per line
+    try:
+        return [str(b) for b in complete(spec_id, text)]
+    except Exception:  # a failing store gives no completions, never an error
+        return []
+
+
+def complete_goal_or_branch(shell: Any, text: str) -> Iterable[str]:
+    """/spec-auto takes a branch id only with --resume or --from; the goal is free text."""
+    typed = completion_context()
+    if typed is None or not {"--resume", "--from"} & {w.partition("=")[0] for w in typed.words}:
+        return []
+    return complete_branch(shell, text)
+
+
+@dataclass
+class _GrammarCommand(Command):
+    """A command whose usage line is its real grammar (docs/resume.md), not the generic
+    one the host builds from the declarations (which cannot say that a branch id goes
+    with --resume or --from)."""
+
+    synopsis: str = ""
+
+    @property
+    def usage(self) -> str:
+        return self.synopsis or super().usage
+
+
 SPEC_ARG = Arg("spec_id", "the spec folder name, e.g. SPEC-KIT-DEMO", complete=complete_spec)
 
 
@@ -92,9 +135,16 @@ async def spec_auto(ctx: CommandContext) -> int:
 
 
 SPEC_AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--from STAGE [<BRANCH-ID>]] | "
+    "/spec-auto <SPEC-ID> [<goal>...] [--from <STAGE> [<BRANCH-ID>]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
+
+
+def stage_usage(stage: str) -> str:
+    return (
+        f"/spec-{stage} <SPEC-ID> [<BRANCH-ID>] [--consensus GOAL] | "
+        f"/spec-{stage} <SPEC-ID> --resume [<BRANCH-ID>]"
+    )
 
 
 def stage_handler(stage: Stage) -> Any:
@@ -291,7 +341,7 @@ def all_commands() -> list[Command]:
         complete=complete_stage,
     )
     commands = [
-        Command(
+        _GrammarCommand(
             "spec-auto",
             spec_auto,
             help="run every stage from plan (or --from) to unlock; halt when consensus fails",
@@ -303,6 +353,7 @@ def all_commands() -> list[Command]:
                     "(<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex>) names the branch instead",
                     required=False,
                     variadic=True,
+                    complete=complete_goal_or_branch,
                 ),
             ],
             options=[
@@ -314,9 +365,9 @@ def all_commands() -> list[Command]:
                     flag=True,
                 ),
             ],
-            description=f"usage: {SPEC_AUTO_USAGE}\n"
-            "--from STAGE forks a child of <BRANCH-ID> (default: the current branch) that "
-            "inherits the stages before STAGE and keeps its goal unless one is given; "
+            synopsis=SPEC_AUTO_USAGE,
+            description="--from STAGE forks a child of <BRANCH-ID> (default: the current "
+            "branch) that inherits the stages before STAGE and keeps its goal unless one is given; "
             "--resume replays every finished answer of the branch and runs the rest.",
         ),
         Command(
@@ -338,7 +389,7 @@ def all_commands() -> list[Command]:
     ]
     for stage in STAGES:
         commands.append(
-            Command(
+            _GrammarCommand(
                 f"spec-{stage}",
                 stage_handler(stage),
                 help=f"run the {stage} stage of a spec with multi-agent consensus",
@@ -349,6 +400,7 @@ def all_commands() -> list[Command]:
                         "a branch id: the parent of the new child branch, or with --resume "
                         "the branch to continue (default: the current branch)",
                         required=False,
+                        complete=complete_branch,
                     ),
                 ],
                 options=[
@@ -361,6 +413,7 @@ def all_commands() -> list[Command]:
                         flag=True,
                     ),
                 ],
+                synopsis=stage_usage(stage),
             )
         )
     return commands

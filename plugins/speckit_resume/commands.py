@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentshell import format_usd
-from agentshell.commands import Arg, Command, CommandContext, Option
+from agentshell.commands import Arg, Command, CommandContext, Option, completion_context
 from agentshell.errors import CommandError
 
 from .branches import STAGES, check_spec_id, eligible_branches
@@ -50,6 +50,18 @@ class _BranchesCommand(Command):
         return BRANCHES_SYNOPSIS
 
 
+RESUME_SYNOPSIS = "/resume <SPEC-ID> [<BRANCH-ID>] [--json]"
+
+
+@dataclass
+class _ResumeCommand(Command):
+    """/resume with the grammar of docs/resume.md in every usage line."""
+
+    @property
+    def usage(self) -> str:
+        return RESUME_SYNOPSIS
+
+
 def _when(ts: float | None) -> str:
     """UTC to the second, as /spec-status shows times."""
     if ts is None:
@@ -75,8 +87,16 @@ def _complete_specs(shell: Shell, text: str) -> Iterable[str]:
 
 
 def _complete_branches(shell: Shell, text: str) -> Iterable[str]:
+    """The branch ids of the spec typed before, newest first. Called outside the REPL
+    (no line to read the spec from): every branch id starting with ``text``."""
     service = shell.state.get(STATE_KEY)
-    if not isinstance(service, ResumeService) or not service.path.exists():
+    if not isinstance(service, ResumeService):
+        return []
+    typed = completion_context()
+    if typed is not None:
+        spec = typed.positional[:1]
+        return service.complete_branches(spec[0], text) if spec else []
+    if not service.path.exists():
         return []
     return service.store.branch_ids(text)
 
@@ -412,7 +432,7 @@ def commands() -> list[Command]:
             "/branches <SPEC-ID> prune --keep N deletes all but the N newest "
             "(never an ancestor of a kept branch, never the current branch).",
         ),
-        Command(
+        _ResumeCommand(
             "resume",
             resume_cmd,
             help="what a resume of a spec would reuse from the store and what it would run",
