@@ -178,6 +178,7 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
                 hint = " (is it installed, or on PYTHONPATH?)"
             shell.output.error(f"plugin {module_name}: {summarize_exception(exc)}{hint}")
             continue
+        shell.plugins.requested.add(module_name)  # a hook raising later is an error too
         info = shell.plugins.register(module, module_name)
         if info.state == "failed":  # e.g. a misspelt hook: say so, in every mode
             shell.output.error(f"plugin {module_name}: {info.reason}")
@@ -270,10 +271,9 @@ async def _run(ns: argparse.Namespace) -> int:
     status = EXIT_OK
     echo = len(lines) > 1
     try:
-        broken = _requested_failed(shell, ns)
-        if broken:  # a hook raised while the shell started (the warning above says which)
-            noun = "plugin" if len(broken) == 1 else "plugins"
-            shell.output.error(f"{noun} {', '.join(broken)} failed to start; nothing was run")
+        if _requested_failed(shell, ns):
+            # a hook raised while the shell started: its one error line is printed
+            # already (like an import error's); running without the plugin would mislead
             return EXIT_USAGE
         for index, line in enumerate(lines):
             if echo:

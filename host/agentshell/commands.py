@@ -119,6 +119,8 @@ class Command:
         return " ".join(parts)
 
     def parse(self, words: Sequence[str]) -> ParsedArgs:
+        # every usage error ends with ``self.usage``: a subclass's own grammar line, so a
+        # command never shows two different usage lines
         values: dict[str, Any] = {arg.name: None for arg in self.args}
         for opt in self.options:
             values[opt.dest] = False if opt.flag else opt.default
@@ -147,7 +149,9 @@ class Command:
                 given.add(opt.dest)
                 if opt.flag:
                     if eq:
-                        raise CommandError(f"/{self.name}: {name} takes no value")
+                        raise CommandError(
+                            f"/{self.name}: {name} takes no value; usage: {self.usage}"
+                        )
                     values[opt.dest] = True
                 else:
                     if eq:
@@ -156,10 +160,14 @@ class Command:
                         i += 1
                         value = words[i]
                     else:
-                        raise CommandError(f"/{self.name}: {name} needs a {opt.metavar.lower()}")
+                        raise CommandError(
+                            f"/{self.name}: {name} needs a {opt.metavar.lower()}; "
+                            f"usage: {self.usage}"
+                        )
                     if opt.choices and value not in opt.choices:
                         raise CommandError(
-                            f"/{self.name}: {name} must be one of {', '.join(opt.choices)}"
+                            f"/{self.name}: {name} must be one of {', '.join(opt.choices)}; "
+                            f"usage: {self.usage}"
                         )
                     values[opt.dest] = value
             else:
@@ -174,7 +182,8 @@ class Command:
                 value = positional.pop(0)
                 if arg.choices and value not in arg.choices:
                     raise CommandError(
-                        f"/{self.name}: {arg.name} must be one of {', '.join(arg.choices)}"
+                        f"/{self.name}: {arg.name} must be one of {', '.join(arg.choices)}; "
+                        f"usage: {self.usage}"
                     )
                 values[arg.name] = value
             elif arg.required:

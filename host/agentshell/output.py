@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from .redact import redact, redact_tree
@@ -101,28 +102,45 @@ class Output:
         wrap: Collection[str] = (),
         optional: Sequence[str] = (),
     ) -> None:
-        """Print a table. No value is ever cut with an ellipsis: columns in ``keep``
-        (ids, numbers, costs, names), and any column whose values are all short (at most
-        ``SHORT`` characters) unless it is in ``wrap``, are never wrapped nor shortened;
-        the others (free text) wrap, long words folded. When the table is wider than
-        the terminal, the columns in ``optional`` are left out (last first, and a note
-        says so); if it still does not fit it is printed wider than the terminal
-        rather than cut."""
+        """Print a table. Nothing is cut with an ellipsis and no word is split: columns
+        in ``keep`` (ids, numbers, costs, names), and any column whose values are all
+        short (at most ``SHORT`` characters) unless it is in ``wrap``, keep each value
+        on one line; the others (free text) wrap at spaces. When the table is wider than
+        the terminal: free text wraps first, then headers wrap at their spaces, then the
+        columns in ``optional`` are left out (last first, and a note says so). If it
+        still does not fit it is printed wider than the terminal rather than crushed."""
         cells = [[redact("" if cell is None else str(cell)) for cell in row] for row in rows]
         names = list(columns)
         width = self._width()
-        dropped: list[str] = []
-        while True:
-            table, needed = _build(names, cells, title, keep, wrap)
-            spare = [c for c in optional if c in names and c not in dropped]
-            if needed <= width or not spare:
-                break
-            index = names.index(spare[-1])
-            dropped.insert(0, names.pop(index))
-            cells = [row[:index] + row[index + 1 :] for row in cells]
-        self._print_table(table, max(width, needed))
-        if dropped:
+
+        def lay_out(shown: list[int]) -> tuple[list[int], list[list[str]]]:
+            picked = [[row[i] if i < len(row) else "" for i in shown] for row in cells]
+            measured = _measure([names[i] for i in shown], picked, keep, wrap, width)
+            return _layout(measured, width), picked
+
+        shown = list(range(len(names)))
+        widths, picked = lay_out(shown)
+        # most important first: dropped from the end of the list
+        spare = [names.index(c) for c in optional if c in names]
+        while _total(widths) > width and spare:
+            shown.remove(spare.pop())
+            widths, picked = lay_out(shown)
+        fits = _total(widths) <= width
+        if fits:  # a column left out early may fit again beside the narrower rest
+            for index in [names.index(c) for c in optional if c in names]:
+                if index not in shown:
+                    trial = sorted([*shown, index])
+                    trial_widths, trial_picked = lay_out(trial)
+                    if _total(trial_widths) <= width:
+                        shown, widths, picked = trial, trial_widths, trial_picked
+        titles = [names[i] for i in shown]
+        self._print_table(_build(titles, picked, title, widths), max(width, _total(widths)))
+        dropped = [c for c in optional if c in names and names.index(c) not in shown]
+        if dropped and fits:
             self.print(f"(left out to fit {width} columns: {', '.join(dropped)})")
+        elif dropped:  # the truth: fewer columns, and still wider than the terminal
+            left = ", ".join(dropped)
+            self.print(f"(left out: {left}; the table is still wider than {width} columns)")
 
     def _width(self) -> int:
         if _isatty(self.stream):
@@ -159,45 +177,94 @@ class Output:
                 self._pipe_closed(self.stream)
 
 
-FOLDED = 12  # the narrowest a free-text column gets before columns are left out
 SHORT = 24  # a column whose values are all this short is never wrapped (ids, numbers)
 
 
-def _build(
+@dataclass(frozen=True)
+class _Column:
+    natural: int  # the widest line of the header or a value, nothing wrapped
+    least: int  # the narrowest with no word split (and a short value whole)
+    free: bool  # free text: wraps at spaces before anything else narrows
+
+
+def _words(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def _lines(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.splitlines()), default=0)
+
+
+def _measure(
     names: list[str],
     cells: list[list[str]],
-    title: str | None,
     keep: Collection[str],
-    wrap: Collection[str] = (),
-) -> tuple[Any, int]:
-    """The rich table and the narrowest width it fits in without cutting a value."""
-    from rich.cells import cell_len
-    from rich.console import Console
-    from rich.measure import Measurement
+    wrap: Collection[str],
+    width: int,
+) -> list[tuple[_Column, int]]:
+    """Each column's natural and least widths, and the header's least width."""
+    measured: list[tuple[_Column, int]] = []
+    for i, name in enumerate(names):
+        values = [row[i] for row in cells if i < len(row)]
+        free = name not in keep and (
+            name in wrap or not all(len(v) <= SHORT and "\n" not in v for v in values)
+        )
+        natural = max((_lines(v) for v in [name, *values]), default=0)
+        if free:
+            # a word longer than the terminal alone is the one thing ever folded
+            least = min(max((_words(v) for v in values), default=0), max(width - 4, 1))
+        else:
+            least = max((_lines(v) for v in values), default=0)
+        header = max(_words(name), 1)  # never a zero-width column
+        measured.append((_Column(max(natural, 1), max(least, header), free), header))
+    return measured
+
+
+def _layout(measured: list[tuple[_Column, int]], width: int) -> list[int]:
+    """Column widths: natural when they fit, else free text narrowed to its longest word
+    (widest column first), then headers wrapped at their spaces."""
+    widths = [column.natural for column, _ in measured]
+    budget = width - _total([0] * len(widths))
+    stages = (
+        # free text, whole words kept
+        [column.least if column.free else column.natural for column, _ in measured],
+        # then headers of the other columns, at their spaces
+        [column.least for column, _ in measured],
+    )
+    for floor in stages:
+        while sum(widths) > budget:
+            narrower = [i for i, w in enumerate(widths) if w > floor[i]]
+            if not narrower:
+                break
+            widest = max(narrower, key=lambda i: widths[i])
+            widths[widest] -= 1
+    return widths
+
+
+def _total(widths: list[int]) -> int:
+    # rich's default box: an edge each side, one rule between columns, one space of
+    # padding each side of every cell
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _build(names: list[str], cells: list[list[str]], title: str | None, widths: list[int]) -> Any:
+    """The rich table with the widths fixed: rich never narrows it further."""
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title, title_justify="left", header_style="bold")
-    for i, name in enumerate(names):
-        values = [row[i] for row in cells if i < len(row)]
-        short = name in keep or (
-            name not in wrap and all(len(v) <= SHORT and "\n" not in v for v in values)
-        )
-        if short:
-            # the header too: a no_wrap column's header is never wrapped either
-            longest = max((cell_len(v) for v in [name, *values]), default=0)
-            table.add_column(name, no_wrap=True, overflow="ignore", min_width=longest or None)
-        else:
-            # measured as if 12 wide: text wraps and long words fold to fit
-            table.add_column(name, overflow="fold", max_width=FOLDED)
+    for name, width in zip(names, widths, strict=True):
+        # words never exceed the width, so "fold" only splits a word wider than the
+        # terminal; every other value wraps at spaces or stays whole
+        table.add_column(name, width=width, overflow="fold")
     for row in cells:
         # cells are plain text: "[plugins.x]" in a value is not rich markup
         table.add_row(*(Text(cell) for cell in row))
-    console = Console(width=10_000, color_system=None)
-    needed = Measurement.get(console, console.options, table).minimum
-    for column in table.columns:
-        column.max_width = None
-    return table, needed
+    return table
 
 
 def _columns() -> int | None:

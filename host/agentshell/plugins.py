@@ -83,6 +83,9 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._impl_cache: dict[str, list[pluggy.HookImpl]] = {}
+        # plugins asked for by name (``-p MODULE``): one that breaks at start-up is failed
+        # and reported as an error; an entry point that does only gets a warning
+        self.requested: set[str] = set()
         self._error_reporter: Callable[[str, str | None, BaseException], None] | None = None
         if trace is None:
             trace = os.environ.get("AGENTSHELL_TRACE_PLUGINS", "") not in {"", "0", "false"}
@@ -209,6 +212,15 @@ class PluginHost:
             self.pm.unregister(plugin)
             self._impl_cache.clear()
 
+    def _startup_failed(self, name: str, hook_name: str, exc: BaseException) -> None:
+        reason = f"hook {hook_name} raised {summarize_exception(exc)}"
+        if name in self.requested:
+            self.fail(name, reason)
+        elif name in self.infos:
+            # a broken third-party plugin must not stop the shell: it stays loaded, and
+            # /plugins says what went wrong
+            self.infos[name].reason = reason
+
     def check_pending(self) -> None:
         self.pm.check_pending()
 
@@ -278,16 +290,21 @@ class PluginHost:
                 self.fail(impl.plugin_name, f"{hook_name}: bad registration: {_why(exc)}")
                 self._report(impl.plugin_name, hook_name, exc)
 
-    async def each(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call every implementation, awaiting awaitables; errors are reported, not raised."""
+    async def each(self, hook_name: str, *, startup: bool = False, **kwargs: Any) -> list[Any]:
+        """Call every implementation, awaiting awaitables; errors are reported, not raised.
+
+        ``startup`` (``shell_started``): a plugin whose hook raises keeps the reason in
+        its info (``/plugins`` shows it); a requested one is also marked failed."""
         results = []
-        for impl in self._impls(hook_name):
+        for impl in list(self._impls(hook_name)):
             self._trace(hook_name, impl.plugin_name)
             try:
                 result = _invoke(impl, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
             except Exception as exc:
+                if startup:
+                    self._startup_failed(impl.plugin_name, hook_name, exc)
                 self._report(impl.plugin_name, hook_name, exc)
                 continue
             if result is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -63,6 +64,9 @@ class Shell:
         # agents left out for a configuration problem: name -> the error line
         self.broken_agents: dict[str, str] = {}
         self._pending: list[str] = []  # run mode: every config problem, raised together
+        # while starting or reloading: the problems shown, printed together at the end so
+        # the "what happens now" line comes after every problem line, not between them
+        self._shown: tuple[list[str], list[str]] | None = None
         self.agents: dict[str, Any] = {}
         self._default_agents: dict[str, Any] = {}
         self.telemetry: Any = None
@@ -76,6 +80,13 @@ class Shell:
     # -- start and stop ----------------------------------------------------------------
 
     async def start(self) -> None:
+        self._shown = ([], [])
+        try:
+            await self._start()
+        finally:
+            self._print_config_errors()
+
+    async def _start(self) -> None:
         from .auth import AuthRegistry, TokenStore
         from .telemetry import SessionStarted, TelemetryBus
 
@@ -139,11 +150,14 @@ class Shell:
             SessionStarted(version=__version__, plugins=self.plugins.loaded, mode=self.mode)
         )
         try:
-            await self.plugins.each("shell_started", shell=self)
+            await self.plugins.each("shell_started", startup=True, shell=self)
         finally:
             # also when cancelled in a slow hook (SIGTERM while plugins start): the
             # session is open, so stop() must still close it and flush telemetry
             self.started = True
+        for name in self.plugins.requested:  # a -p plugin failed in shell_started:
+            if self.plugins.infos.get(name) and self.plugins.infos[name].state == "failed":
+                self._drop_commands(name)  # its commands go with it, as for a collect hook
         # providers are known only now (device login adds its own in shell_started)
         self._check_agent_auth(strict)
         if self._pending:
@@ -301,11 +315,28 @@ class Shell:
         if strict:
             self._pending.extend(str(exc).splitlines())  # raised together by _raise_pending
             return
-        self.config_errors.extend(str(exc).splitlines())  # /config: one "# problem:" each
+        lines = str(exc).splitlines()
+        self.config_errors.extend(lines)  # /config: one "# problem:" each
+        if self._shown is not None:  # starting or reloading: printed together at the end
+            self._shown[0].extend(lines)
+            if consequence not in self._shown[1]:
+                self._shown[1].append(consequence)
+            return
         # the same "error: <file>:<line>: <key>: ..." lines as `agentshell run` prints
-        for line in str(exc).splitlines():
+        for line in lines:
             self.output.error(line)
-        self.output.warn(f"{consequence}; fix the file and run /config reload")
+        self.output.warn(f"{consequence}; {fix_advice(lines)}")
+
+    def _print_config_errors(self, *, summary: bool = True) -> tuple[list[str], list[str]]:
+        """Print the problems collected while starting or reloading, then (``summary``)
+        one line saying what happens now and how to fix them; return what was shown."""
+        shown, self._shown = self._shown or ([], []), None
+        lines, consequences = shown
+        for line in lines:
+            self.output.error(line)
+        if lines and summary:
+            self.output.warn(f"{'; '.join(consequences)}; {fix_advice(lines)}")
+        return shown
 
     def _raise_pending(self) -> None:
         if self._pending:
@@ -389,11 +420,13 @@ class Shell:
             if kind in self.auth.provider_names:
                 continue
             where = self.raw_config.locate(("agents", name, "auth")) if self.raw_config else ""
-            known = ", ".join(self.auth.provider_names) or "none"
-            message = (
-                f"{where}: agents.{name}.auth: unknown auth provider {kind!r} (use "
-                f"env:NAME, keyring:SERVICE/NAME or a provider: {known})"
+            known = ", ".join(self.auth.provider_names)
+            use = (
+                f"use env:NAME, keyring:SERVICE/NAME or a provider: {known}"
+                if known
+                else "use env:NAME or keyring:SERVICE/NAME; no auth providers are registered"
             )
+            message = f"{where}: agents.{name}.auth: unknown auth provider {kind!r} ({use})"
             if lenient:
                 self.output.warn(message)
                 continue
@@ -402,46 +435,40 @@ class Shell:
             self._config_error(ConfigError(message), strict, f"agent {name} is left out")
 
     async def reload_config(self) -> None:
-        """Re-read every configuration source (``/config reload``)."""
-        raw = configfiles.load_raw(environ=self.environ, cwd=self.cwd, strict=True)
-        for problem in raw.problems:  # a directory where a file should be
-            raise problem
-        # on any problem the running configuration stays as it was, all of it
-        kept = (
-            self.raw_config,
-            self._plugin_sections,
-            self._config,
-            self._plugin_config,
-            self.broken_agents,
-        )
-        self._pending = []
-        self.raw_config = raw
-        await self._collect_config_models()
-        self._validate_config(strict=True)
-        self._check_backends(strict=True)
+        """Re-read every configuration source (``/config reload``). Lenient like an
+        interactive start: every valid setting is applied, each problem is one line, an
+        invalid key falls back to its default and an agent with a problem is left out;
+        then a :class:`ConfigError` says how many problems there were."""
         try:
-            self._raise_pending()
+            raw = configfiles.load_raw(environ=self.environ, cwd=self.cwd, strict=True)
+            if raw.problems:  # a directory where a file should be, a missing file
+                raise ConfigError("\n".join(str(p) for p in raw.problems))
         except ConfigError as exc:
-            (
-                self.raw_config,
-                self._plugin_sections,
-                self._config,
-                self._plugin_config,
-                self.broken_agents,
-            ) = kept
+            # a file that cannot be read: applying the rest would drop all its settings
             lines = str(exc).splitlines()
-            if len(lines) == 1:
-                raise
-            for line in lines:  # one "error:" line each, like at start-up
+            for line in lines:
                 self.output.error(line)
             raise ConfigError(
-                f"configuration not reloaded: {len(lines)} problems (above); "
-                "the running configuration is unchanged"
+                f"configuration not reloaded, the running one is unchanged; {fix_advice(lines)}"
             ) from None
+        self.raw_config = raw
         self.config_errors = []
+        self._shown = ([], [])
+        try:
+            await self._collect_config_models()
+            self._validate_config(strict=False)
+            self._check_backends(strict=False)
+        finally:
+            lines, consequences = self._print_config_errors(summary=False)
         self._build_agents()
         self._check_agent_auth(strict=True, lenient=True)
         self._build_runner()
+        if lines:
+            count = f"{len(lines)} problem" + ("" if len(lines) == 1 else "s")
+            raise ConfigError(
+                f"configuration reloaded with {count} (above): {'; '.join(consequences)}; "
+                f"{fix_advice(lines)}"
+            )
 
     # -- registrations -----------------------------------------------------------------
 
@@ -657,10 +684,15 @@ class Shell:
         )
 
     def _plugin_error(self, plugin: str, hook: str | None, exc: BaseException) -> None:
-        key = f"{plugin}:{hook}"
-        self.output.warn_once(
-            key, f"plugin {plugin}: hook {hook} raised {summarize_exception(exc)}"
-        )
+        info = self.plugins.infos.get(plugin)
+        if plugin in self.plugins.requested and info is not None and info.state == "failed":
+            # asked for by name (-p) and now unusable: an error, in every mode
+            self.output.error(f"plugin {plugin}: {info.reason}")
+        else:
+            key = f"{plugin}:{hook}"
+            self.output.warn_once(
+                key, f"plugin {plugin}: hook {hook} raised {summarize_exception(exc)}"
+            )
         if self.telemetry is not None:
             from .telemetry import PluginErrorEvent
 
@@ -790,3 +822,22 @@ def _few(names: list[str], shown: int = 4) -> str:
 
 
 __all__ = ["Shell"]
+
+
+_ENV_LINE = re.compile(r"^environment variables? ([A-Z0-9_]+(?:, [A-Z0-9_]+)*):")
+
+
+def fix_advice(lines: list[str]) -> str:
+    """How to fix these problems: editing a file cannot fix a bad environment variable,
+    so name the ``/set-env NAME=`` that unsets it."""
+    names: list[str] = []
+    in_files = False
+    for line in lines:
+        match = _ENV_LINE.match(line)
+        if match:
+            names += [n for n in match.group(1).split(", ") if n not in names]
+        else:
+            in_files = True
+    advice = ["fix the file"] if in_files else []
+    advice += [f"unset {name} with /set-env {name}=" for name in names]
+    return f"{' and '.join(advice)}, then run /config reload"

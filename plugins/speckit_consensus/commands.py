@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,12 +99,28 @@ class _GrammarCommand(Command):
 SPEC_ARG = Arg("spec_id", "the spec folder name, e.g. SPEC-KIT-DEMO", complete=complete_spec)
 
 
+def _near_branch(spec_id: str, word: str) -> bool:
+    """``<SPEC-ID>-<digits>-<hex>`` that is not quite a branch id (a digit short, upper-case
+    hex): a mistyped branch id, refused as one rather than taken as a goal word."""
+    rest = word[len(spec_id) + 1 :] if word.startswith(spec_id + "-") else ""
+    return bool(_NEAR_BRANCH.match(rest)) and parse_branch_id(word) is None
+
+
+_NEAR_BRANCH = re.compile(r"^\d{6,}-[0-9A-Fa-f]{4,}$")
+
+
 def _branch_word(spec_id: str, words: list[str]) -> tuple[str | None, list[str]]:
     """Split off the branch id: a word shaped ``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex>`` is a
-    branch, never part of the goal (the grammar in docs/resume.md)."""
+    branch, never part of the goal (the grammar in docs/resume.md); a near miss of one
+    of this spec is an error, not a goal word."""
+    for word in words:
+        if _near_branch(spec_id, word):
+            check_branch_of(spec_id, word, "spec-auto")  # raises: not a branch id
     found = [w for w in words if parse_branch_id(w) is not None]
     if len(found) > 1:
-        raise CommandError(f"/spec-auto: give one branch id, not {len(found)}")
+        raise CommandError(
+            f"/spec-auto: give one branch id, not {len(found)}; usage: {SPEC_AUTO_USAGE}"
+        )
     branch = check_branch_of(spec_id, found[0], "spec-auto") if found else None
     return branch, [w for w in words if w not in found]
 
@@ -121,12 +138,16 @@ async def spec_auto(ctx: CommandContext) -> int:
             f"/spec-auto: a branch id goes with --resume (continue {branch}) or "
             f"--from STAGE (fork a child of it); usage: {SPEC_AUTO_USAGE}"
         )
+    try:
+        from_stage = parse_stage(raw_from) if raw_from else None
+    except CommandError as exc:  # the one usage line every /spec-auto error ends with
+        raise CommandError(f"/spec-auto: {exc}; usage: {SPEC_AUTO_USAGE}") from None
     return await pipeline.run(
         ctx.shell,
         settings_of(ctx.shell),
         spec_id=spec_id,
         goal=" ".join(words).strip() or None,
-        from_stage=parse_stage(raw_from) if raw_from else None,
+        from_stage=from_stage,
         resume=resume,
         single=False,
         command="spec-auto",
@@ -154,11 +175,21 @@ def stage_handler(stage: Stage) -> Any:
         spec_id = validate_spec_id(ctx.args.spec_id)
         raw = ctx.args.get("branch")
         branch = check_branch_of(spec_id, raw, f"spec-{stage}") if raw else None
+        goal = ctx.args.get("consensus")
+        if goal is not None and _near_branch(spec_id, goal):
+            check_branch_of(spec_id, goal, f"spec-{stage}")  # raises: not a branch id
+        if goal is not None and parse_branch_id(goal) is not None:
+            # a branch id is never a goal (docs/resume.md): taking it as one would run
+            # on the current branch with the id as every prompt's goal
+            raise CommandError(
+                f"/spec-{stage}: --consensus needs a goal; {goal} is a branch id "
+                f"(usage: {stage_usage(stage)})"
+            )
         return await pipeline.run(
             ctx.shell,
             settings_of(ctx.shell),
             spec_id=spec_id,
-            goal=ctx.args.get("consensus"),
+            goal=goal,
             from_stage=stage,
             resume=bool(ctx.args.get("resume")),
             single=True,

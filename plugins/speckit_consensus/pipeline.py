@@ -20,6 +20,7 @@ from .stages import STAGES, Stage, continue_hint, resume_hint, stages_from
 
 EXIT_HALT = 3
 RESUME_KEY = "speckit.resume"
+RESUME_PLUGIN = "resume"  # its entry-point name (pyproject.toml)
 
 
 MARKS = {"degraded": "!", "conflict": "✗", "failed": "✗"}
@@ -56,10 +57,12 @@ def begin(
     stored, so a printed hint may name it)."""
     store = shell.state.get(RESUME_KEY)
     if store is None:
-        if branch_id is not None:
+        # never a silent fresh run (it pays again) nor a guessed cause: before any work
+        if resume or branch_id is not None:
+            what = "--resume" if resume else f"branch {branch_id}"
             raise CommandError(
-                f"branch {branch_id}: the resume store is disabled "
-                "([plugins.resume] enabled = false), so there is no branch to use"
+                f"{what} needs the resume store, but {resume_off_reason(shell)}; "
+                "there is no branch to use"
             )
         return RunIds(uuid.uuid4().hex, new_branch_id(spec_id)), None, goal, False
     extra = {"branch_id": branch_id} if branch_id is not None else {}
@@ -69,6 +72,20 @@ def begin(
     fork = info.get("fork_stage")
     ids = RunIds(str(info["run_id"]), str(info["branch_id"]))
     return ids, fork if fork in STAGES else None, info.get("goal", goal), True
+
+
+def resume_off_reason(shell: Any) -> str:
+    """Why there is no resume service, from the host's plugin states (what /plugins shows)."""
+    infos = getattr(getattr(shell, "plugins", None), "infos", None) or {}
+    info = infos.get(RESUME_PLUGIN)
+    if info is None:
+        return f"the {RESUME_PLUGIN} plugin is not installed"
+    state, reason = getattr(info, "state", ""), getattr(info, "reason", None)
+    if state == "disabled":
+        return f"the {RESUME_PLUGIN} plugin is off ({reason or 'disabled'})"
+    if state == "failed":
+        return f"the {RESUME_PLUGIN} plugin failed to load ({reason or 'see /plugins'})"
+    return f"the resume store is disabled ([plugins.{RESUME_PLUGIN}] enabled = false)"
 
 
 def finish(shell: Any, ids: RunIds, status: str) -> None:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 SECTION = "faults"
 #: how to switch injection on, shown whole by /faults while it is off
 OFF_HINT = f"off: set {ENV_SCOPE}=spec_kit or [plugins.faults] enabled = true"
+SET_WHY = "/faults set"  # why injection is on when only a /faults set turned it on
+CLEAR_PLAN = "/faults clear"
 
 
 @dataclass
@@ -137,7 +139,7 @@ def faults_command(ctx: CommandContext) -> FaultsState:
         if spec:
             raise CommandError("/faults clear takes no argument")
         st.injector.clear()
-        st.plan = "/faults clear"
+        st.plan = CLEAR_PLAN
         ctx.out.success("fault counters cleared")
         return st
     if action == "set":
@@ -154,7 +156,7 @@ def faults_command(ctx: CommandContext) -> FaultsState:
         st.injector.set_counts(parsed.counts)
         st.plan = "/faults set " + ",".join(e.strip() for e in spec.split(",") if e.strip())
         if not st.enabled:  # an explicit command is consent enough for this session
-            st.enabled, st.why = True, "/faults set"
+            st.enabled, st.why = True, SET_WHY
         ctx.out.success(f"faults set: {st.injector.describe()}")
         return st
     if spec:
@@ -169,7 +171,11 @@ def _show(ctx: CommandContext, st: FaultsState) -> None:
     injector = st.injector
     remaining, injected = injector.remaining, injector.injected
     # the state goes on its own line: in a table cell the hint wraps mid-phrase
-    ctx.out.info(f"fault injection on ({st.why})" if st.enabled else f"fault injection is {st.why}")
+    # after a clear the line says so: "on (/faults set)" beside "active plan /faults
+    # clear" read as if the set's counts were still armed
+    cleared = "; counters cleared by /faults clear, nothing to inject"
+    why = st.why + (cleared if st.plan == CLEAR_PLAN else "")
+    ctx.out.info(f"fault injection on ({why})" if st.enabled else f"fault injection is {st.why}")
     ignored = sum(1 for p in st.problems if p.startswith(f"{ENV_FAULTS}:"))
     notes = [f"replaced by {' '.join(st.plan.split()[:2])}"] if st.plan != ENV_FAULTS else []
     if ignored:

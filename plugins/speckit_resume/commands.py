@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentshell import format_usd
@@ -33,6 +34,35 @@ def _spec(value: str) -> str:
         return check_spec_id(value)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _specs_dir(shell: Shell) -> str:
+    """The consensus plugin's specs dir (its published config section; "docs" without it)."""
+    try:
+        section = shell.plugin_config("consensus")
+    except Exception:  # no such section: the plugin is off
+        return "docs"
+    value = section.get("specs_dir") if isinstance(section, dict) else None
+    value = value or getattr(section, "specs_dir", None)
+    return value if isinstance(value, str) and value else "docs"
+
+
+def _known_spec(ctx: CommandContext, store: Store, spec_id: str, command: str) -> None:
+    """An unknown spec (no folder, no runs) is an error, as /spec-status gives: "no runs
+    yet" would hide a typo. A spec with runs stays readable after its folder is gone."""
+    if store.current_branch(spec_id) is not None or store.runs(spec_id):
+        return
+    folder = Path(ctx.shell.cwd) / _specs_dir(ctx.shell) / spec_id
+    if not (folder / "spec.md").is_file():
+        raise CommandError(
+            f"/{command}: no spec {spec_id!r}: no runs and no "
+            f"{_specs_dir(ctx.shell)}/{spec_id}/spec.md"
+        )
+
+
+def _has_command(shell: Shell, name: str) -> bool:
+    """Whether /name can run now (a disabled plugin's command is not suggested)."""
+    return shell.commands.get(name) is not None
 
 
 RUN_ID_LEN = 8  # the run-id prefix shown everywhere (as /spec-auto's progress line)
@@ -173,6 +203,7 @@ async def branches_cmd(ctx: CommandContext) -> int:
         raise CommandError(f"/branches: unknown action {second!r}; {BRANCHES_USAGE}")
     spec_id = _spec(first)
     store = _service(ctx).store
+    _known_spec(ctx, store, spec_id, "branches")
     if second == "prune":
         if keep is None:
             raise CommandError(f"/branches prune: --keep N is required; {BRANCHES_USAGE}")
@@ -315,9 +346,12 @@ async def resume_cmd(ctx: CommandContext) -> int:
     current = store.current_branch(spec_id)
     branch = ctx.args.branch or current
     if branch is None:
-        raise CommandError(
-            f"/resume: no runs of {spec_id} yet; start one with /spec-auto {spec_id}"
+        start = (
+            f"; start one with /spec-auto {spec_id}"
+            if _has_command(ctx.shell, "spec-auto")
+            else " (the consensus plugin, which runs specs, is off: see /plugins)"
         )
+        raise CommandError(f"/resume: no runs of {spec_id} yet{start}")
     if store.spec_of(branch) != spec_id:
         raise CommandError(
             f"/resume: {branch} is not a branch of {spec_id} (see /branches {spec_id})"
@@ -343,8 +377,21 @@ async def resume_cmd(ctx: CommandContext) -> int:
         "a stage whose input changes runs its agents again"
     )
     # always the explicit branch: "the current branch" may change before the line is run
-    ctx.out.info(f"continue with: /spec-auto {spec_id} --resume {branch}")
+    if _has_command(ctx.shell, "spec-auto"):
+        began = _started_at(store, spec_id, branch)
+        again = f" --from {began}" if began else ""  # as the Ctrl-C line says it
+        ctx.out.info(f"continue with: /spec-auto {spec_id} --resume {branch}{again}")
     return 0
+
+
+def _started_at(store: Store, spec_id: str, branch: str) -> str | None:
+    """Where the branch's first run began when a resume would not begin there (a root
+    branch started with --from): the Ctrl-C line adds ``--from`` for the same reason."""
+    rows = [b for b in store.branches(spec_id) if b.branch_id == branch]
+    natural = (rows[0].fork_stage if rows else None) or "plan"
+    first = next((r for r in store.runs(spec_id) if r.branch_id == branch), None)
+    start = first.from_stage if first is not None else None
+    return start if start and start != natural else None
 
 
 # -- /history ------------------------------------------------------------------------
@@ -353,6 +400,7 @@ async def resume_cmd(ctx: CommandContext) -> int:
 async def history_cmd(ctx: CommandContext) -> int:
     spec_id = _spec(ctx.args.spec_id)
     store = _service(ctx).store
+    _known_spec(ctx, store, spec_id, "history")
     runs = store.runs(spec_id)
     errors = store.run_errors(spec_id)
     if ctx.args.json:
@@ -373,10 +421,11 @@ async def history_cmd(ctx: CommandContext) -> int:
             "…" + r.branch_id[-8:],
             _when(r.started_at)[5:],
             r.status + (" (resumed)" if r.resumed else ""),
-            r.calls - r.errors,
+            r.calls,  # as --json counts them: the failed ones included (and shown apart)
             r.replayed,
             r.errors,
-            f"{r.tokens:,}",
+            # what the stage lines showed: fresh and replayed answers alike
+            f"{r.tokens + r.replayed_tokens:,}",
             _cost(r),
         ]
         for r in runs
@@ -385,7 +434,10 @@ async def history_cmd(ctx: CommandContext) -> int:
         ["run", "branch", "started", "status", "calls", "replayed", "failed", "tokens", "cost"],
         rows,
         title=f"{spec_id}: runs",
-        optional=["started", "branch", "replayed"],  # left out, last first, when narrow
+        wrap=["status"],  # "cancelled (resumed)" wraps at its space first
+        # left out, last first, when narrow: at 80 columns branch and replayed (the
+        # resume reuse) stay; a failure is also listed below the table
+        optional=["branch", "replayed", "failed", "started"],
     )
     priced = [r.cost_usd for r in runs if r.cost_usd is not None]
     if any(r.unpriced for r in runs):
@@ -405,7 +457,9 @@ def _cost(run: RunRow) -> str:
     if run.unpriced:
         return "unknown"
     if run.cost_usd is None:
-        return "recorded" if run.recorded else "—"
+        if run.recorded:
+            return "recorded"
+        return "replayed" if run.replayed else "—"  # a replay costs nothing again
     return format_usd(run.cost_usd) + (" (+rec.)" if run.recorded else "")
 
 

@@ -112,6 +112,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE agent_outputs ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        4,
+        "replayed tokens",
+        (
+            # a replay-only run used the tokens its stage line shows: /history says so too
+            "ALTER TABLE runs ADD COLUMN replayed_tokens INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -84,6 +84,7 @@ class RunRow(BaseModel):
     from_stage: str | None
     resumed: bool
     replayed: int
+    replayed_tokens: int = 0  # of the answers replayed from the store (not in ``tokens``)
     started_at: float
     finished_at: float | None
     status: str

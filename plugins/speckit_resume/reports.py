@@ -112,6 +112,7 @@ class Reports:
     def runs(self, spec_id: str) -> list[RunRow]:
         rows = self.query(
             "SELECT r.run_id, r.branch_id, r.goal, r.from_stage, r.resumed, r.replayed,"
+            " r.replayed_tokens,"
             " r.started_at, r.finished_at, r.status, r.host, r.pid,"
             " COUNT(o.id) AS calls, COALESCE(SUM(o.status = 'error'), 0) AS errors,"
             " COALESCE(SUM(o.total_tokens), 0) AS tokens,"

@@ -120,9 +120,9 @@ class ResumeService:
         if resume and branch_id is not None:
             stored = store.branch_goal(branch_id)
             if goal is not None and goal != stored:
-                was = f"goal {stored!r}" if stored else "no goal"
+                was = f"with its own goal {stored!r}" if stored else "(the branch has no goal)"
                 raise CommandError(
-                    f"--resume continues {branch_id} with its own {was}, not {goal!r} "
+                    f"--resume continues {branch_id} {was}, not {goal!r} "
                     f"(the goal is part of every prompt); for a new goal start a branch: "
                     f"/spec-auto {spec_id} <goal>"
                 )
@@ -258,7 +258,8 @@ class ResumeService:
         if response.cached:
             run_id = call.context.get("run_id")
             if isinstance(run_id, str) and run_id in self._runs:
-                self.store.add_replay(run_id)
+                usage = response.usage
+                self.store.add_replay(run_id, usage.total_tokens if usage is not None else 0)
             return
         record = self._record(
             call,

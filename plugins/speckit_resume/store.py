@@ -316,9 +316,13 @@ class Store(Reports):
                 (status, time.time(), run_id),
             )
 
-    def add_replay(self, run_id: str) -> None:
+    def add_replay(self, run_id: str, tokens: int = 0) -> None:
         with self.write() as conn:
-            conn.execute("UPDATE runs SET replayed = replayed + 1 WHERE run_id = ?", (run_id,))
+            conn.execute(
+                "UPDATE runs SET replayed = replayed + 1, replayed_tokens = replayed_tokens + ?"
+                " WHERE run_id = ?",
+                (max(int(tokens), 0), run_id),
+            )
 
     # -- outputs ---------------------------------------------------------------------
 

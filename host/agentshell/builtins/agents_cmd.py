@@ -119,7 +119,8 @@ def agents_command(ctx: CommandContext) -> int:
         rows,
         title="Agents",
         wrap=["backend", "credentials"],  # words: "replay (recorded)"
-        optional=["target"],  # left out when narrow (--json has it); never a cut model
+        # left out when narrow, target first (--json has both); never a cut model
+        optional=["role", "target"],
     )
     for item in data:
         if item["broken"]:

@@ -83,7 +83,12 @@ def plugins_command(ctx: CommandContext) -> int:
         )
         for info in infos
     ]
-    ctx.out.table(["plugin", "state", "version", "distribution", "hooks"], rows, title="Plugins")
+    ctx.out.table(
+        ["plugin", "state", "version", "distribution", "hooks"],
+        rows,
+        title="Plugins",
+        optional=["version", "distribution"],  # left out when narrow, last first
+    )
     return 0
 
 
