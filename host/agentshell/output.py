@@ -107,8 +107,9 @@ class Output:
         short (at most ``SHORT`` characters) unless it is in ``wrap``, keep each value
         on one line; the others (free text) wrap at spaces. When the table is wider than
         the terminal: free text wraps first, then headers wrap at their spaces, then the
-        columns in ``optional`` are left out (last first, and a note says so). If it
-        still does not fit it is printed wider than the terminal rather than crushed."""
+        columns in ``optional`` are left out (last first; one that then fits again is
+        put back) and a note says which. If it still does not fit it is printed wider
+        than the terminal rather than crushed, and the note says that too."""
         cells = [[redact("" if cell is None else str(cell)) for cell in row] for row in rows]
         names = list(columns)
         width = self._width()

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prompt_toolkit.buffer import Buffer, BufferAcceptHandler
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -225,6 +226,7 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         enable_history_search=True,
     )
     session.key_bindings = tab_bindings(completer, ready, KeyHold(session.app.key_processor))
+    session.default_buffer.accept_handler = one_echo(session.default_buffer.accept_handler)
 
     async def load() -> None:
         try:
@@ -249,24 +251,28 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         session.app.after_render += after_first_render
     terminated = False
     try:
-        with patch_stdout(raw=True):
-            while not shell.exit_requested:
-                if ready.done():
-                    prompt = shell.config.shell.prompt
-                try:
+        while not shell.exit_requested:
+            if ready.done():
+                prompt = shell.config.shell.prompt
+            try:
+                # stdout goes through prompt_toolkit only while a prompt is drawn (so
+                # that start-up messages land above it). Leaving the block joins the
+                # proxy's writer thread: nothing it still holds can be written later,
+                # from that thread, into the middle of the next prompt's render.
+                with patch_stdout(raw=True):
                     line = await session.prompt_async(prompt)
-                except KeyboardInterrupt:
-                    continue  # Ctrl-C clears the line; it never leaves the shell
-                except EOFError:
-                    break
-                lines = pasted_lines(line)
-                if not lines:
-                    continue
-                # keys typed meanwhile are not echoed into the output; they wait in the
-                # tty for the next prompt (see agentshell.terminal)
-                with typeahead_hidden():
-                    await ready
-                    await run_lines(shell, lines)
+            except KeyboardInterrupt:
+                continue  # Ctrl-C clears the line; it never leaves the shell
+            except EOFError:
+                break
+            lines = pasted_lines(line)
+            if not lines:
+                continue
+            # keys typed meanwhile are not echoed into the output; they wait in the
+            # tty for the next prompt (see agentshell.terminal)
+            with typeahead_hidden():
+                await ready
+                await run_lines(shell, lines)
     except asyncio.CancelledError:
         # SIGTERM (cli._terminable): stop loading plugins now rather than after a slow
         # shell_started hook; shell.stop() then closes whatever the start had opened
@@ -281,6 +287,29 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await loader
     return 0
+
+
+def one_echo(accept: BufferAcceptHandler | None) -> BufferAcceptHandler:
+    """Wraps the prompt's accept handler so that each accepted line shows once.
+
+    prompt_toolkit leaves the accepted text drawn as it was typed. A paste of several
+    lines then stays on screen as a block above the ``» line`` echo each of its lines
+    gets when it runs (:func:`run_lines`): that prompt is left empty instead. A single
+    command with stray newlines around it is left as that one line, no blank rows.
+    The history still gets every line (one entry each, see ``_OneEntryPerLine``).
+    """
+
+    def handler(buffer: Buffer) -> bool:
+        lines = pasted_lines(buffer.text)
+        keep = accept(buffer) if accept is not None else False
+        if len(lines) > 1:
+            return False  # the buffer is reset before the final render: prompt only
+        if keep and lines and "\n" in buffer.text:
+            # set after the result was taken: only the final render sees it
+            buffer.set_document(Document(lines[0], len(lines[0])), bypass_readonly=True)
+        return keep
+
+    return handler
 
 
 async def run_lines(shell: Shell, lines: list[str]) -> None:
@@ -309,6 +338,7 @@ __all__ = [
     "LineHistory",
     "RedactingHistory",
     "early_settings",
+    "one_echo",
     "pasted_lines",
     "redact_history_line",
     "repl",
