@@ -170,9 +170,9 @@ def test_sigterm_cancels_the_command_and_stops_cleanly(tmp_path: Path, mode: str
     assert "session.stopped" in [e.get("type") for e in events]
 
 
-def test_sigterm_at_the_line_reader_prompt_exits(tmp_path: Path) -> None:
-    # no command running, stdin open and idle: the process still leaves promptly
-    home = tmp_path / "home"
+def _sigterm_at_idle_line_reader(home: Path, *, close_stdin: bool) -> tuple[int, str]:
+    """Start the line reader, let a command finish, send SIGTERM; then either close stdin
+    at once (``communicate``) or leave it open (``wait``). Returns (status, stderr)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "agentshell"],
         env=child_env(home, sinks="jsonl"),
@@ -187,16 +187,23 @@ def test_sigterm_at_the_line_reader_prompt_exits(tmp_path: Path) -> None:
         child.stdin.flush()
         _wait_for(child.stdout, "usage: /quit")
         child.send_signal(signal.SIGTERM)
-        # wait() and not communicate(): communicate() closes stdin, and an EOF racing the
-        # signal would let the line reader finish normally (exit 0) before the handler runs
-        child.wait(timeout=30)
-        assert child.stderr is not None
-        err = child.stderr.read()
+        if close_stdin:
+            _, err = child.communicate(timeout=30)  # closes stdin right after the signal
+        else:
+            child.wait(timeout=30)
+            assert child.stderr is not None
+            err = child.stderr.read()
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert child.returncode == 143, err
+    return child.returncode, err
+
+
+def test_sigterm_at_the_line_reader_prompt_exits(tmp_path: Path) -> None:
+    # no command running, stdin open and idle: the process still leaves promptly
+    status, err = _sigterm_at_idle_line_reader(tmp_path / "home", close_stdin=False)
+    assert status == 143, err
 
 
 def test_sigterm_followed_by_eof_still_exits_143(tmp_path: Path) -> None:
@@ -205,27 +212,8 @@ def test_sigterm_followed_by_eof_still_exits_143(tmp_path: Path) -> None:
     # which comes first (this failed about 1 run in 3 under load before cli.py noted
     # the signal in a Python-level handler)
     for attempt in range(3):
-        home = tmp_path / f"home{attempt}"
-        child = subprocess.Popen(
-            [sys.executable, "-m", "agentshell"],
-            env=child_env(home, sinks="jsonl"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert child.stdin is not None and child.stdout is not None
-            child.stdin.write("/help quit\n")
-            child.stdin.flush()
-            _wait_for(child.stdout, "usage: /quit")
-            child.send_signal(signal.SIGTERM)
-            _, err = child.communicate(timeout=30)  # closes stdin right after the signal
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        assert child.returncode == 143, err
+        status, err = _sigterm_at_idle_line_reader(tmp_path / f"home{attempt}", close_stdin=True)
+        assert status == 143, err
 
 
 def test_p_module_honours_disable_by_its_plugins_name(cli_env: dict[str, str]) -> None:
