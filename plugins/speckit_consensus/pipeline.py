@@ -4,7 +4,6 @@ and what the user reads when a stage does not reach consensus."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from agentshell.telemetry import PipelineHalted, PipelineStageCompleted
 from .config import ConsensusSettings
 from .engine import RunIds, StageOutcome, run_stage, spec_paths
 from .evidence import rel
+from .specid import new_branch_id
 from .stages import STAGES, Stage, continue_hint, resume_hint, stages_from
 
 EXIT_HALT = 3
@@ -35,12 +35,6 @@ RUN_ID_LEN = 8  # how many characters of a run id are shown (progress, /history)
 
 def short_id(run_id: str) -> str:
     return run_id[:RUN_ID_LEN]
-
-
-def new_branch_id(spec_id: str) -> str:
-    """``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>``."""
-    now = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    return f"{spec_id}-{now}-{uuid.uuid4().hex[:8]}"
 
 
 def begin(

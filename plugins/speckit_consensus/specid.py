@@ -6,7 +6,9 @@ so it must be one safe path component."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 
 MAX_LEN = 128
 RULE = (
@@ -40,6 +42,12 @@ def check_spec_id(spec_id: str) -> str:
     return spec_id
 
 
+def new_branch_id(spec_id: str, now: dt.datetime | None = None) -> str:
+    """A fresh ``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>`` (UTC timestamp)."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H%M%S")
+    return f"{check_spec_id(spec_id)}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
 def parse_branch_id(branch_id: str) -> tuple[str, str, str] | None:
     """(spec id, timestamp, hex) of a well-formed branch id of a valid spec id, else None."""
     match = BRANCH_ID.match(branch_id)
@@ -54,6 +62,7 @@ __all__ = [
     "RULE",
     "check_spec_id",
     "is_valid_spec_id",
+    "new_branch_id",
     "parse_branch_id",
     "spec_id_error",
 ]

@@ -8,8 +8,6 @@ at the fork and every later stage belong to the child alone. Siblings never shar
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Callable
 
 # one spec-id rule and one branch-id shape for both plugins: the consensus plugin's
@@ -17,16 +15,11 @@ from collections.abc import Callable
 from speckit_consensus.specid import (
     check_spec_id,
     is_valid_spec_id as valid_spec_id,
+    new_branch_id,
     parse_branch_id,
 )
 
 STAGES: tuple[str, ...] = ("plan", "tasks", "implement", "validate", "audit", "unlock")
-
-
-def new_branch_id(spec_id: str, now: dt.datetime | None = None) -> str:
-    """``<SPEC-ID>-<YYYYMMDDHHMMSS>-<8 hex of a uuid4>`` (UTC timestamp)."""
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H%M%S")
-    return f"{check_spec_id(spec_id)}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
 def normalize_stage(stage: str) -> str:
