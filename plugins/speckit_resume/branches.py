@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# one spec-id rule and one branch-id shape for both plugins: the consensus plugin's
-# public module (same distribution), so a spec the pipeline accepts is one the store takes
+# one spec-id rule, one branch-id shape and one stage order for both plugins: the
+# consensus plugin's public modules (same distribution), so what the pipeline accepts
+# is what the store takes
 from speckit_consensus.specid import (
     check_spec_id,
     is_valid_spec_id as valid_spec_id,
     new_branch_id,
     parse_branch_id,
 )
-
-STAGES: tuple[str, ...] = ("plan", "tasks", "implement", "validate", "audit", "unlock")
+from speckit_consensus.stages import STAGES
 
 
 def normalize_stage(stage: str) -> str:
