@@ -3,7 +3,7 @@
 # private D-Bus session bus, with a throw-away HOME so no real keyring is touched.
 #
 #   usage: tests/run_with_keyring.sh COMMAND [ARG...]
-#   e.g.:  tests/run_with_keyring.sh .venv/bin/python -m pytest tests/test_device_login_e2e.py
+#   e.g.:  tests/run_with_keyring.sh .venv/bin/python -m pytest tests/plugins/device_login/test_device_login_e2e.py
 #
 # Needs dbus-run-session and gnome-keyring-daemon (Debian/Ubuntu:
 # apt-get install -y gnome-keyring dbus libsecret-tools dbus-x11). The exit status is

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pexpect
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import REPO
 
 
 def child_env(home: Path, *, sinks: str | None = "null", **extra: str) -> dict[str, str]:
