@@ -54,3 +54,17 @@ def spawn_repl(home: Path, *plugins: str, timeout: float = 30, **env: str) -> pe
         timeout=timeout,
         dimensions=(40, 140),
     )
+
+
+def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``agentshell ARGS`` run in ``cwd`` (its ``agentshell.toml`` applies) with
+    ``cwd/home`` as AGENTSHELL_HOME; stdin closed."""
+    return subprocess.run(
+        [sys.executable, "-m", "agentshell", *args],
+        env=child_env(cwd / "home"),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

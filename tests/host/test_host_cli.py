@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import IO
 
 import pytest
 
-from tests.helpers.cli import agentshell, child_env
+from tests.helpers.cli import agentshell, child_env, run_in
 
 
 @pytest.fixture
@@ -254,3 +255,54 @@ def test_run_file_with_a_byte_order_mark(cli_env: dict[str, str], tmp_path: Path
     piped = agentshell(cli_env, "run", "-f", "-", stdin="\ufeff/help quit\n")
     assert piped.returncode == 0, piped.stderr
     assert "usage: /quit" in piped.stdout
+
+
+def test_closed_stdout_is_quiet(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: EPIPE for sure
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "agentshell", "run", "/help", "/plugins"],
+            env=child_env(tmp_path / "home"),
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode in (0, 141)
+
+
+def test_run_does_not_import_prompt_toolkit(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from agentshell.cli import main\n"
+        "status = main(['run', '/help'])\n"
+        "sys.stderr.write('LOADED=%s' % ('prompt_toolkit' in sys.modules))\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=child_env(tmp_path / "home"),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "/help" in done.stdout
+    assert "LOADED=False" in done.stderr
+
+
+def test_run_says_which_commands_were_skipped(tmp_path: Path) -> None:
+    done = run_in(tmp_path, "run", "/nosuch", "/help", "/plugins --json")
+    assert done.returncode == 1
+    assert (
+        "error: skipped 2 commands after the failure: /help, /plugins; use -k to keep going"
+        in done.stderr
+    )

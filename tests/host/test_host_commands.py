@@ -12,7 +12,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from agentshell.commands import Arg, Command, CommandRegistry, Option, split_line
+from agentshell.commands import Arg, Command, CommandContext, CommandRegistry, Option, split_line
 from agentshell.errors import CommandError
 from agentshell.plugins import hookimpl
 from agentshell.redact import register_secret
@@ -358,3 +358,78 @@ def test_tables_off_a_terminal_honour_columns(monkeypatch: pytest.MonkeyPatch) -
     assert "".join(narrow).count("description") == 10  # wrapped, not cut
     monkeypatch.setenv("COLUMNS", "junk")
     assert render() == full
+
+
+class Failing:
+    @hookimpl
+    def register_commands(self, register: Any) -> None:
+        def oserror(ctx: CommandContext) -> int:
+            with open("/proc/nope/t.jsonl", "w"):  # a real OSError from the OS
+                return 0
+
+        def bug(ctx: CommandContext) -> int:
+            table: dict[str, int] = {}
+            return table["missing"]
+
+        register(Command("write", oserror, help="writes where it cannot"))
+        register(Command("bug", bug, help="has a bug"))
+
+
+async def test_oserror_is_one_plain_line(make_shell: Any, output: CapturedOutput) -> None:
+    shell = await make_shell(plugins=[Failing()])
+    assert await shell.execute("/write") == 1
+    assert output.errors.strip() == "error: /write: No such file or directory: /proc/nope/t.jsonl"
+
+
+async def test_unexpected_exception_says_it_is_a_bug(
+    make_shell: Any, output: CapturedOutput
+) -> None:
+    shell = await make_shell(plugins=[Failing()])
+    assert await shell.execute("/bug") == 1
+    assert "error: /bug failed: KeyError" in output.errors
+    assert "(a bug: run with AGENTSHELL_DEBUG=1 for the traceback)" in output.errors
+
+
+def _noop(ctx: CommandContext) -> int:
+    return 0
+
+
+class Documented:
+    @hookimpl
+    def register_commands(self, register: Any) -> None:
+        register(
+            Command(
+                "doc",
+                _noop,
+                help="uses ``markup`` in help",
+                options=[
+                    Option("--x", "short one", flag=True),
+                    Option("--a-long-option", "set ``path`` here", metavar="PATH"),
+                ],
+            )
+        )
+
+
+async def test_help_aligns_options_and_strips_rst(make_shell: Any, output: CapturedOutput) -> None:
+    shell = await make_shell(plugins=[Documented()])
+    assert await shell.execute("/help doc") == 0
+    text = output.text
+    assert "``" not in text
+    assert "uses markup in help" in text
+    lines = [line for line in text.splitlines() if "short one" in line or "set path" in line]
+    assert len(lines) == 2
+    assert lines[0].index("short one") == lines[1].index("set path here")
+
+
+async def test_set_env_with_empty_value_unsets(
+    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_TEMP_VAR", "1")
+    shell = await make_shell()
+    assert await shell.execute("/set-env QA_TEMP_VAR=") == 0
+    assert "QA_TEMP_VAR" not in os.environ
+    assert "QA_TEMP_VAR unset for this session" in output.text
+    path = os.environ["PATH"]
+    assert await shell.execute("/set-env PATH=") == 1
+    assert "refusing to unset PATH" in output.errors
+    assert os.environ["PATH"] == path

@@ -47,3 +47,14 @@ async def test_the_telemetry_sink_example_works(make_shell: Any) -> None:
     types_seen = [json.loads(line)["type"] for line in lines]
     assert types_seen[0].startswith("session")
     assert len(types_seen) >= 2
+
+
+def test_docs_give_exit_2_for_a_bad_configuration() -> None:
+    from agentshell.cli import EXIT_USAGE
+
+    spec_kit = (REPO / "docs" / "spec-kit.md").read_text(encoding="utf-8")
+    sentence = spec_kit[spec_kit.index("Exit codes") :].split("\n\n")[0]
+    assert f"`{EXIT_USAGE}` the configuration is invalid" in sentence
+    assert "bad configuration" not in sentence.split(f"`{EXIT_USAGE}`")[0]
+    configuration = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert f"stops with exit status {EXIT_USAGE}" in configuration

@@ -13,6 +13,7 @@ from agentshell.agents import AgentCall, AgentRequest, AgentSpec
 from agentshell.backends.openai import OpenAIBackend
 from agentshell.errors import AgentDisconnected
 from tests.agents.harness import make_shell_stub
+from tests.helpers.sockets import free_port
 
 
 @pytest.fixture
@@ -47,3 +48,24 @@ async def test_connection_refused_in_words(tmp_path: Path, closed_port: int) -> 
 async def test_unknown_host_in_words(tmp_path: Path) -> None:
     error = await call(tmp_path, "http://no-such-host.invalid/v1")  # .invalid never resolves
     assert str(error) == "cannot connect to no-such-host.invalid:80: unknown host"
+
+
+def test_describe_http_error_names_the_cause_without_the_message() -> None:
+    import httpx
+
+    from agentshell import describe_http_error
+
+    with pytest.raises(httpx.ConnectError) as refused:
+        httpx.get(f"http://127.0.0.1:{free_port()}/?token=sk-secret-value", timeout=5)
+    assert describe_http_error(refused.value) == "connection refused"
+    # a resolver failure as httpcore chains it (no DNS lookups from tests)
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError("[Errno -2] Name or service not known") from exc
+    except httpx.ConnectError as exc:
+        assert describe_http_error(exc) == "name not resolved"
+    unknown = httpx.ProtocolError("bad frame for Bearer sk-abcdefghijklmnopqrstuvwxyz012345")
+    text = describe_http_error(unknown)
+    assert text.startswith("ProtocolError") and "sk-abcdefghijklmnop" not in text

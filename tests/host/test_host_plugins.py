@@ -8,6 +8,7 @@ Third-party distributions are real: a ``*.dist-info`` directory with ``METADATA`
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from agentshell import __version__
+from agentshell import __version__, hookimpl
 from agentshell.commands import Command, CommandContext
 from agentshell.errors import ConfigError
-from agentshell.plugins import CACHE_FILE, PluginHost, discover_entry_points, hookimpl
+from agentshell.plugins import CACHE_FILE, PluginHost, discover_entry_points
+from agentshell.shell import Shell
 from tests.conftest import CapturedOutput
-from tests.helpers.cli import child_env
+from tests.helpers.cli import REPO, agentshell, child_env
 
 FakeDist = Callable[..., dict[str, str]]
 
@@ -362,3 +364,256 @@ async def test_command_of_a_failed_plugin_names_the_failure(
     # a typo of a real command still gets its did-you-mean
     assert await shell.execute("/hlep") == 1
     assert "did you mean /help?" in output.errors
+
+
+RAISING = (
+    "from agentshell import hookimpl\n"
+    "@hookimpl\n"
+    "def shell_started(shell):\n"
+    '    raise RuntimeError("boom at start")\n'
+)
+
+
+ERROR_LINE = (
+    "error: plugin qa4_raising: hook shell_started raised "
+    "RuntimeError: boom at start at qa4_raising.py:4"
+)
+
+
+@pytest.fixture
+def raising_plugin_env(tmp_path: Path) -> dict[str, str]:
+    plugdir = tmp_path / "plugins"
+    plugdir.mkdir()
+    (plugdir / "qa4_raising.py").write_text(RAISING, encoding="utf-8")
+    env = child_env(tmp_path / "home")
+    env["PYTHONPATH"] = f"{plugdir}:{REPO}"
+    return env
+
+
+def test_run_with_a_p_module_raising_at_start_exits_2_and_runs_nothing(
+    raising_plugin_env: dict[str, str],
+) -> None:
+    ran = agentshell(raising_plugin_env, "-p", "qa4_raising", "run", "/config path")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines() == [ERROR_LINE]
+    assert ran.stdout == ""  # /config path did not run
+
+
+def test_piped_stdin_goes_on_and_plugins_shows_the_p_module_failed(
+    raising_plugin_env: dict[str, str],
+) -> None:
+    piped = agentshell(raising_plugin_env, "-p", "qa4_raising", stdin="/plugins --json\n")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr.splitlines() == [ERROR_LINE]
+    infos = {info["name"]: info for info in json.loads(piped.stdout)}
+    assert infos["qa4_raising"]["state"] == "failed"
+    assert infos["qa4_raising"]["reason"] == (
+        "hook shell_started raised RuntimeError: boom at start at qa4_raising.py:4"
+    )
+
+
+class StartsBadly:
+    """A plugin with a command whose ``shell_started`` raises."""
+
+    __name__ = "starts_badly"
+
+    @hookimpl
+    def register_commands(self, register: Any) -> None:
+        register(Command("qa4-hello", self.hello, help="say hello"))
+
+    @staticmethod
+    def hello(ctx: CommandContext) -> int:
+        ctx.out.print("hello")
+        return 0
+
+    @hookimpl
+    def shell_started(self, shell: Any) -> None:
+        raise RuntimeError("no start for me")
+
+
+async def test_a_requested_plugin_raising_at_start_is_failed_with_its_commands(
+    output: CapturedOutput,
+) -> None:
+    shell = Shell(mode="repl", output=output)
+    shell.plugins.requested.add("starts_badly")  # what `-p` does
+    shell.plugins.register(StartsBadly(), "starts_badly")
+    await shell.start()
+    try:
+        assert "error: plugin starts_badly: hook shell_started raised RuntimeError: " in (
+            output.errors
+        )
+        assert "warning:" not in output.errors
+        info = shell.plugins.infos["starts_badly"]
+        assert info.state == "failed"
+        assert info.reason is not None and "no start for me" in info.reason
+        assert await shell.execute("/qa4-hello") == 1  # failed: its command went with it
+        assert await shell.execute("/plugins") == 0
+        row = next(line for line in output.text.splitlines() if "starts_badly" in line)
+        assert "failed: hook shell_started raised RuntimeError" in row
+    finally:
+        await shell.stop()
+
+
+async def test_an_entry_point_plugin_raising_at_start_only_warns(
+    make_shell: Any, output: CapturedOutput
+) -> None:
+    shell = await make_shell(plugins=[StartsBadly()], mode="repl")
+    assert "warning: plugin starts_badly: hook shell_started raised RuntimeError" in output.errors
+    assert "error:" not in output.errors
+    info = shell.plugins.infos["starts_badly"]
+    assert info.state == "loaded"  # a broken third-party plugin does not stop anything
+    assert info.reason is not None and "no start for me" in info.reason
+    assert await shell.execute("/qa4-hello") == 0
+    assert await shell.execute("/plugins --json") == 0
+    listed = json.loads(output.text[output.text.index("[") :])
+    entry = next(item for item in listed if item["name"] == "starts_badly")
+    assert entry["state"] == "loaded" and "no start for me" in entry["reason"]
+
+
+async def test_a_run_mode_shell_with_an_entry_point_raising_still_starts(
+    make_shell: Any, output: CapturedOutput
+) -> None:
+    shell = await make_shell(plugins=[StartsBadly()], mode="run")
+    assert shell.started
+    assert await shell.execute("/qa4-hello") == 0
+
+
+PLUGINS = {
+    "typo_hook": (
+        "from agentshell import hookimpl\n@hookimpl\ndef register_comands(register): pass\n"
+    ),
+    "bad_import": "import qa3_no_such_dependency\n",
+    "raises_at_import": 'raise ValueError("broken on purpose")\n',
+    "raises_in_hook": (
+        "from agentshell import hookimpl\n"
+        "@hookimpl\n"
+        "def register_commands(register):\n"
+        '    raise RuntimeError("hook broken on purpose")\n'
+    ),
+}
+
+
+EXPECTED = {
+    "typo_hook": (
+        "error: plugin typo_hook: unknown hook 'register_comands'"
+        " (did you mean 'register_commands'?)"
+    ),
+    "bad_import": (
+        "error: plugin bad_import: ModuleNotFoundError: "
+        "No module named 'qa3_no_such_dependency' at bad_import.py:1"
+    ),
+    "raises_at_import": (
+        "error: plugin raises_at_import: ValueError: broken on purpose at raises_at_import.py:1"
+    ),
+    "qa3_not_a_module": (
+        "error: plugin qa3_not_a_module: ModuleNotFoundError: "
+        "No module named 'qa3_not_a_module' (is it installed, or on PYTHONPATH?)"
+    ),
+}
+
+
+@pytest.fixture
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    plugdir = tmp_path / "plugins"
+    plugdir.mkdir()
+    for name, source in PLUGINS.items():
+        (plugdir / f"{name}.py").write_text(source, encoding="utf-8")
+    env = child_env(tmp_path / "home")
+    env["PYTHONPATH"] = os.pathsep.join([str(plugdir), str(REPO)])
+    return env
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED))
+def test_unusable_p_module_is_one_clear_line(plugin_env: dict[str, str], module: str) -> None:
+    ran = agentshell(plugin_env, "-p", module, "run", "/help quit")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines() == [EXPECTED[module]]
+    assert ran.stdout == ""  # nothing ran
+    # piped stdin (like the REPL) goes on without the plugin, with the same line shown
+    piped = agentshell(plugin_env, "-p", module, stdin="/help quit\n")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr.splitlines() == [EXPECTED[module]]
+    assert "usage: /quit" in piped.stdout
+
+
+def test_p_module_whose_hook_raises_at_start(plugin_env: dict[str, str]) -> None:
+    ran = agentshell(plugin_env, "-p", "raises_in_hook", "run", "/help quit")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines() == [
+        "error: plugin raises_in_hook: hook register_commands raised "
+        "RuntimeError: hook broken on purpose at raises_in_hook.py:4",
+    ]
+    assert ran.stdout == ""
+    piped = agentshell(plugin_env, "-p", "raises_in_hook", stdin="/help quit\n")
+    assert piped.returncode == 0, piped.stderr
+    assert "hook broken on purpose at raises_in_hook.py:4" in piped.stderr
+    assert "Traceback" not in piped.stderr
+    assert "usage: /quit" in piped.stdout
+
+
+def test_p_module_given_twice_is_loaded_once(plugin_env: dict[str, str]) -> None:
+    args = ["-p", "tests.helpers.recorder", "-p", "tests.helpers.recorder"]
+    ran = agentshell(plugin_env, *args, "run", "/zz-record once")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr == ""
+    assert ran.stdout.splitlines() == ["ran: [once]"]
+
+
+def _noop(ctx: CommandContext) -> int:
+    return 0
+
+
+class WrongArity:
+    """register_commands: one good command, then register("boom", fn)."""
+
+    __name__ = "WrongArity"  # the plugin name make_shell registers it under
+
+    @hookimpl
+    def register_commands(self, register: Any) -> None:
+        register(Command("fine-before", _noop, help="registered before the bad call"))
+        register("boom", _noop)
+
+
+class WrongTypes:
+    __name__ = "WrongTypes"  # the plugin name make_shell registers it under
+
+    @hookimpl
+    def register_agent_backends(self, register: Any) -> None:
+        register("okay-backend", lambda spec: None)
+        register(123, "not callable")
+
+    @hookimpl
+    def register_telemetry_sinks(self, register: Any) -> None:
+        register("bad-sink", "not callable")
+
+    @hookimpl
+    def register_auth_providers(self, register: Any) -> None:
+        register("lonely")  # no factory
+
+
+class BadConfigModel:
+    __name__ = "BadConfigModel"  # the plugin name make_shell registers it under
+
+    @hookimpl
+    def register_config(self, register: Any) -> None:
+        register("badcfg", dict)  # not a pydantic model
+
+
+async def test_bad_register_calls_fail_only_their_plugin(
+    make_shell: Any, output: CapturedOutput
+) -> None:
+    shell = await make_shell(plugins=[WrongArity(), WrongTypes(), BadConfigModel()], mode="repl")
+    assert shell.started
+    infos = shell.plugins.infos
+    arity = infos["WrongArity"]
+    assert arity.state == "failed"
+    assert "register_commands: bad registration" in (arity.reason or "")
+    assert "register(command) called wrongly: too many positional arguments" in (arity.reason or "")
+    assert shell.commands.get("fine-before") is None  # discarded with the bad call
+    types = infos["WrongTypes"]
+    assert types.state == "failed"
+    assert "name must be a non-empty string, got 123" in (types.reason or "")
+    assert "okay-backend" not in shell.backend_names  # discarded too
+    assert infos["BadConfigModel"].state == "failed"
+    assert "pydantic model" in (infos["BadConfigModel"].reason or "")
+    assert await shell.execute("/help") == 0  # the built-ins are all there

@@ -5,6 +5,7 @@ and a long last error printed whole, on one line, under the table."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from agentshell.plugins import hookimpl
@@ -90,3 +91,17 @@ def test_shorten_cuts_at_a_word_boundary() -> None:
     assert cut == "Transient error encountered while exporting spans batch…"
     assert len(cut) <= 60
     assert shorten("a\nb   c") == "a b c" and shorten(text) == text
+
+
+async def test_status_json_lists_targets_and_active_times(
+    make_shell: ShellFactory, output: Any, tmp_path: Path
+) -> None:
+    shell = await make_shell(config='[telemetry]\nsinks = ["jsonl"]\n')
+    for name in ("a", "b"):
+        assert await shell.execute(f"/telemetry use jsonl --set path={tmp_path / name}") == 0
+    assert await shell.execute("/telemetry --json") == 0
+    data = json.loads(output.text[output.text.index("{") :])
+    targets = [e["target"] for e in data["earlier"]]
+    assert targets[1:] == [str(tmp_path / "a")]
+    assert data["sinks"][0]["target"] == str(tmp_path / "b")
+    assert all(e["started_at"] <= e["stopped_at"] for e in data["earlier"])

@@ -225,3 +225,44 @@ def test_jsonl_sink_is_what_config_builds(tmp_path: Path) -> None:
     sink.handle(call(1))
     sink.close()
     assert lines(tmp_path / "x.jsonl")[0]["call_id"] == "c1"
+
+
+async def test_set_values_persist_per_sink_until_changed_or_reset(
+    make_shell: ShellFactory, output: Any, tmp_path: Path
+) -> None:
+    chosen = tmp_path / "t.jsonl"
+    shell = await make_shell(config='[telemetry]\nsinks = ["jsonl"]\n')
+    assert await shell.execute(f"/telemetry use jsonl --set path={chosen}") == 0
+    # naming another sink's setting must not send jsonl back to its default path
+    line = "/telemetry use jsonl otlp --set otlp.endpoint=http://127.0.0.1:9"
+    assert await shell.execute(line) == 0
+    shell.telemetry.emit(AgentCallStarted(call_id="a", agent="x", backend="openai"))
+    assert shell.telemetry.flush(10)
+    assert await shell.execute("/telemetry use jsonl") == 0  # still the chosen path
+    shell.telemetry.emit(AgentCallStarted(call_id="b", agent="x", backend="openai"))
+    assert shell.telemetry.flush(10)
+    ids = [json.loads(x).get("call_id") for x in chosen.read_text().splitlines()]
+    assert ids == ["a", "b"]
+
+    assert await shell.execute("/telemetry") == 0
+    text = output.text
+    assert f"jsonl: --set for this session: path={chosen}" in text
+    # the earlier jsonl sinks are numbered and show where they wrote
+    earlier = text[text.index("Earlier in this session") :]
+    assert str(chosen) in earlier and "http://127.0.0.1:9" in earlier
+    assert "jsonl (earlier" not in earlier or "#" in earlier
+
+    assert await shell.execute("/telemetry use jsonl --reset") == 0
+    [active] = shell.telemetry.stats()
+    assert active.target is not None and active.target != str(chosen)
+    assert active.target.endswith("telemetry.jsonl")
+
+
+async def test_failed_use_does_not_remember_its_set_values(
+    make_shell: ShellFactory, output: Any, tmp_path: Path
+) -> None:
+    shell = await make_shell(config='[telemetry]\nsinks = ["jsonl"]\n')
+    assert await shell.execute("/telemetry use jsonl --set max_bytes=notanumber") == 1
+    assert "max_bytes" in output.errors
+    assert await shell.execute("/telemetry use jsonl") == 0  # not poisoned by the bad value
+    assert "--set for this session" not in output.text

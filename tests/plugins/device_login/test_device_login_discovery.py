@@ -12,11 +12,14 @@ from agentshell.errors import CommandError
 from speckit_device_login.config import ProviderConfig
 from speckit_device_login.discovery import metadata_urls, resolve_endpoints
 from speckit_device_login.urls import check_endpoint
+from tests.helpers.sockets import HungCollector, free_port, hung_fixture  # noqa: F401 - fixture
 from tests.plugins.device_login.oauth_support import (  # noqa: F401 - fixtures
     Reply,
     ScriptedOAuthServer,
     oauth_server_fixture,
 )
+
+ShellFactory = Any
 
 
 def _meta(server: ScriptedOAuthServer, issuer: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -107,3 +110,35 @@ def test_only_https_or_loopback_http(url: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match="only https is allowed"):
             check_endpoint(url, "endpoint")
+
+
+async def test_login_says_why_discovery_could_not_connect(
+    make_shell: ShellFactory, output: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,device_login")
+    issuer = f"http://127.0.0.1:{free_port()}"
+    shell = await make_shell(
+        config=(
+            "[plugins.device_login.providers.corp]\n"
+            f'issuer = "{issuer}"\nclient_id = "client-123"\n'
+        )
+    )
+    assert await shell.execute("/login corp") == 1
+    errors = output.errors
+    assert f"{issuer}/.well-known/openid-configuration: connection refused" in errors
+    assert "ConnectError" not in errors
+
+
+async def test_login_says_a_hung_server_timed_out(
+    make_shell: ShellFactory, output: Any, hung: HungCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,device_login")
+    shell = await make_shell(
+        config=(
+            "[plugins.device_login.providers.corp]\n"
+            f'issuer = "{hung.url}"\nclient_id = "client-123"\nhttp_timeout_s = 0.2\n'
+        )
+    )
+    assert await shell.execute("/login corp") == 1
+    assert "openid-configuration: read timed out" in output.errors
+    assert "ReadTimeout" not in output.errors

@@ -1,8 +1,11 @@
-"""QA pass 4: tables measured as printed. A word is never split (unless it alone is
-wider than the terminal), no column is zero wide, free text wraps at spaces before
-optional columns are left out, and the "left out to fit" note appears only when the
-table then fits. Rendering goes through the real ``Output.table`` and rich; the
-/history check runs the real ``agentshell`` CLI on the recorded demo answers."""
+"""Tables measured as printed, through the real ``Output.table`` and rich: ids, numbers,
+costs and names are never cut (no ellipsis at any width) and a word is never split
+(unless it alone is wider than the terminal); free text wraps at spaces before less
+important columns are left out, with a note that appears only when the table then
+fits; no column is zero wide. Off a terminal nothing is cut. The plugin tables and the
+/history check run the real shell and the real ``agentshell`` CLI on the recorded demo
+answers.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agentshell.output import Output
+from tests.conftest import CapturedOutput
 from tests.helpers.cli import agentshell, child_env
 from tests.helpers.paths import REPO
 
-NOTE = re.compile(r"^\(left out to fit (\d+) columns: (.+)\)$")
-STILL = re.compile(r"^\(left out: (.+); the table is still wider than (\d+) columns\)$")
+ShellFactory = Any
 
 
 def render(columns: list[str], rows: list[list[str]], width: int, **kw: Any) -> str:
@@ -29,6 +32,110 @@ def render(columns: list[str], rows: list[list[str]], width: int, **kw: Any) -> 
         mp.setenv("COLUMNS", str(width))
         Output(stream).table(columns, rows, **kw)
     return stream.getvalue()
+
+
+ROW = ["197b04a1", "a goal long enough that it has to wrap at forty columns", "12,884", "recorded"]
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_short_values_stay_whole_and_free_text_wraps(width: int) -> None:
+    text = render(
+        ["run", "goal", "tokens", "cost"], [ROW, ["ab", "x", "18.8k (2.4k)", "$0.01"]], width
+    )
+    assert "…" not in text
+    for value in ("197b04a1", "12,884", "recorded", "18.8k (2.4k)", "$0.01"):
+        assert value in text, (value, text)
+    words = re.findall(r"[a-z]+", "".join(text.split("│")))
+    for word in ROW[1].split():
+        assert word in words
+    if width == 40:  # the goal wrapped rather than being cut
+        assert not any("at forty columns" in line for line in text.splitlines())
+
+
+def test_optional_columns_are_left_out_last_first_with_a_note() -> None:
+    columns = ["sink", "delivered", "exported", "export failed", "failed", "dropped", "queued"]
+    row = ["jsonl", "1,234,567", "-", "-", "0", "0", "0"]
+    text = render(columns, [row], 40, optional=["export failed", "exported", "queued"])
+    assert "1,234,567" in text and "…" not in text
+    assert "(left out to fit 40 columns: export failed, exported, queued)" in text
+    assert "queued" not in text.splitlines()[1]
+    wide = render(columns, [row], 120, optional=["export failed", "exported", "queued"])
+    assert "left out" not in wide and "export failed" in wide
+
+
+def test_a_table_that_cannot_fit_is_printed_wider_not_cut() -> None:
+    columns = [f"column{i}" for i in range(8)]
+    row = [f"value-{i:06d}" for i in range(8)]
+    text = render(columns, [row], 40)
+    for value in row + columns:
+        assert value in text
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) > 40
+
+
+def test_wrap_lets_a_short_column_wrap_and_keep_holds_a_long_one() -> None:
+    long_id = "x" * 30  # longer than SHORT, yet an id: marked keep
+    text = render(
+        ["id", "backend"], [[long_id, "replay (recorded)"]], 30, keep=["id"], wrap=["backend"]
+    )
+    assert long_id in text
+    assert "…" not in text
+
+
+@pytest.fixture
+def demo(isolated_env: Path) -> Path:
+    shutil.copytree(REPO / "docs" / "SPEC-KIT-DEMO", isolated_env / "docs" / "SPEC-KIT-DEMO")
+    return isolated_env
+
+
+@pytest.mark.parametrize("width", [80, 40])
+async def test_plugin_tables_show_whole_values_at_narrow_widths(
+    make_shell: ShellFactory,
+    output: Any,
+    demo: Path,
+    width: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    shell = await make_shell()
+    assert await shell.execute("/spec-plan SPEC-KIT-DEMO") == 0, output.errors
+    start = len(output.text)
+    for line in ("/history SPEC-KIT-DEMO", "/metrics", "/spec-status SPEC-KIT-DEMO", "/agents"):
+        assert await shell.execute(line) == 0, output.errors
+    text = output.text[start:]
+    # the only ellipses left are the deliberate short forms (branch "…<8>", "…/dir")
+    assert not re.search(r"\w…", text), text
+    # /history: the run id in full (8 characters) and its cost word
+    run_ids = re.findall(r"│ ([0-9a-f]{8}) │", text)
+    assert run_ids, text
+    assert "recorded" in text
+    # /metrics per agent: input with its cached part, e.g. "3.3k (303)"
+    assert re.search(r"│ \d[\d.,]*k? \(\d[\d.,]*k?\)\s+│", text), text
+    # /spec-status: every stage name and the plan tokens with all digits
+    for stage in ("plan", "tasks", "implement", "validate", "audit", "unlock"):
+        assert f"│ {stage} " in text
+    tokens = re.findall(r"│ (\d{1,3}(?:,\d{3})+) ", text)
+    assert tokens, text
+    # /agents: model names whole
+    for model in ("claude-sonnet-4-5", "gemini-2.5-pro", "gpt-5-codex"):
+        assert model in text
+
+
+async def test_tables_in_non_tty_output_are_not_cut(
+    make_shell: Any, output: CapturedOutput
+) -> None:
+    shell = await make_shell()
+    shell.output.table(["a", "b"], [("x" * 120, "the end"), ("short", "")])
+    lines = output.text.splitlines()
+    assert any("x" * 120 in line and "the end" in line for line in lines)
+    assert all(line == line.rstrip() for line in lines)
+    assert "…" not in output.text
+
+
+NOTE = re.compile(r"^\(left out to fit (\d+) columns: (.+)\)$")
+
+
+STILL = re.compile(r"^\(left out: (.+); the table is still wider than (\d+) columns\)$")
 
 
 class Printed:
@@ -96,10 +203,14 @@ def check(text: str, columns: list[str], rows: list[list[str]], width: int) -> P
 
 
 HISTORY = ["run", "branch", "started", "status", "calls", "replayed", "failed", "tokens", "cost"]
+
+
 HISTORY_KW: dict[str, Any] = {
     "wrap": ["status"],
     "optional": ["branch", "replayed", "failed", "started"],
 }
+
+
 HISTORY_ROWS = [
     [
         "197b04a1",
@@ -134,6 +245,8 @@ def test_history_shaped_table_fits_with_whole_words(width: int) -> None:
 
 
 AGENTS = ["agent", "backend", "model", "role", "target", "credentials"]
+
+
 AGENT_ROWS = [
     ["claude", "replay (recorded)", "claude-sonnet-4-5", "synthesizer", "", "not needed"],
     ["gpt_pro", "openai", "gpt-5", "aggregator", "http://127.0.0.1:8080/v1", "OPENAI_KEY set"],
@@ -150,6 +263,8 @@ def test_agents_shaped_table_never_crushes_words(width: int) -> None:
 
 
 STAGES = ["spec / stage", "agent", "target", "calls", "tokens", "cost", "est. next"]
+
+
 STAGE_ROWS = [
     ["SPEC-KIT-DEMO plan", "(all)", "", "5 (2 replayed, 1 cancelled)", "12.9k", "$0.01", "3,258"],
     ["", "claude", "", "2 (1 replayed, 1 cancelled)", "4.1k", "$0.00", ""],
@@ -166,7 +281,11 @@ def test_empty_and_short_columns_are_never_zero_wide_or_split(width: int) -> Non
 
 
 PLUGINS = ["plugin", "state", "version", "distribution", "hooks"]
+
+
 HOOKS = "after_agent_call, agent_call_failed, register_commands, register_telemetry_sinks"
+
+
 PLUGIN_ROWS = [
     ["metrics", "loaded", "0.1.0", "agentshell", HOOKS],
     ["null", "loaded", "0.1.0", "agentshell", "register_commands"],
@@ -205,6 +324,8 @@ def test_only_a_word_wider_than_the_terminal_is_folded() -> None:
 
 
 WORDS = st.text(alphabet="abcdefghij", min_size=1, max_size=14)
+
+
 CELLS = st.lists(WORDS, min_size=0, max_size=6).map(" ".join)
 
 
@@ -225,12 +346,6 @@ def test_any_table_keeps_words_whole_and_notes_true(
         # wider than the terminal only when even the narrowest layout is: no optional
         # column was there to leave out
         assert not optional, text
-
-
-@pytest.fixture
-def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / "SPEC-KIT-DEMO", isolated_env / "docs" / "SPEC-KIT-DEMO")
-    return isolated_env
 
 
 @pytest.mark.slow

@@ -1,13 +1,8 @@
-"""QA pass 3 on the command line and the REPL's input handling.
-
-- ``-p MODULE`` that cannot be used says why in one line, in ``run`` (exit 2) and with
-  piped stdin, whatever the failure: a misspelt hook, an import error, an exception at
-  import, a missing module, a hook that raises while the shell starts.
-- A multi-line paste runs its lines one by one, like a shell (never as the arguments of
-  the first line), each its own history entry (redacted); Ctrl-C drops the rest.
-- Tab followed at once (paste speed) by more keys still applies the completion, also
-  while plugins are loading behind the instant prompt.
-- Completion offers options next to an optional positional's choices.
+"""The REPL's input handling: a multi-line paste runs its lines one by one, like a shell
+(never as the arguments of the first line), each its own history entry (redacted);
+Ctrl-C drops the rest. Tab followed at once (paste speed) by more keys still applies
+the completion, also while plugins are loading behind the instant prompt. Completion
+offers options next to an optional positional's choices.
 
 The terminal tests run the real shell in a real pseudo-terminal (pexpect, with
 PROMPT_TOOLKIT_NO_CPR=1 because pexpect does not answer cursor-position requests).
@@ -18,7 +13,6 @@ waits for text that the shell prints exactly once, with a 30 s timeout for busy 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,96 +20,13 @@ import pexpect
 import pytest
 
 from agentshell.redact import MASK
-from tests.helpers.cli import REPO, agentshell, child_env, spawn_repl
+from tests.helpers.cli import spawn_repl
 from tests.helpers.recorder import LOADING
 
 TIMEOUT = 30
+
+
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
-
-
-# -- -p MODULE failures ------------------------------------------------------------------
-
-PLUGINS = {
-    "typo_hook": (
-        "from agentshell import hookimpl\n@hookimpl\ndef register_comands(register): pass\n"
-    ),
-    "bad_import": "import qa3_no_such_dependency\n",
-    "raises_at_import": 'raise ValueError("broken on purpose")\n',
-    "raises_in_hook": (
-        "from agentshell import hookimpl\n"
-        "@hookimpl\n"
-        "def register_commands(register):\n"
-        '    raise RuntimeError("hook broken on purpose")\n'
-    ),
-}
-
-EXPECTED = {
-    "typo_hook": (
-        "error: plugin typo_hook: unknown hook 'register_comands'"
-        " (did you mean 'register_commands'?)"
-    ),
-    "bad_import": (
-        "error: plugin bad_import: ModuleNotFoundError: "
-        "No module named 'qa3_no_such_dependency' at bad_import.py:1"
-    ),
-    "raises_at_import": (
-        "error: plugin raises_at_import: ValueError: broken on purpose at raises_at_import.py:1"
-    ),
-    "qa3_not_a_module": (
-        "error: plugin qa3_not_a_module: ModuleNotFoundError: "
-        "No module named 'qa3_not_a_module' (is it installed, or on PYTHONPATH?)"
-    ),
-}
-
-
-@pytest.fixture
-def plugin_env(tmp_path: Path) -> dict[str, str]:
-    plugdir = tmp_path / "plugins"
-    plugdir.mkdir()
-    for name, source in PLUGINS.items():
-        (plugdir / f"{name}.py").write_text(source, encoding="utf-8")
-    env = child_env(tmp_path / "home")
-    env["PYTHONPATH"] = os.pathsep.join([str(plugdir), str(REPO)])
-    return env
-
-
-@pytest.mark.parametrize("module", sorted(EXPECTED))
-def test_unusable_p_module_is_one_clear_line(plugin_env: dict[str, str], module: str) -> None:
-    ran = agentshell(plugin_env, "-p", module, "run", "/help quit")
-    assert ran.returncode == 2
-    assert ran.stderr.splitlines() == [EXPECTED[module]]
-    assert ran.stdout == ""  # nothing ran
-    # piped stdin (like the REPL) goes on without the plugin, with the same line shown
-    piped = agentshell(plugin_env, "-p", module, stdin="/help quit\n")
-    assert piped.returncode == 0, piped.stderr
-    assert piped.stderr.splitlines() == [EXPECTED[module]]
-    assert "usage: /quit" in piped.stdout
-
-
-def test_p_module_whose_hook_raises_at_start(plugin_env: dict[str, str]) -> None:
-    ran = agentshell(plugin_env, "-p", "raises_in_hook", "run", "/help quit")
-    assert ran.returncode == 2
-    assert ran.stderr.splitlines() == [
-        "error: plugin raises_in_hook: hook register_commands raised "
-        "RuntimeError: hook broken on purpose at raises_in_hook.py:4",
-    ]
-    assert ran.stdout == ""
-    piped = agentshell(plugin_env, "-p", "raises_in_hook", stdin="/help quit\n")
-    assert piped.returncode == 0, piped.stderr
-    assert "hook broken on purpose at raises_in_hook.py:4" in piped.stderr
-    assert "Traceback" not in piped.stderr
-    assert "usage: /quit" in piped.stdout
-
-
-def test_p_module_given_twice_is_loaded_once(plugin_env: dict[str, str]) -> None:
-    args = ["-p", "tests.helpers.recorder", "-p", "tests.helpers.recorder"]
-    ran = agentshell(plugin_env, *args, "run", "/zz-record once")
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stderr == ""
-    assert ran.stdout.splitlines() == ["ran: [once]"]
-
-
-# -- the REPL in a pty -------------------------------------------------------------------
 
 
 def spawn(home: Path, *plugins: str, **env: str) -> pexpect.spawn[str]:
@@ -218,9 +129,6 @@ def test_tab_at_paste_speed_while_plugins_load(tmp_path: Path) -> None:
         quit_shell(child)
     finally:
         child.close(force=True)
-
-
-# -- completion rules --------------------------------------------------------------------
 
 
 async def test_options_are_offered_next_to_an_optional_positional(

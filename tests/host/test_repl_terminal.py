@@ -1,6 +1,7 @@
-"""REPL polish: keys typed while a command runs (hidden, kept for the next prompt),
-SIGTERM while plugins still load (clean stop, exit 143), and unknown-command hints that
-mention disabled or failed plugins.
+"""The terminal while the REPL runs and stops: keys typed while a command runs are
+hidden and kept for the next prompt, Ctrl-C still cancels, and SIGTERM — during a
+command, while plugins still load, or while a plugin's stop hook runs — stops cleanly
+with status 143, telemetry flushed and the terminal restored.
 
 The terminal tests run the real shell in a real pseudo-terminal (pexpect) and read the
 terminal's attributes from the pty master (on Linux ``tcgetattr`` there reports the
@@ -17,23 +18,22 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import termios
 from pathlib import Path
-from typing import Any
 
 import pexpect
 import pytest
 
-from agentshell.plugins import hookimpl
 from agentshell.terminal import typeahead_hidden
-from tests.conftest import CapturedOutput
-from tests.helpers.cli import child_env, spawn_repl
+from tests.helpers.cli import spawn_repl
 from tests.helpers.slow_start import MARKER as SLOW_START_MARKER, STARTED, STOP_DONE, STOP_MARKER
 
 PROMPT = "agentshell>"
+
+
 HELP_TEXT = "Tab completes commands and arguments."
+
+
 TIMEOUT = 30
 
 
@@ -72,9 +72,6 @@ def finish(child: pexpect.spawn[str]) -> int | None:
 def before(child: pexpect.spawn[str]) -> str:
     """What the terminal showed before the last match."""
     return str(child.before)
-
-
-# -- 1. keys typed while a command runs --------------------------------------------------
 
 
 @pytest.mark.e2e
@@ -209,9 +206,6 @@ def test_typeahead_hidden_restores_on_every_way_out() -> None:
     os.close(write_end)
 
 
-# -- 2. SIGTERM while plugins still load --------------------------------------------------
-
-
 def events(home: Path) -> list[str]:
     path = home / "data" / "telemetry.jsonl"
     return [json.loads(line)["type"] for line in path.read_text(encoding="utf-8").splitlines()]
@@ -279,106 +273,3 @@ def test_sigterm_during_the_stop_lets_it_finish(tmp_path: Path) -> None:
         child.close(force=True)
     assert status == 143
     assert events(home) == ["session.started", "session.stopped"]
-
-
-# -- 3. unknown commands name disabled and failed plugins ---------------------------------
-
-
-class BrokenPlugin:
-    """Fails in register_commands, so the shell marks it failed."""
-
-    __name__ = "broken"
-
-    @hookimpl
-    def register_commands(self, register: Any) -> None:
-        raise RuntimeError("cannot register")
-
-
-def error_lines(output: CapturedOutput) -> list[str]:
-    return [line for line in output.errors.splitlines() if "unknown command" in line]
-
-
-async def test_unknown_command_names_disabled_plugins(
-    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGENTSHELL_DISABLE_PLUGINS", "metrics,consensus")
-    shell = await make_shell()
-    assert await shell.execute("/hlep") == 1
-    assert error_lines(output) == [
-        "error: unknown command /hlep — did you mean /help? "
-        "(2 plugins are disabled: consensus, metrics — see /plugins)"
-    ]
-
-
-async def test_unknown_command_names_failed_and_disabled_plugins(
-    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGENTSHELL_DISABLE_PLUGINS", "metrics")
-    shell = await make_shell(plugins=[BrokenPlugin()])
-    assert shell.plugins.infos["broken"].state == "failed"
-    assert await shell.execute("/hlep") == 1
-    assert error_lines(output) == [
-        "error: unknown command /hlep — did you mean /help? "
-        "(1 plugin is disabled: metrics; 1 failed to load: broken — see /plugins)"
-    ]
-
-
-async def test_unknown_command_hint_stays_one_short_line(
-    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins")  # every other one disabled
-    shell = await make_shell()
-    disabled = sorted(n for n, i in shell.plugins.infos.items() if i.state == "disabled")
-    assert len(disabled) > 4
-    assert await shell.execute("/hlep") == 1
-    (line,) = error_lines(output)
-    assert line.endswith(
-        f"({len(disabled)} plugins are disabled: {', '.join(disabled[:4])} "
-        f"and {len(disabled) - 4} more — see /plugins)"
-    )
-
-
-async def test_unknown_command_unchanged_when_every_plugin_loaded(
-    make_shell: Any, output: CapturedOutput
-) -> None:
-    shell = await make_shell()
-    assert all(info.state == "loaded" for info in shell.plugins.infos.values())
-    assert await shell.execute("/hlep") == 1
-    assert await shell.execute("/zzzzzz") == 1
-    assert error_lines(output) == [
-        "error: unknown command /hlep — did you mean /help? (type /help for the list)",
-        "error: unknown command /zzzzzz (type /help for the list)",
-    ]
-
-
-def run_cli(home: Path, *args: str, stdin: str | None = None, **env: str) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "agentshell", *args],
-        env=child_env(home, **env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_cli_unknown_command_names_disabled_plugins(tmp_path: Path) -> None:
-    done = run_cli(
-        tmp_path / "home", "run", "/spec-plan", AGENTSHELL_DISABLE_PLUGINS="consensus,metrics"
-    )
-    assert done.returncode == 1
-    assert done.stderr.splitlines() == [
-        "error: unknown command /spec-plan (2 plugins are disabled: consensus, metrics "
-        "— see /plugins)"
-    ]
-
-
-def test_cli_unknown_command_names_a_plugin_that_failed_to_import(tmp_path: Path) -> None:
-    """Piped into the shell (no terminal): a ``-p`` module that does not import."""
-    done = run_cli(tmp_path / "home", "-p", "tests.helpers.no_such_module", stdin="/hlep\n")
-    assert done.returncode == 1
-    assert (
-        "error: unknown command /hlep — did you mean /help? "
-        "(1 plugin failed to load: tests.helpers.no_such_module — see /plugins)"
-    ) in done.stderr.splitlines()
