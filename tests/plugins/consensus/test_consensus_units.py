@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from agentshell.agents import AgentCall, AgentResponse
 from agentshell.errors import CommandError
+from agentshell.plugins import hookimpl
 from speckit_consensus import prompts
 from speckit_consensus.agents import RECORDINGS_DIR, resolve
 from speckit_consensus.config import ConsensusSettings
@@ -20,6 +24,7 @@ from speckit_consensus.schemas import SCHEMAS, required_fields, validate_output
 from speckit_consensus.stages import STAGES, parse_stage, resume_hint, validate_spec_id
 from speckit_consensus.synthesis import AgentResult, synthesize
 from tests.helpers.paths import REPO
+from tests.helpers.recordings import DEMO
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -271,3 +276,43 @@ def test_previous_outputs_leave_out_the_volatile_status_comment(tmp_path: Path) 
         texts.append(prompts.previous_outputs(tmp_path, "tasks"))
     assert texts[0] == texts[1]
     assert "speckit-consensus" not in texts[0] and "# Plan — S" in texts[0]
+
+
+CONFIG = (
+    "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
+    '[plugins.resume]\npath = "resume.sqlite3"\n\n'
+    "[plugins.consensus]\ndemo_latency_scale = {scale}\n"
+)
+
+
+class Calls:
+    """A test plugin: the agent spec and the response of every finished call."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[AgentCall, AgentResponse]] = []
+
+    @hookimpl
+    def after_agent_call(self, call: AgentCall, response: AgentResponse) -> None:
+        self.seen.append((call, response))
+
+
+@pytest.fixture
+def demo(isolated_env: Path) -> Path:
+    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO)
+    return isolated_env
+
+
+async def test_config_reload_applies_demo_latency_scale(
+    make_shell: Any, output: Any, demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "consensus,replay")
+    calls = Calls()
+    shell = await make_shell(plugins=[calls], config=CONFIG.format(scale=0))
+    assert shell.agents["gemini"].options["latency_scale"] == 0
+    Path("agentshell.toml").write_text(CONFIG.format(scale=0.0001), encoding="utf-8")  # noqa: ASYNC240
+    await shell.reload_config()
+    assert await shell.execute(f"/spec-plan {DEMO}") == 0, output.errors
+    used = {c.agent.name: c.agent.options for c, _ in calls.seen}
+    assert set(used) == {"gemini", "claude", "gpt_pro"}
+    assert all(o["latency_scale"] == 0.0001 and o["honour_latency"] for o in used.values())
+    assert shell.agents["claude"].options["latency_scale"] == 0.0001

@@ -4,7 +4,12 @@ loopback OpenAI-protocol server, handled by the runner's real retry policy."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ from agentshell.telemetry import (
 from speckit_consensus.agents import RECORDINGS_DIR
 from tests.helpers.events import ListSinkPlugin
 from tests.helpers.paths import REPO
+from tests.helpers.recordings import DEMO
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e
@@ -151,3 +157,92 @@ async def test_spec_plan_completes_ok_through_injected_faults(
     (limited,) = [e for e in retries if e.error_type == "rate_limited"]
     assert 0.5 < limited.delay_s <= 1.0  # the reset hint, as above
     assert openai_server.call_count == len(names)  # every agent reached the server once
+
+
+def copy_spec(cwd: Path, spec: str, *, only_spec_md: bool = False) -> Path:
+    target = cwd / "docs" / spec
+    if only_spec_md:
+        target.mkdir(parents=True)
+        shutil.copy(REPO / "docs" / spec / "spec.md", target)
+    else:
+        shutil.copytree(REPO / "docs" / spec, target)
+    return target
+
+
+def doc_examples() -> tuple[list[str], str]:
+    """The ``sh`` and ``toml`` blocks of docs/faults.md's Example section."""
+    text = (REPO / "docs" / "faults.md").read_text(encoding="utf-8")
+    section = text.split("## Example", 1)[1]
+    shells = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    tomls = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert len(shells) == 2 and len(tomls) == 1, "docs/faults.md examples changed shape"
+    return shells, tomls[0]
+
+
+def run_documented(command: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+    """Run a documented ``VAR=value ... agentshell run "..."`` line; also return the
+    telemetry events it wrote."""
+    words = shlex.split(command.replace("\\\n", " "))
+    env = dict(os.environ)
+    while "=" in words[0]:
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    assert words[:2] == ["agentshell", "run"], words
+    done = subprocess.run(
+        [sys.executable, "-m", "agentshell", *words[1:]],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    home = Path(os.environ["AGENTSHELL_HOME"])
+    events = [
+        json.loads(line)
+        for path in home.rglob("telemetry.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    return done, events
+
+
+def _names(events: list[Any], name: str) -> list[Any]:
+    return [e for e in events if e.get("type") == name]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow  # two subprocess runs with real retry sleeps: ~4 s each
+def test_documented_fault_example_completes_ok_with_three_retries(isolated_env: Path) -> None:
+    (example, _), _toml = doc_examples()
+    copy_spec(isolated_env, DEMO)
+    done, events = run_documented(example, isolated_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fault injection on (CODEX_FAULTS_SCOPE=spec_kit): disconnect:1,429:1,timeout:1" in (
+        done.stdout
+    )
+    assert done.stdout.count("fault injected: ") == 3
+    assert "✓ plan: ok — 3/3 agents valid" in done.stdout
+    assert "gave up" not in done.stdout + done.stderr
+    retries = _names(events, "agent.call.retry")
+    assert len(_names(events, "fault.injected")) == 3 and len(retries) == 3, events
+    rate_limited = [e for e in retries if e["error_type"] == "rate_limited"]
+    # the reset hint (one second after injection) plus at most 0.25 s of jitter; the
+    # lower bound is only "it waited for the hint", not a timing check
+    assert len(rate_limited) == 1 and 0 < rate_limited[0]["delay_s"] <= 1.251
+    assert [e["reset_at"] is not None for e in _names(events, "fault.injected")].count(True) == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_documented_six_fault_example_lands_on_claude_and_succeeds(isolated_env: Path) -> None:
+    (_, example), toml = doc_examples()
+    copy_spec(isolated_env, DEMO)
+    (isolated_env / "agentshell.toml").write_text(toml, encoding="utf-8")
+    done, events = run_documented(example, isolated_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✓ plan: ok" in done.stdout
+    retries = _names(events, "agent.call.retry")
+    assert [e["agent"] for e in retries] == ["claude"] * 6
+    assert [e["attempt"] for e in retries] == [1, 2, 3, 4, 5, 6]
+    finished = [e for e in _names(events, "agent.call.finished") if e["agent"] == "claude"]
+    assert [e["attempts"] for e in finished] == [7]

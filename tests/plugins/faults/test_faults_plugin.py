@@ -8,6 +8,7 @@ faults against the loopback OpenAI-protocol server."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from typing import Any
 
@@ -285,3 +286,75 @@ async def test_faults_table_shows_values_verbatim(make_shell: Any, output: Any) 
     shell = await make_shell(plugins=[Harness()], config=CONFIG, env={"CODEX_FAULTS": "[b]x:1"})
     assert await shell.execute("/faults") == 0
     assert "│ [b]x:1 (1 entry ignored, see below)" in output.text
+
+
+QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
+
+
+FAST = QUIET + "[plugins.consensus]\ndemo_latency_scale = 0\n"
+
+
+def clear(output: Any) -> None:
+    for buffer in (output.out_buffer, output.err_buffer):
+        buffer.seek(0)
+        buffer.truncate()
+
+
+async def test_off_warns_one_line_per_bad_fault_entry(make_shell: Any, output: Any) -> None:
+    await make_shell(config=QUIET, env={"CODEX_FAULTS": "bogus, flood:3,disconnect:x"})
+    warnings = output.errors.splitlines()
+    assert len(warnings) == 3, warnings
+    for warning, entry in zip(warnings, ("'bogus'", "'flood:3'", "'disconnect:x'"), strict=True):
+        assert warning.startswith(
+            f"warning: fault injection is off; CODEX_FAULTS: ignored entry {entry}:"
+        )
+        assert warning.count("ignored entry") == 1
+
+
+async def test_faults_show_where_the_plan_came_from_and_a_bad_set_is_rejected(
+    make_shell: Any, output: Any
+) -> None:
+    shell = await make_shell(
+        config=QUIET,
+        env={"CODEX_FAULTS_SCOPE": "spec_kit", "CODEX_FAULTS": "disconnect:3,bogus:1,x"},
+    )
+    clear(output)
+    assert await shell.execute("/faults") == 0
+    assert re.search(r"│ active plan +│ CODEX_FAULTS +│", output.text)
+    assert "disconnect:3,bogus:1,x (2 entries ignored, see below)" in output.text
+    assert await shell.execute("/faults set timeout:2") == 0
+    clear(output)
+    assert await shell.execute("/faults") == 0
+    assert re.search(r"│ active plan +│ /faults set timeout:2 +│", output.text)
+    # the environment's problems stay the environment's, never the set's
+    assert (
+        "│ CODEX_FAULTS            │ disconnect:3,bogus:1,x (replaced by /faults set; 2 entries "
+        "ignored, see below)"
+    ) in output.text
+    assert "problem: CODEX_FAULTS: ignored entry 'bogus:1'" in output.text
+    clear(output)
+    assert await shell.execute("/faults set bogus:1, 429:1") == 1
+    assert output.errors.splitlines() == [
+        "error: /faults set rejected, nothing changed (remaining stays "
+        "disconnect:0,429:0,timeout:2, from /faults set timeout:2): entry 'bogus:1': unknown "
+        "kind 'bogus' (kinds: disconnect, 429 (or rate_limit), timeout)"
+    ]
+    clear(output)
+    assert await shell.execute("/faults clear") == 0
+    assert await shell.execute("/faults") == 0
+    assert re.search(r"│ active plan +│ /faults clear +│", output.text)
+    assert "(replaced by /faults clear; 2 entries ignored" in output.text
+
+
+async def test_faults_status_line_after_a_clear_says_cleared(make_shell: Any, output: Any) -> None:
+    shell = await make_shell(config=FAST)
+    assert await shell.execute("/faults set disconnect:2") == 0
+    assert await shell.execute("/faults clear") == 0
+    clear(output)
+    assert await shell.execute("/faults") == 0
+    assert "fault injection on (/faults set)\n" not in output.text
+    assert "fault injection on (/faults set; counters cleared by /faults clear" in output.text
+    assert await shell.execute("/faults set 429:1") == 0
+    clear(output)
+    assert await shell.execute("/faults") == 0
+    assert "fault injection on (/faults set)\n" in output.text

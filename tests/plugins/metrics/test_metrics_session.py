@@ -175,3 +175,30 @@ def test_estimate_is_the_mean_of_the_last_k_nonzero_observations(
     observed = [t.non_cached_input_tokens for t in turns if t.non_cached_input_tokens > 0][-k:]
     expected = sum(observed) // len(observed) if observed else 4000
     assert m.estimated_next_prompt_tokens() == expected
+
+
+def test_distinct_replays_are_counted_but_are_no_loop() -> None:
+    m = SessionMetrics()
+    for i in range(19):  # a resume: every stored answer replayed once
+        m.record_replay(f"agent{i % 3}:prompt{i}")
+    assert m.replay_updates == 19
+    assert m.loop_warning() is None
+
+
+def test_the_same_call_replayed_again_is_a_loop() -> None:
+    m = SessionMetrics()
+    m.record_replay("claude:abc")
+    m.record_replay("gemini:abc")  # same prompt, another agent: another call
+    assert m.loop_warning() is None
+    m.record_replay("claude:abc")
+    assert m.loop_warning() is None  # one repeat
+    m.record_replay("claude:abc")
+    assert (m.loop_warning() or "").startswith("potential loop (2 repeated replays)")
+    m.record_replay("claude:abc")
+    m.record_replay("claude:abc")
+    assert (m.loop_warning() or "").startswith("loop detected (4 repeated replays)")
+    assert m.replay_updates == 6
+    m.reset()
+    assert m.loop_warning() is None and m.loop_replays == 0
+    m.record_replay("claude:abc")
+    assert m.loop_warning() is None  # the reset forgot what was replayed

@@ -1,8 +1,10 @@
-"""QA pass 3 over resume hints, goals, secrets in the store and spec ids: each test
-failed before its fix. Every printed "continue with" / "resume with" line is executed
-verbatim and the replays it makes are counted. Real parts: the replay backend with the
-recorded demo answers, the real SQLite resume store, the real command parser. A test
-plugin holds one agent call open so a run can be cancelled mid-stage (as Ctrl-C does)."""
+"""Resume hints, goals, secrets in the store and spec ids: every printed "continue with"
+/ "resume with" line names its branch and is executed verbatim here, and the replays it
+makes are counted; a goal stays with its branch and its secrets never reach the store or
+an artefact; one spec-id rule and one usage line in both plugins. Real parts: the replay
+backend with the recorded demo answers, the real SQLite resume store, the real command
+parser. A test plugin holds one agent call open so a run can be cancelled mid-stage (as
+Ctrl-C does)."""
 
 from __future__ import annotations
 
@@ -122,7 +124,7 @@ async def history(shell: Any, output: Any, spec: str = DEMO) -> list[dict[str, A
     return runs
 
 
-# -- 1: the hint keeps the goal -----------------------------------------------------
+# -- the hint keeps the goal -----------------------------------------------------
 
 
 async def test_cancelled_run_with_a_goal_resumes_with_it_and_replays(
@@ -162,7 +164,7 @@ async def test_cancelled_run_with_a_goal_resumes_with_it_and_replays(
     assert len(await history(shell, output)) == before
 
 
-# -- 2: hints name the branch; --resume <branch-id> --------------------------------
+# -- hints name the branch; --resume <branch-id> --------------------------------
 
 
 async def test_resume_hint_continues_the_cancelled_branch_not_the_newest(
@@ -250,7 +252,7 @@ async def test_cancelled_single_stage_resumes_its_finished_calls(
     assert last["branch_id"] == branch and last["replayed"] == 2
 
 
-# -- 5: a halted single stage's hint re-runs just that stage ------------------------
+# -- a halted single stage's hint re-runs just that stage ------------------------
 
 
 async def test_halt_hints_name_the_branch_and_rerun_only_what_they_say(
@@ -287,7 +289,7 @@ async def test_halt_hints_name_the_branch_and_rerun_only_what_they_say(
     assert "▶ unlock" not in output.text
 
 
-# -- 3: no secret of the goal reaches the store or an artefact ----------------------
+# -- no secret of the goal reaches the store or an artefact ----------------------
 
 
 async def test_goal_secrets_are_redacted_everywhere_and_resume_still_matches(
@@ -325,7 +327,7 @@ async def test_goal_secrets_are_redacted_everywhere_and_resume_still_matches(
     assert calls.cached() == 3 and calls.live() == []
 
 
-# -- 4: one spec-id rule in both plugins --------------------------------------------
+# -- one spec-id rule in both plugins --------------------------------------------
 
 
 async def test_one_spec_id_rule_and_one_clean_line(
@@ -363,7 +365,7 @@ async def test_one_spec_id_rule_and_one_clean_line(
             assert "bug" not in output.errors
 
 
-# -- 6: usage lines agree; a repeated option is an error ---------------------------
+# -- usage lines agree; a repeated option is an error ---------------------------
 
 
 async def test_branches_usage_and_repeated_options(
