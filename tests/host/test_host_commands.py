@@ -424,11 +424,11 @@ async def test_help_aligns_options_and_strips_rst(make_shell: Any, output: Captu
 async def test_set_env_with_empty_value_unsets(
     make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("QA_TEMP_VAR", "1")
+    monkeypatch.setenv("TEMP_SESSION_VAR", "1")
     shell = await make_shell()
-    assert await shell.execute("/set-env QA_TEMP_VAR=") == 0
-    assert "QA_TEMP_VAR" not in os.environ
-    assert "QA_TEMP_VAR unset for this session" in output.text
+    assert await shell.execute("/set-env TEMP_SESSION_VAR=") == 0
+    assert "TEMP_SESSION_VAR" not in os.environ
+    assert "TEMP_SESSION_VAR unset for this session" in output.text
     path = os.environ["PATH"]
     assert await shell.execute("/set-env PATH=") == 1
     assert "refusing to unset PATH" in output.errors

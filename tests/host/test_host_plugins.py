@@ -375,8 +375,8 @@ RAISING = (
 
 
 ERROR_LINE = (
-    "error: plugin qa4_raising: hook shell_started raised "
-    "RuntimeError: boom at start at qa4_raising.py:4"
+    "error: plugin raising_at_start: hook shell_started raised "
+    "RuntimeError: boom at start at raising_at_start.py:4"
 )
 
 
@@ -384,7 +384,7 @@ ERROR_LINE = (
 def raising_plugin_env(tmp_path: Path) -> dict[str, str]:
     plugdir = tmp_path / "plugins"
     plugdir.mkdir()
-    (plugdir / "qa4_raising.py").write_text(RAISING, encoding="utf-8")
+    (plugdir / "raising_at_start.py").write_text(RAISING, encoding="utf-8")
     env = child_env(tmp_path / "home")
     env["PYTHONPATH"] = f"{plugdir}:{REPO}"
     return env
@@ -393,7 +393,7 @@ def raising_plugin_env(tmp_path: Path) -> dict[str, str]:
 def test_run_with_a_p_module_raising_at_start_exits_2_and_runs_nothing(
     raising_plugin_env: dict[str, str],
 ) -> None:
-    ran = agentshell(raising_plugin_env, "-p", "qa4_raising", "run", "/config path")
+    ran = agentshell(raising_plugin_env, "-p", "raising_at_start", "run", "/config path")
     assert ran.returncode == 2
     assert ran.stderr.splitlines() == [ERROR_LINE]
     assert ran.stdout == ""  # /config path did not run
@@ -402,13 +402,13 @@ def test_run_with_a_p_module_raising_at_start_exits_2_and_runs_nothing(
 def test_piped_stdin_goes_on_and_plugins_shows_the_p_module_failed(
     raising_plugin_env: dict[str, str],
 ) -> None:
-    piped = agentshell(raising_plugin_env, "-p", "qa4_raising", stdin="/plugins --json\n")
+    piped = agentshell(raising_plugin_env, "-p", "raising_at_start", stdin="/plugins --json\n")
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr.splitlines() == [ERROR_LINE]
     infos = {info["name"]: info for info in json.loads(piped.stdout)}
-    assert infos["qa4_raising"]["state"] == "failed"
-    assert infos["qa4_raising"]["reason"] == (
-        "hook shell_started raised RuntimeError: boom at start at qa4_raising.py:4"
+    assert infos["raising_at_start"]["state"] == "failed"
+    assert infos["raising_at_start"]["reason"] == (
+        "hook shell_started raised RuntimeError: boom at start at raising_at_start.py:4"
     )
 
 
@@ -419,7 +419,7 @@ class StartsBadly:
 
     @hookimpl
     def register_commands(self, register: Any) -> None:
-        register(Command("qa4-hello", self.hello, help="say hello"))
+        register(Command("badly-hello", self.hello, help="say hello"))
 
     @staticmethod
     def hello(ctx: CommandContext) -> int:
@@ -446,7 +446,7 @@ async def test_a_requested_plugin_raising_at_start_is_failed_with_its_commands(
         info = shell.plugins.infos["starts_badly"]
         assert info.state == "failed"
         assert info.reason is not None and "no start for me" in info.reason
-        assert await shell.execute("/qa4-hello") == 1  # failed: its command went with it
+        assert await shell.execute("/badly-hello") == 1  # failed: its command went with it
         assert await shell.execute("/plugins") == 0
         row = next(line for line in output.text.splitlines() if "starts_badly" in line)
         assert "failed: hook shell_started raised RuntimeError" in row
@@ -463,7 +463,7 @@ async def test_an_entry_point_plugin_raising_at_start_only_warns(
     info = shell.plugins.infos["starts_badly"]
     assert info.state == "loaded"  # a broken third-party plugin does not stop anything
     assert info.reason is not None and "no start for me" in info.reason
-    assert await shell.execute("/qa4-hello") == 0
+    assert await shell.execute("/badly-hello") == 0
     assert await shell.execute("/plugins --json") == 0
     listed = json.loads(output.text[output.text.index("[") :])
     entry = next(item for item in listed if item["name"] == "starts_badly")
@@ -475,14 +475,14 @@ async def test_a_run_mode_shell_with_an_entry_point_raising_still_starts(
 ) -> None:
     shell = await make_shell(plugins=[StartsBadly()], mode="run")
     assert shell.started
-    assert await shell.execute("/qa4-hello") == 0
+    assert await shell.execute("/badly-hello") == 0
 
 
 PLUGINS = {
     "typo_hook": (
         "from agentshell import hookimpl\n@hookimpl\ndef register_comands(register): pass\n"
     ),
-    "bad_import": "import qa3_no_such_dependency\n",
+    "bad_import": "import no_such_dependency_for_tests\n",
     "raises_at_import": 'raise ValueError("broken on purpose")\n',
     "raises_in_hook": (
         "from agentshell import hookimpl\n"
@@ -500,14 +500,14 @@ EXPECTED = {
     ),
     "bad_import": (
         "error: plugin bad_import: ModuleNotFoundError: "
-        "No module named 'qa3_no_such_dependency' at bad_import.py:1"
+        "No module named 'no_such_dependency_for_tests' at bad_import.py:1"
     ),
     "raises_at_import": (
         "error: plugin raises_at_import: ValueError: broken on purpose at raises_at_import.py:1"
     ),
-    "qa3_not_a_module": (
-        "error: plugin qa3_not_a_module: ModuleNotFoundError: "
-        "No module named 'qa3_not_a_module' (is it installed, or on PYTHONPATH?)"
+    "not_an_installed_module": (
+        "error: plugin not_an_installed_module: ModuleNotFoundError: "
+        "No module named 'not_an_installed_module' (is it installed, or on PYTHONPATH?)"
     ),
 }
 

@@ -63,7 +63,9 @@ def test_multi_line_paste_runs_each_line_as_a_command(tmp_path: Path) -> None:
     child = spawn(home)
     try:
         ready(child)
-        pasted = "/zz-record one two\n/zz-record three\n/set-env QA3_TOKEN=sk-qa3secretvalue123\n"
+        pasted = (
+            "/zz-record one two\n/zz-record three\n/set-env PASTE_TOKEN=sk-pastesecretvalue123\n"
+        )
         child.send(PASTE_START + pasted + PASTE_END)
         child.send("\r")
         # each line is its own command: `three` is never an argument of the first one
@@ -79,11 +81,11 @@ def test_multi_line_paste_runs_each_line_as_a_command(tmp_path: Path) -> None:
         "/zz-record first",
         "/zz-record one two",
         "/zz-record three",
-        f"/set-env QA3_TOKEN={MASK}",
+        f"/set-env PASTE_TOKEN={MASK}",
         "/zz-record after",
         "/quit",
     ]
-    assert "qa3secretvalue" not in "\n".join(entries)
+    assert "pastesecretvalue" not in "\n".join(entries)
 
 
 def test_ctrl_c_in_a_pasted_line_drops_the_rest(tmp_path: Path) -> None:

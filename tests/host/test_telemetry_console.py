@@ -1,5 +1,5 @@
 """The console sink's lines read well: compact token usage, rounded numbers, one line
-per event (QA found ``total=input_tokens=...`` and ``duration_s=0.4540701920000174``)."""
+per event (never ``total=input_tokens=...`` or ``duration_s=0.4540701920000174``)."""
 
 from __future__ import annotations
 

@@ -343,7 +343,7 @@ async def test_sdk_log_records_go_to_the_sink_only_while_it_is_open(
 
 
 def test_the_cli_prints_no_raw_sdk_lines_and_exits_promptly(tmp_path: Path) -> None:
-    """The QA repro, through the real CLI in a subprocess: a dead collector, a consensus
+    """The reported case, through the real CLI in a subprocess: a dead collector, a consensus
     stage (replayed agents), /telemetry; stderr holds one warning and nothing raw."""
     argv = [sys.executable, "-m", "agentshell", "run", "/spec-plan SPEC-KIT-DEMO", "/telemetry"]
 
@@ -375,7 +375,7 @@ def test_the_cli_prints_no_raw_sdk_lines_and_exits_promptly(tmp_path: Path) -> N
     assert extra < 8, f"took {elapsed:.1f}s, {extra:.1f}s more than without a collector"
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     # a failure during the session is reported once by the sink; what the exit loses,
-    # once by the bus (QA3: with the count)
+    # once by the bus (with the count)
     prefixes = ("warning: telemetry sink otlp: ", "warning: telemetry: otlp (")
     assert lines and all(line.startswith(prefixes) for line in lines), result.stderr
     assert "Connection refused" in lines[0]

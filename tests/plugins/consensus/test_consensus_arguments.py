@@ -42,7 +42,7 @@ def clear(output: Any) -> None:
 class Calls:
     """A test plugin: counts the agent calls that reach the backend hooks."""
 
-    __name__ = "qa4_calls"
+    __name__ = "counting_calls"
 
     def __init__(self) -> None:
         self.count = 0

@@ -45,7 +45,7 @@ def clear(output: Any) -> None:
 class Prompts:
     """A test plugin: the prompt of every agent call, by stage."""
 
-    __name__ = "qa3_prompts"
+    __name__ = "prompt_recorder"
 
     def __init__(self) -> None:
         self.by_stage: dict[str, list[str]] = {}

@@ -31,18 +31,18 @@ from tests.plugins.device_login.oauth_support import (  # noqa: F401 - fixtures
 )
 
 PENDING = Reply(400, {"error": "authorization_pending"})
-DEVICE_CODE = "dc-polish-secret-5150"
+DEVICE_CODE = "dc-devmsg-secret-5150"
 TOKENS = Reply(
     200,
     {
-        "access_token": "at-polish-0001-secret",
-        "refresh_token": "rt-polish-0001-secret",
+        "access_token": "at-devmsg-0001-secret",
+        "refresh_token": "rt-devmsg-0001-secret",
         "token_type": "Bearer",
         "expires_in": 3600,
         "scope": "openid offline_access",
     },
 )
-SECRETS = (DEVICE_CODE, "at-polish-0001", "rt-polish-0001")
+SECRETS = (DEVICE_CODE, "at-devmsg-0001", "rt-devmsg-0001")
 
 pytestmark = pytest.mark.usefixtures("only_our_plugins", "no_keyring")
 
@@ -72,7 +72,7 @@ async def _shell(
     )
     shell = await make_shell(config=config)
     events = Events()
-    shell.telemetry.add_sink("polish-events", events)
+    shell.telemetry.add_sink("devmsg-events", events)
     provider = shell.auth.provider(name)
     assert isinstance(provider, DeviceLoginProvider)
     clock = FakeClock()
