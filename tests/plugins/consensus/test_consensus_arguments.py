@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentCall
-from agentshell.plugins import hookimpl
+from agentshell import AgentCall, hookimpl
 from speckit_consensus.commands import SPEC_AUTO_USAGE, stage_usage
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO

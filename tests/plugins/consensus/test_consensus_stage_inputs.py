@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agentshell.agents import AgentCall
-from agentshell.plugins import hookimpl
+from agentshell import AgentCall, hookimpl
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
 

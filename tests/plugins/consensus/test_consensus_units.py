@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agentshell.agents import AgentCall, AgentResponse
-from agentshell.errors import CommandError
-from agentshell.plugins import hookimpl
+from agentshell import AgentCall, AgentResponse, CommandError, hookimpl
 from speckit_consensus import prompts
 from speckit_consensus.agents import RECORDINGS_DIR, resolve
 from speckit_consensus.config import ConsensusSettings

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agentshell.errors import CommandError
+from agentshell import CommandError
 from speckit_device_login.config import ProviderConfig
 from speckit_device_login.discovery import metadata_urls, resolve_endpoints
 from speckit_device_login.urls import check_endpoint

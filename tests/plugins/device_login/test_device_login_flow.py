@@ -260,7 +260,7 @@ async def test_malformed_device_response_names_fields_not_values(
 def test_countdown_on_a_terminal_is_one_rewritten_line() -> None:
     import os
 
-    from agentshell.output import Output
+    from agentshell import Output
     from speckit_device_login.ui import LoginView
 
     master, slave = os.openpty()  # a real terminal, so isatty() is true
@@ -291,7 +291,7 @@ def test_countdown_on_a_terminal_is_one_rewritten_line() -> None:
 def test_countdown_without_a_terminal_prints_plain_lines_every_30_s() -> None:
     import io
 
-    from agentshell.output import Output
+    from agentshell import Output
     from speckit_device_login.ui import LoginView
 
     buffer = io.StringIO()

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from agentshell.agents import TokenUsage
+from agentshell import TokenUsage
 from speckit_metrics.ledger import Ledger, format_cost, usd
 from speckit_metrics.pricing import PriceBook
 from speckit_metrics.settings import PriceOverride

@@ -14,7 +14,7 @@ import pytest
 from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import get_snapshot
 
-from agentshell.agents import TokenUsage
+from agentshell import TokenUsage
 from speckit_metrics.pricing import PriceBook, genai_price
 from speckit_metrics.ratecard import GenaiPrices, build_card, uncached_price
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from agentshell.agents import TokenUsage
+from agentshell import TokenUsage
 from speckit_metrics.session import DEFAULT_ESTIMATE, MAX_TOKENS, SessionMetrics
 
 

@@ -18,9 +18,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentCall, AgentResponse
-from agentshell.plugins import hookimpl
-from agentshell.redact import register_secret
+from agentshell import AgentCall, AgentResponse, hookimpl, register_secret
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
 

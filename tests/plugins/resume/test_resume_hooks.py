@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentRequest
+from agentshell import AgentRequest
 from speckit_resume.service import ResumeService
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
@@ -309,7 +309,7 @@ async def test_commands(make_shell: Any, openai_server: OpenAIServer, output: An
 async def test_costs_from_the_pricing_plugin_and_no_secrets_in_the_store(
     make_shell: Any, openai_server: OpenAIServer, output: Any
 ) -> None:
-    from agentshell.redact import register_secret
+    from agentshell import register_secret
     from tests.servers.openai_server import make_usage
 
     secret = "sk-resume-test-0123456789abcdef"

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentCall, AgentResponse
-from agentshell.plugins import hookimpl
+from agentshell import AgentCall, AgentResponse, hookimpl
 from speckit_consensus.markdown import strip_meta
 from speckit_consensus.stages import STAGES
 from tests.helpers.paths import REPO

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentCall, AgentResponse
-from agentshell.plugins import hookimpl
+from agentshell import AgentCall, AgentResponse, hookimpl
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO, recorded, stage_of
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
