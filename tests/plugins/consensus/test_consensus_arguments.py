@@ -6,9 +6,6 @@ and the real plugin host (plugins disabled the ways a user disables them)."""
 
 from __future__ import annotations
 
-import json
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +13,8 @@ import pytest
 
 from agentshell import AgentCall, hookimpl
 from speckit_consensus.commands import SPEC_AUTO_USAGE, stage_usage
-from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
-
-FAST = (
-    "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-    "[plugins.consensus]\ndemo_latency_scale = 0\n"
-)
-
-
-BRANCH = re.compile(rf"branch ({re.escape(DEMO)}-\d{{14}}-[0-9a-f]{{8}})")
-
-
-def copy_spec(cwd: Path, spec: str = DEMO) -> None:
-    shutil.copytree(REPO / "docs" / spec, cwd / "docs" / spec)
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
+from tests.helpers.speckit import FAST, copy_spec, history
 
 
 class Calls:
@@ -49,14 +28,6 @@ class Calls:
     @hookimpl
     def before_agent_call(self, call: AgentCall) -> None:
         self.count += 1
-
-
-async def history(shell: Any, output: Any, spec: str = DEMO) -> dict[str, Any]:
-    clear(output)
-    assert await shell.execute(f"/history {spec} --json") == 0
-    data: dict[str, Any] = json.loads(output.text)
-    clear(output)
-    return data
 
 
 async def test_a_branch_id_after_consensus_is_an_error_not_a_goal(

@@ -15,10 +15,8 @@ import pytest
 
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO, recorded, stage_of
+from tests.helpers.speckit import QUIET, answer_recorded, openai_agents
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
-
-QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"  # no sinks, no retries
-
 
 FAST = (
     QUIET + '[plugins.resume]\npath = "resume.sqlite3"\n\n'
@@ -31,20 +29,6 @@ def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for spec in (DEMO, "SPEC-KIT-CONFLICT"):
         shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
     return isolated_env
-
-
-def answer_recorded(request: dict[str, Any], headers: dict[str, str]) -> ScriptedReply:
-    """A responder: each agent gives its recorded answer for the stage asked."""
-    return ScriptedReply(content=recorded(stage_of(request), headers["x-agent-name"]))
-
-
-def _openai_agents(server: OpenAIServer, roles: bool = True) -> str:
-    names = {"gemini": "researcher", "claude": "synthesizer", "gpt_pro": "aggregator"}
-    return "".join(
-        f'[agents.{name}]\nbackend = "openai"\nbase_url = "{server.base_url}"\n'
-        f'model = "{name}-model"\n' + (f'role = "{role}"\n' if roles else "") + "\n"
-        for name, role in names.items()
-    )
 
 
 async def test_a_failed_stage_always_halts_even_when_halt_on_is_empty(
@@ -67,7 +51,7 @@ async def test_a_failed_stage_always_halts_even_when_halt_on_is_empty(
     )
     config = (
         QUIET
-        + _openai_agents(openai_server)
+        + openai_agents(openai_server)
         + "[plugins.consensus]\nhalt_on = []\n\n"
         + "[plugins.metrics]\nbudget_usd = 0.05\nhalt_on_budget = true\n\n"
         + f"[plugins.metrics.prices]\n{prices}"
@@ -103,7 +87,7 @@ async def test_halt_on_empty_summary_names_the_stages_that_were_not_ok(
     openai_server.set_responder(responder)
     config = (
         QUIET
-        + _openai_agents(openai_server)
+        + openai_agents(openai_server)
         + '[plugins.consensus]\nhalt_on = []\nagents = ["gemini", "claude", "gpt_pro"]\n'
     )
     shell = await make_shell(config=config)
@@ -175,7 +159,7 @@ async def test_one_readable_retry_line_per_retry(
     openai_server.set_responder(responder)
     config = (
         "[telemetry]\nsinks = []\n\n[retry]\nattempts = 4\nbase_delay_s = 0\nmax_delay_s = 0\n\n"
-        + _openai_agents(openai_server)
+        + openai_agents(openai_server)
     )
     shell = await make_shell(config=config)
     assert await shell.execute(f"/spec-plan {DEMO}") == 0, output.errors

@@ -12,33 +12,12 @@ from typing import Any
 from agentshell import AgentCall, hookimpl
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
+from tests.helpers.speckit import FAST, clear, copy_spec
 
 CONFLICT = "SPEC-KIT-CONFLICT"
 
 
-QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-
-
-FAST = QUIET + "[plugins.consensus]\ndemo_latency_scale = 0\n"
-
-
 EVIDENCE = Path("docs/SPEC-OPS-004-integrated-coder-hooks/evidence/consensus")
-
-
-def copy_spec(cwd: Path, spec: str, *, only_spec_md: bool = False) -> Path:
-    target = cwd / "docs" / spec
-    if only_spec_md:
-        target.mkdir(parents=True)
-        shutil.copy(REPO / "docs" / spec / "spec.md", target)
-    else:
-        shutil.copytree(REPO / "docs" / spec, target)
-    return target
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
 
 
 class Prompts:

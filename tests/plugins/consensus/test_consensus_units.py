@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agentshell import AgentCall, AgentResponse, CommandError, hookimpl
+from agentshell import CommandError
 from speckit_consensus import prompts
 from speckit_consensus.agents import RECORDINGS_DIR, resolve
 from speckit_consensus.config import ConsensusSettings
@@ -23,6 +23,7 @@ from speckit_consensus.stages import STAGES, parse_stage, resume_hint, validate_
 from speckit_consensus.synthesis import AgentResult, synthesize
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
+from tests.helpers.speckit import FinishedCalls
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -283,17 +284,6 @@ CONFIG = (
 )
 
 
-class Calls:
-    """A test plugin: the agent spec and the response of every finished call."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[AgentCall, AgentResponse]] = []
-
-    @hookimpl
-    def after_agent_call(self, call: AgentCall, response: AgentResponse) -> None:
-        self.seen.append((call, response))
-
-
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
     shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO)
@@ -304,7 +294,7 @@ async def test_config_reload_applies_demo_latency_scale(
     make_shell: Any, output: Any, demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "consensus,replay")
-    calls = Calls()
+    calls = FinishedCalls()
     shell = await make_shell(plugins=[calls], config=CONFIG.format(scale=0))
     assert shell.agents["gemini"].options["latency_scale"] == 0
     Path("agentshell.toml").write_text(CONFIG.format(scale=0.0001), encoding="utf-8")  # noqa: ASYNC240

@@ -27,6 +27,7 @@ from speckit_consensus.agents import RECORDINGS_DIR
 from tests.helpers.events import ListSinkPlugin
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
+from tests.helpers.speckit import copy_spec
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 pytestmark = pytest.mark.e2e
@@ -157,16 +158,6 @@ async def test_spec_plan_completes_ok_through_injected_faults(
     (limited,) = [e for e in retries if e.error_type == "rate_limited"]
     assert 0.5 < limited.delay_s <= 1.0  # the reset hint, as above
     assert openai_server.call_count == len(names)  # every agent reached the server once
-
-
-def copy_spec(cwd: Path, spec: str, *, only_spec_md: bool = False) -> Path:
-    target = cwd / "docs" / spec
-    if only_spec_md:
-        target.mkdir(parents=True)
-        shutil.copy(REPO / "docs" / spec / "spec.md", target)
-    else:
-        shutil.copytree(REPO / "docs" / spec, target)
-    return target
 
 
 def doc_examples() -> tuple[list[str], str]:

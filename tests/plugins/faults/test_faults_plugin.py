@@ -20,6 +20,7 @@ from agentshell.plugins import hookimpl
 from agentshell.telemetry import AgentCallRetry, Event, FaultInjected
 from speckit_faults import plugin as faults_plugin
 from speckit_faults.injector import FaultInjector
+from tests.helpers.speckit import FAST, QUIET, clear
 
 
 class EchoBackend:
@@ -286,18 +287,6 @@ async def test_faults_table_shows_values_verbatim(make_shell: Any, output: Any) 
     shell = await make_shell(plugins=[Harness()], config=CONFIG, env={"CODEX_FAULTS": "[b]x:1"})
     assert await shell.execute("/faults") == 0
     assert "│ [b]x:1 (1 entry ignored, see below)" in output.text
-
-
-QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-
-
-FAST = QUIET + "[plugins.consensus]\ndemo_latency_scale = 0\n"
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
 
 
 async def test_off_warns_one_line_per_bad_fault_entry(make_shell: Any, output: Any) -> None:

@@ -7,9 +7,7 @@ with the recorded demo answers."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +18,8 @@ import pytest
 
 from speckit_resume.commands import branch_overview, resume_plan
 from speckit_resume.store import OutputRecord, Store
-from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
+from tests.helpers.speckit import FAST, branch_of, clear, copy_spec, history
 
 
 @pytest.fixture
@@ -133,39 +131,6 @@ async def test_prune_says_branches(make_shell: object, output: object) -> None:
     assert "pruned 0 branches of SPEC-1 (0 outputs)" in text
     assert "pruned 1 branch of SPEC-1" in text
     assert "branchs" not in text
-
-
-FAST = (
-    "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-    "[plugins.consensus]\ndemo_latency_scale = 0\n"
-)
-
-
-BRANCH = re.compile(rf"branch ({re.escape(DEMO)}-\d{{14}}-[0-9a-f]{{8}})")
-
-
-def copy_spec(cwd: Path, spec: str = DEMO) -> None:
-    shutil.copytree(REPO / "docs" / spec, cwd / "docs" / spec)
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
-
-
-async def history(shell: Any, output: Any, spec: str = DEMO) -> dict[str, Any]:
-    clear(output)
-    assert await shell.execute(f"/history {spec} --json") == 0
-    data: dict[str, Any] = json.loads(output.text)
-    clear(output)
-    return data
-
-
-def branch_of(output: Any) -> str:
-    found = BRANCH.findall(output.text)
-    assert found, output.text
-    return str(found[-1])
 
 
 async def test_resume_with_a_goal_on_a_branch_without_one_reads_well(

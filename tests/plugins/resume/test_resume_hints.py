@@ -9,7 +9,6 @@ Ctrl-C does)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import sqlite3
@@ -21,6 +20,7 @@ import pytest
 from agentshell import AgentCall, AgentResponse, hookimpl, register_secret
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
+from tests.helpers.speckit import clear, json_out
 
 CONFLICT = "SPEC-KIT-CONFLICT"
 CONFIG = (
@@ -74,17 +74,6 @@ def project(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for spec in (DEMO, CONFLICT):
         shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
     return isolated_env
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def json_out(output: Any) -> Any:
-    text = output.text
-    return json.loads(text[text.index("{") :])
 
 
 def branch_of(text: str) -> str:

@@ -7,7 +7,6 @@ OpenAI server, the real SQLite resume store."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 from pathlib import Path
@@ -20,10 +19,8 @@ from speckit_consensus.markdown import strip_meta
 from speckit_consensus.stages import STAGES
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO, recorded, stage_of
+from tests.helpers.speckit import QUIET, answer_recorded, clear, json_out, openai_agents
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
-
-QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"  # no sinks, no retries
-
 
 FAST = (
     QUIET + '[plugins.resume]\npath = "resume.sqlite3"\n\n'
@@ -54,31 +51,6 @@ def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolated_env
 
 
-def answer_recorded(request: dict[str, Any], headers: dict[str, str]) -> ScriptedReply:
-    """A responder: each agent gives its recorded answer for the stage asked."""
-    return ScriptedReply(content=recorded(stage_of(request), headers["x-agent-name"]))
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def _json_out(output: Any) -> Any:
-    text = output.text
-    return json.loads(text[text.index("{") :])
-
-
-def _openai_agents(server: OpenAIServer, roles: bool = True) -> str:
-    names = {"gemini": "researcher", "claude": "synthesizer", "gpt_pro": "aggregator"}
-    return "".join(
-        f'[agents.{name}]\nbackend = "openai"\nbase_url = "{server.base_url}"\n'
-        f'model = "{name}-model"\n' + (f'role = "{role}"\n' if roles else "") + "\n"
-        for name, role in names.items()
-    )
-
-
 async def test_resume_after_a_full_run_makes_no_backend_calls(
     make_shell: Any, output: Any, demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,7 +63,7 @@ async def test_resume_after_a_full_run_makes_no_backend_calls(
 
     # /resume promises to reuse everything and run nothing ...
     assert await shell.execute(f"/resume {DEMO} --json") == 0
-    plan = _json_out(output)["stages"]
+    plan = json_out(output)["stages"]
     assert all(item["rerun"] == [] and item["reuse"] for item in plan)
     assert [len(item["reuse"]) for item in plan] == [3, 3, 4, 3, 3, 3]  # one per agent
 
@@ -126,7 +98,7 @@ async def test_cancelled_spec_auto_says_where_and_how_to_continue(
         return answer_recorded(request, headers)
 
     openai_server.set_responder(responder)
-    config = QUIET + _openai_agents(openai_server) + '[plugins.resume]\npath = "resume.sqlite3"\n'
+    config = QUIET + openai_agents(openai_server) + '[plugins.resume]\npath = "resume.sqlite3"\n'
     shell = await make_shell(config=config)
     task = asyncio.create_task(shell.execute(f"/spec-auto {DEMO}"))
     await asyncio.wait_for(started.wait(), 30)  # a bound for a hang, not a timing check
@@ -136,7 +108,7 @@ async def test_cancelled_spec_auto_says_where_and_how_to_continue(
     assert f"cancelled at tasks; continue with: /spec-auto {DEMO} --resume" in output.text
     clear(output)
     assert await shell.execute(f"/history {DEMO} --json") == 0
-    assert [r["status"] for r in _json_out(output)["runs"]] == ["cancelled"]
+    assert [r["status"] for r in json_out(output)["runs"]] == ["cancelled"]
 
 
 async def test_a_halted_run_reads_well_in_its_lines_status_history_and_branches(

@@ -19,6 +19,7 @@ from prompt_toolkit.document import Document
 
 from agentshell.repl import CommandCompleter
 from tests.helpers.paths import REPO
+from tests.helpers.speckit import clear
 
 STORE = "resume.sqlite3"
 CONFIG = f'[telemetry]\nsinks = []\n\n[plugins.resume]\npath = "{STORE}"\n'
@@ -37,12 +38,6 @@ RESUME_USAGE = "/resume <SPEC-ID> [<BRANCH-ID>] [--json]"
 def offered(shell: Any, typed: str) -> list[str]:
     completer = CommandCompleter(shell)
     return [c.text for c in completer.get_completions(Document(typed), CompleteEvent())]
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
 
 
 async def store_shell(

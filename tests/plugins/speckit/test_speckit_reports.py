@@ -16,28 +16,10 @@ from typing import Any
 
 import pytest
 
-from agentshell import AgentCall, AgentResponse, hookimpl
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO, recorded, stage_of
+from tests.helpers.speckit import QUIET, FinishedCalls, clear, copy_spec
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
-
-QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-
-
-def copy_spec(cwd: Path, spec: str, *, only_spec_md: bool = False) -> Path:
-    target = cwd / "docs" / spec
-    if only_spec_md:
-        target.mkdir(parents=True)
-        shutil.copy(REPO / "docs" / spec / "spec.md", target)
-    else:
-        shutil.copytree(REPO / "docs" / spec, target)
-    return target
-
-
-def clear(output: Any) -> None:
-    for buffer in (output.out_buffer, output.err_buffer):
-        buffer.seek(0)
-        buffer.truncate()
 
 
 def _house_agents(server: OpenAIServer) -> str:
@@ -138,17 +120,6 @@ CONFIG = (
 )
 
 
-class Calls:
-    """A test plugin: the agent spec and the response of every finished call."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[AgentCall, AgentResponse]] = []
-
-    @hookimpl
-    def after_agent_call(self, call: AgentCall, response: AgentResponse) -> None:
-        self.seen.append((call, response))
-
-
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
     shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO)
@@ -159,7 +130,7 @@ async def test_resume_replays_are_no_loop_and_recorded_answers_cost_recorded(
     make_shell: Any, output: Any, demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "consensus,replay,resume,metrics")
-    calls = Calls()
+    calls = FinishedCalls()
     shell = await make_shell(plugins=[calls], config=CONFIG.format(scale=0))
     assert await shell.execute(f"/spec-auto {DEMO}") == 0, output.errors
     calls.seen.clear()
