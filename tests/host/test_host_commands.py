@@ -1,5 +1,5 @@
-"""Command parsing, completion (real prompt_toolkit documents), history redaction and
-the built-in commands."""
+"""Command parsing, completion (real prompt_toolkit documents), history redaction, the
+built-in commands, /help's layout, and command failures as one plain line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Configuration: precedence, clear errors for bad files and values, secrets."""
+"""Configuration: precedence, clear errors for bad files and values (naming file, line
+and key), warnings for unknown setting and plugin names, homes and config files of the
+wrong kind, credentials (auth providers, empty references, keyring, literal secrets),
+and /config output that is valid TOML with secrets masked."""
 
 from __future__ import annotations
 

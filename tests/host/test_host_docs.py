@@ -1,4 +1,6 @@
-"""The examples in docs/plugins.md are real plugins: load them and use them."""
+"""The docs agree with the code: the examples in docs/plugins.md are real plugins (load
+them and use them), and the documented exit status of a bad configuration is the
+CLI's."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The openai backend's connect errors, as the user reads them: a real closed port and a
-real unresolvable name on this machine (no mocking)."""
+"""Transport errors in words, as the user reads them: the openai backend's connect errors
+on a real closed port and a real unresolvable name on this machine (no mocking), and
+``describe_http_error``, which names the cause and never repeats the message."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Endpoint discovery from an issuer, against a real loopback HTTP server serving
-scripted metadata documents (the real oidc-provider case is in the e2e tests)."""
+scripted metadata documents (the real oidc-provider case is in the e2e tests); /login
+says in words why discovery failed: a refused connection, a server that never answers
+(a real listener that accepts and stays silent)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """End to end: injected faults against real openai-backend agents talking to the
-loopback OpenAI-protocol server, handled by the runner's real retry policy."""
+loopback OpenAI-protocol server, handled by the runner's real retry policy; and the
+documented fault-injection examples, read from docs/faults.md itself and run verbatim
+through the real CLI in a subprocess (so the test runs exactly what the docs show)."""
 
 from __future__ import annotations
 

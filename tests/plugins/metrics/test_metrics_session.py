@@ -1,5 +1,6 @@
-"""SessionMetrics: the semantics ported from the source system, one test each, plus
-property tests of the two invariants the estimate relies on."""
+"""SessionMetrics: the semantics ported from the source system, one test each (replays of
+a resume are no loop, only the same call replayed again is), plus property tests of the
+two invariants the estimate relies on."""
 
 from __future__ import annotations
 
