@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from agentshell.agents import TokenUsage
 from agentshell.sinks.console import ConsoleSink, format_event
-from agentshell.telemetry import (
-    AgentCallFailed,
-    BudgetAlert,
-    MetricsTokens,
-    PipelineStageCompleted,
-    SessionStopped,
-)
+from agentshell.telemetry import AgentCallFailed, SessionStopped
+from speckit_consensus.events import PipelineStageCompleted
+from speckit_metrics.events import BudgetAlert, MetricsTokens
 from tests.telemetry_helpers import EXAMPLES
 
 

@@ -22,8 +22,8 @@ from agentshell.telemetry import (
     AgentCallFinished,
     AgentCallRetry,
     AgentCallStarted,
-    ConsensusSynthesized,
 )
+from speckit_consensus.events import ConsensusSynthesized
 from tests.conftest import ShellFactory
 from tests.helpers.paths import REPO
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage

@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 
 from agentshell.plugins import hookimpl
-from agentshell.telemetry import (
-    AgentCallFinished,
-    ConsensusSynthesized,
-    PipelineHalted,
-    PipelineStageCompleted,
-)
+from agentshell.telemetry import AgentCallFinished
+from speckit_consensus.events import ConsensusSynthesized, PipelineHalted, PipelineStageCompleted
 from speckit_consensus.evidence import (
     AgentEvidence,
     SynthesisRecord,
