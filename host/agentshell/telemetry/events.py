@@ -3,8 +3,8 @@
 Every event is a pydantic model with a ``type`` literal, a schema version, a timestamp
 and the session id. Subclasses register themselves in :data:`EVENT_TYPES` by their
 ``type`` default, wherever they are defined: a plugin defines its events in its own
-package (spec-kit's live in ``speckit_*/events.py``) and says what they mean for a
-trace by overriding :meth:`Event.span_ops` (see :mod:`agentshell.telemetry.spans`).
+package (an ``events.py`` beside its code, say) and says what they mean for a trace by
+overriding :meth:`Event.span_ops` (see :mod:`agentshell.telemetry.spans`).
 The host defines only what the host itself emits: the session, agent calls, plugin
 errors.
 """

@@ -48,7 +48,7 @@ def _may_hold_text(annotation: Any) -> bool:
 def _screen_for(cls: type[Event]) -> tuple[_Getter, _Getter]:
     """Per event class: getters of its string-typed fields and of its other fields that
     may hold strings (lists, dicts, nested models). ``type`` is left out: its values
-    ("metrics.tokens", "auth.login") would trip the screen on every such event."""
+    (a plugin's "x.tokens", "x.auth_refresh") would trip the screen on every such event."""
     scalars: list[str] = []
     others: list[str] = []
     for name, info in cls.model_fields.items():
