@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from agentshell.errors import ConfigError
+from agentshell.redact import redact
 from agentshell.telemetry import (
     AgentCallFailed,
     AgentCallFinished,
@@ -124,12 +125,8 @@ class OtlpSink:
             self.mapping_failed += 1
             if self.mapping_failed == 1:
                 with contextlib.suppress(Exception):
-                    self._report(
-                        shorten(
-                            f"the span mapping of {event.type!r} failed: "
-                            f"{type(exc).__name__}: {exc}"
-                        )
-                    )
+                    why = redact(f"{type(exc).__name__}: {exc}")
+                    self._report(shorten(f"the span mapping of {event.type!r} failed: {why}"))
 
     # -- counters (read by /telemetry through SinkStats) ------------------------------
 
@@ -182,7 +179,7 @@ class OtlpSink:
     # -- shutdown -------------------------------------------------------------------
 
     def close(self) -> None:
-        """End open stage spans, export what is pending and shut both pipelines down,
+        """End the spans still open, export what is pending and shut both pipelines down,
         once, within ``close_budget_s`` overall (an unreachable collector must not hold
         up the exit). Traces and metrics shut down in parallel; past the budget the
         exporters are aborted (their retry wait ends) and the threads abandoned."""
