@@ -48,7 +48,8 @@ agents = ["gemini", "claude", "gpt_codex", "gpt_pro"]
 async def one_run(work: Path) -> tuple[float, dict[str, float], float]:
     from agentshell.output import Output
     from agentshell.shell import Shell
-    from agentshell.telemetry import AgentCallFinished, PipelineStageCompleted
+    from agentshell.telemetry import AgentCallFinished
+    from speckit_consensus.events import PipelineStageCompleted
 
     sink_events: list[object] = []
 

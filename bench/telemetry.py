@@ -35,7 +35,8 @@ def make_event(i: int) -> AgentCallFinished:
     return AgentCallFinished(
         call_id=f"c{i}", agent="claude", backend="openai", model="gpt-4o",
         response_model="gpt-4o-2024-08-06", usage=USAGE, latency_ms=812.0, cost_usd=0.004,
-        spec_id="SPEC-KIT-DEMO", stage="plan", trace_parent="tp-1",
+        labels={"spec_kit.spec_id": "SPEC-KIT-DEMO", "spec_kit.stage": "plan"},
+        trace_parent="tp-1",
     )  # fmt: skip
 
 

@@ -9,18 +9,22 @@ from agentshell.telemetry import (
     AgentCallFinished,
     AgentCallRetry,
     AgentCallStarted,
-    AuthEvent,
-    BudgetAlert,
-    ConsensusSynthesized,
     Event,
-    FaultInjected,
-    MetricsTokens,
-    PipelineHalted,
-    PipelineStageCompleted,
     PluginErrorEvent,
     SessionStarted,
     SessionStopped,
 )
+from speckit_consensus.events import (
+    ConsensusSynthesized,
+    PipelineHalted,
+    PipelineRunFinished,
+    PipelineRunStarted,
+    PipelineStageCompleted,
+    PipelineStageStarted,
+)
+from speckit_device_login.events import AuthEvent
+from speckit_faults.events import FaultInjected
+from speckit_metrics.events import BudgetAlert, MetricsTokens
 
 TS = 1767225600.0  # 2026-01-01T00:00:00Z
 SESSION = "3f2a9c1d7e4b"
@@ -30,9 +34,8 @@ CALL = {
     "backend": "openai",
     "model": "gpt-4o",
     "role": "synthesizer",
-    "spec_id": "SPEC-KIT-DEMO",
-    "stage": "plan",
-    "trace_parent": "SPEC-KIT-DEMO-plan-7c9e",
+    "labels": {"spec_kit.spec_id": "SPEC-KIT-DEMO", "spec_kit.stage": "plan"},
+    "trace_parent": "5b0e9a2c7d414f3e9c1a8b6d2e4f7a90",
 }
 _E = {"ts": TS, "session_id": SESSION}
 
@@ -83,6 +86,23 @@ EXAMPLES: dict[str, Event] = {
             attempt=1,
             remaining=1,
             reset_at="2026-01-01T00:00:02Z",
+            trace_parent="5b0e9a2c7d414f3e9c1a8b6d2e4f7a90",
+        ),
+        PipelineRunStarted(
+            **_E,
+            spec_id="SPEC-KIT-DEMO",
+            command="spec-auto",
+            stages=["plan", "tasks", "implement", "validate", "audit", "unlock"],
+            run_id="r-18",
+            branch_id="SPEC-KIT-DEMO-20260101000000-1a2b3c4d",
+        ),
+        PipelineStageStarted(
+            **_E,
+            spec_id="SPEC-KIT-DEMO",
+            stage="plan",
+            run_id="r-18",
+            branch_id="SPEC-KIT-DEMO-20260101000000-1a2b3c4d",
+            trace_parent="5b0e9a2c7d414f3e9c1a8b6d2e4f7a90",
         ),
         ConsensusSynthesized(
             **_E,
@@ -96,7 +116,7 @@ EXAMPLES: dict[str, Event] = {
             total_latency_ms=20511.0,
             total_cost_usd=0.031,
             synthesis_path="evidence/consensus/SPEC-KIT-DEMO/plan_20260101T000000Z_synthesis.json",
-            trace_parent="SPEC-KIT-DEMO-plan-7c9e",
+            trace_parent="5b0e9a2c7d414f3e9c1a8b6d2e4f7a90",
         ),
         PipelineStageCompleted(
             **_E,
@@ -115,6 +135,14 @@ EXAMPLES: dict[str, Event] = {
             reason="claude and gpt_pro disagree on 2 items",
             resume_command="/spec-auto SPEC-KIT-DEMO --from tasks",
             branch_id="SPEC-KIT-DEMO-20260101000000-1a2b3c4d",
+        ),
+        PipelineRunFinished(
+            **_E,
+            spec_id="SPEC-KIT-DEMO",
+            run_id="r-18",
+            branch_id="SPEC-KIT-DEMO-20260101000000-1a2b3c4d",
+            status="halted",
+            duration_s=62.7,
         ),
         MetricsTokens(
             **_E,

@@ -52,6 +52,10 @@ _EXPORTS: dict[str, str] = {
     "Event": "telemetry",
     "TelemetryBus": "telemetry",
     "TelemetrySink": "telemetry",
+    "StartSpan": "telemetry",
+    "EndSpan": "telemetry",
+    "SetAttributes": "telemetry",
+    "AddSpanEvent": "telemetry",
     # auth
     "AuthProvider": "auth",
     "Credentials": "auth",
@@ -129,7 +133,11 @@ if TYPE_CHECKING:
     from .redact import redact as redact, register_secret as register_secret
     from .shell import Shell as Shell
     from .telemetry import (
+        AddSpanEvent as AddSpanEvent,
+        EndSpan as EndSpan,
         Event as Event,
+        SetAttributes as SetAttributes,
+        StartSpan as StartSpan,
         TelemetryBus as TelemetryBus,
         TelemetrySink as TelemetrySink,
     )

@@ -150,6 +150,10 @@ class AgentRequest(BaseModel):
     max_tokens: int | None = None
     temperature: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # what the call is for, in the caller's own terms: copied into every agent.call.*
+    # event's ``labels`` and, by the otlp sink, onto the call's span as attributes
+    # (names as given, so use a namespace of your own: {"myplugin.job": "J-1"})
+    labels: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 class AgentResponse(BaseModel):
@@ -551,8 +555,8 @@ def _labels(call: AgentCall) -> dict[str, Any]:
         "backend": agent.backend,
         "model": agent.model,
         "role": agent.role or None,
-        "spec_id": ctx.get("spec_id"),
-        "stage": ctx.get("stage"),
+        "labels": dict(call.request.labels),
+        # the key of a span an event of the caller opened (telemetry.spans.StartSpan)
         "trace_parent": ctx.get("trace_parent"),
     }
 

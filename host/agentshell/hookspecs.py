@@ -117,7 +117,8 @@ def before_agent_call(call: AgentCall) -> AgentResponse | None:
     """Called before every attempt of an agent call, before the backend.
 
     ``call`` is the :class:`agentshell.AgentCall` (agent spec, request, attempt
-    number, and ``call.context`` with labels such as ``spec_id`` and ``stage``).
+    number, and ``call.context``: what the caller passed, e.g. a pipeline's ids, and
+    ``trace_parent``, the key of the span the call hangs under).
     An implementation may:
 
     * return ``None`` to let the call go on;

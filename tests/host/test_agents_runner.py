@@ -114,7 +114,8 @@ async def test_run_passes_hooks_telemetry_and_progress() -> None:
     )
     h = make_harness({"scripted": backend.factory}, plugins=[Plugin()])
     progress: list[Progress] = []
-    request = AgentRequest(prompt="hi", expect_json=True)
+    # the hooks see the context; the events carry the request's labels
+    request = AgentRequest(prompt="hi", expect_json=True, labels={"x.stage": "plan", "x.n": 1})
     response = await h.runner.run(
         spec(), request, {"stage": "plan", "spec_id": "S-1"}, progress=progress.append
     )
@@ -126,13 +127,13 @@ async def test_run_passes_hooks_telemetry_and_progress() -> None:
     started, finished = h.events("agent.call.started"), h.events("agent.call.finished")
     assert len(started) == len(finished) == 1
     fin: Any = finished[0]
-    assert (fin.agent, fin.stage, fin.spec_id, fin.attempts, fin.cost_usd) == (
+    assert (fin.agent, fin.labels, fin.attempts, fin.cost_usd) == (
         "a1",
-        "plan",
-        "S-1",
+        {"x.stage": "plan", "x.n": 1},
         1,
         0.01,
     )
+    assert started[0].labels == fin.labels
     assert fin.usage.total_tokens == 13 and fin.content is None  # content is opt-in
 
 

@@ -21,13 +21,13 @@ from agentshell.telemetry import (
     AgentCallFinished,
     AgentCallRetry,
     AgentCallStarted,
-    AuthEvent,
     Event,
     PluginErrorEvent,
     SessionStarted,
     TelemetryBus,
     redact_events,
 )
+from speckit_device_login.events import AuthEvent
 from tests.helpers.paths import REPO
 from tests.telemetry_helpers import EXAMPLES
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from agentshell.agents import TokenUsage
 from agentshell.sinks.console import ConsoleSink, format_event
-from agentshell.telemetry import (
-    AgentCallFailed,
-    BudgetAlert,
-    MetricsTokens,
-    PipelineStageCompleted,
-    SessionStopped,
-)
+from agentshell.telemetry import AgentCallFailed, SessionStopped
+from speckit_consensus.events import PipelineStageCompleted
+from speckit_metrics.events import BudgetAlert, MetricsTokens
 from tests.telemetry_helpers import EXAMPLES
 
 
@@ -64,3 +60,11 @@ def test_one_line_per_event_even_with_newlines_in_errors() -> None:
     # a text value with spaces stays one field
     halted = next(line for line in lines if "pipeline.halted" in line)
     assert 'reason="claude and gpt_pro disagree on 2 items"' in halted
+
+
+def test_agent_call_lines_end_with_the_callers_labels() -> None:
+    assert format_event(EXAMPLES["agent.call.started"]) == (
+        "claude openai gpt-4o [SPEC-KIT-DEMO/plan]"
+    )
+    unlabelled = AgentCallFailed(call_id="c", agent="a", backend="b", error_type="t")
+    assert "[" not in format_event(unlabelled)

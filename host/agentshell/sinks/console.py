@@ -39,7 +39,8 @@ class ConsoleSettings(BaseModel):
 
 
 def _where(e: AgentCallStarted | AgentCallFinished | AgentCallFailed) -> str:
-    return f" [{e.spec_id or ''}/{e.stage}]" if e.stage else ""
+    """The caller's labels, values only, in its order: ``[SPEC-KIT-DEMO/plan]``."""
+    return f" [{'/'.join(str(v) for v in e.labels.values())}]" if e.labels else ""
 
 
 def _usage(u: TokenUsage) -> str:

@@ -15,11 +15,11 @@ from agentshell.agents import AgentRequest, AgentResponse, AgentSpec, Progress, 
 from agentshell.errors import AgentError, CommandError
 from agentshell.files import atomic_write
 from agentshell.redact import redact
-from agentshell.telemetry import ConsensusSynthesized
 
 from . import prompts
 from .agents import StagePlan, resolve, sync_default_agents
 from .config import ConsensusSettings
+from .events import ConsensusSynthesized, PipelineStageStarted, call_labels
 from .evidence import EvidenceWriter, Totals, rel, totals
 from .markdown import StageMeta, render_stage
 from .schemas import Role, validate_output
@@ -118,6 +118,7 @@ async def _call(
         system=SYSTEM,
         expect_json=True,
         metadata={"spec_id": ctx["spec_id"], "stage": stage, "role": role},
+        labels=call_labels(ctx["spec_id"], stage),
     )
     start = time.monotonic()
     try:
@@ -181,6 +182,16 @@ async def run_stage(
         "trace_parent": trace_parent,
         "command": command,
     }
+    # opens the stage's span (under the run's): its agent calls hang under it
+    shell.telemetry.emit(
+        PipelineStageStarted(
+            spec_id=spec_id,
+            stage=stage,
+            run_id=ids.run_id,
+            branch_id=ids.branch_id,
+            trace_parent=trace_parent,
+        )
+    )
     roles: dict[str, Role] = {spec.name: role for spec, role in plan.workers}
     if plan.aggregator:
         roles[plan.aggregator.name] = "aggregator"

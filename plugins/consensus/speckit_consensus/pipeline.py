@@ -4,16 +4,22 @@ and what the user reads when a stage does not reach consensus."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from agentshell import format_usd
 from agentshell.errors import CommandError
 from agentshell.redact import redact
-from agentshell.telemetry import PipelineHalted, PipelineStageCompleted
 
 from .config import ConsensusSettings
 from .engine import RunIds, StageOutcome, run_stage, spec_paths
+from .events import (
+    PipelineHalted,
+    PipelineRunFinished,
+    PipelineRunStarted,
+    PipelineStageCompleted,
+)
 from .evidence import rel
 from .specid import new_branch_id
 from .stages import STAGES, Stage, continue_hint, resume_hint, stages_from
@@ -21,6 +27,7 @@ from .stages import STAGES, Stage, continue_hint, resume_hint, stages_from
 EXIT_HALT = 3
 RESUME_KEY = "speckit.resume"
 RESUME_PLUGIN = "resume"  # its entry-point name (pyproject.toml)
+RunStatus = Literal["ok", "halted", "cancelled", "failed"]
 
 
 MARKS = {"degraded": "!", "conflict": "✗", "failed": "✗"}
@@ -82,7 +89,17 @@ def resume_off_reason(shell: Any) -> str:
     return f"the resume store is disabled ([plugins.{RESUME_PLUGIN}] enabled = false)"
 
 
-def finish(shell: Any, ids: RunIds, status: str) -> None:
+def finish(shell: Any, ids: RunIds, status: RunStatus, spec_id: str, started: float) -> None:
+    """The run ended: tell the resume store, and close the run's trace."""
+    shell.telemetry.emit(
+        PipelineRunFinished(
+            spec_id=spec_id,
+            run_id=ids.run_id,
+            branch_id=ids.branch_id,
+            status=status,
+            duration_s=time.monotonic() - started,
+        )
+    )
     store = shell.state.get(RESUME_KEY)
     if store is None:
         return
@@ -269,6 +286,16 @@ async def run(
     start: Stage = from_stage or (fork if resume and fork else None) or "plan"
     stages = (start,) if single else stages_from(start)
     shell.output.info(f"run {short_id(ids.run_id)} · branch {ids.branch_id}")
+    started = time.monotonic()
+    shell.telemetry.emit(  # opens the run's trace: its stages hang under it
+        PipelineRunStarted(
+            spec_id=spec_id,
+            command=command,
+            stages=list(stages),
+            run_id=ids.run_id,
+            branch_id=ids.branch_id,
+        )
+    )
     warn_missing_inputs(shell, settings, spec_id, start)
     done: dict[Stage, str] = {}
     current: list[Stage] = [start]
@@ -287,7 +314,7 @@ async def run(
             stored=stored,
         )
     except asyncio.CancelledError:
-        finish(shell, ids, "cancelled")
+        finish(shell, ids, "cancelled", spec_id, started)
         # a resume of the branch starts at its fork stage (or plan); say where this began
         natural = fork or "plan"
         again = continue_hint(
@@ -300,9 +327,9 @@ async def run(
         shell.output.info(f"cancelled at {current[0]}; continue with: {again}")
         raise
     except BaseException:
-        finish(shell, ids, "failed")
+        finish(shell, ids, "failed", spec_id, started)
         raise
-    finish(shell, ids, "halted" if code == EXIT_HALT else "ok")
+    finish(shell, ids, "halted" if code == EXIT_HALT else "ok", spec_id, started)
     if code == 0 and not single:
         summary(shell, spec_id, start, done)
     return code

@@ -12,10 +12,10 @@ import httpx
 from agentshell import describe_http_error
 from agentshell.auth import Credentials, TokenStore
 from agentshell.errors import AgentDisconnected, AgentshellError, AuthRequired
-from agentshell.telemetry import AuthEvent
 
 from .config import ProviderConfig
 from .discovery import Endpoints, resolve_endpoints
+from .events import AuthEvent
 from .flow import DeviceAuthorization, LoginFailed, Poller, login_command, request_device_code
 from .oauth import Clock, OAuthError, SystemClock
 from .tokens import TokenRecord, refresh, revoke

@@ -80,7 +80,7 @@ def load_state(shell: Shell) -> FaultsState:
 
 
 def make_error(st: FaultsState, call: AgentCall, fault: Fault) -> AgentError:
-    from agentshell.telemetry import FaultInjected
+    from .events import FaultInjected
 
     agent = call.agent.name
     label = LABELS[fault.kind]
@@ -104,6 +104,7 @@ def make_error(st: FaultsState, call: AgentCall, fault: Fault) -> AgentError:
             agent=agent,
         )
     stage, spec_id = call.context.get("stage"), call.context.get("spec_id")
+    parent = call.context.get("trace_parent")
     st.shell.telemetry.emit(
         FaultInjected(
             fault=fault.kind,
@@ -114,6 +115,7 @@ def make_error(st: FaultsState, call: AgentCall, fault: Fault) -> AgentError:
             remaining=fault.remaining,
             reset_at=reset_at.isoformat() if reset_at else None,
             timeout_ms=st.timeout_ms if fault.kind == "timeout" else None,
+            trace_parent=parent if isinstance(parent, str) else None,
         )
     )
     st.shell.output.info(

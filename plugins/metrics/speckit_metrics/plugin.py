@@ -167,7 +167,7 @@ def _stage_boundary(st: MetricsState, call: AgentCall) -> None:
 
 
 def _emit_tokens(st: MetricsState, key: StageId) -> None:
-    from agentshell.telemetry import MetricsTokens
+    from .events import MetricsTokens
 
     m = st.ledger.session
     st.shell.telemetry.emit(
@@ -184,8 +184,7 @@ def _emit_tokens(st: MetricsState, key: StageId) -> None:
 
 
 def _alert(st: MetricsState, threshold: int, *, warn: bool = True) -> None:
-    from agentshell.telemetry import BudgetAlert
-
+    from .events import BudgetAlert
     from .ledger import usd
 
     ledger = st.ledger

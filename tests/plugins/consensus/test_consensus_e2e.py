@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from agentshell.plugins import hookimpl
-from agentshell.telemetry import (
-    AgentCallFinished,
+from agentshell.telemetry import AgentCallFinished
+from speckit_consensus.events import (
     ConsensusSynthesized,
     PipelineHalted,
+    PipelineRunFinished,
+    PipelineRunStarted,
     PipelineStageCompleted,
+    PipelineStageStarted,
 )
 from speckit_consensus.evidence import (
     AgentEvidence,
@@ -191,8 +194,20 @@ async def test_full_pipeline_reaches_ok_with_evidence_and_telemetry(
     assert all(e.status == "ok" and e.trace_parent for e in synthesized)
     assert [e.stage for e in rec.of(PipelineStageCompleted)] == list(STAGES)
     finished = rec.of(AgentCallFinished)
-    assert len(finished) == 19 and {e.spec_id for e in finished} == {SPEC}
+    assert len(finished) == 19
+    assert {(e.labels["spec_kit.spec_id"], e.labels["spec_kit.stage"]) for e in finished} == {
+        (SPEC, stage) for stage in STAGES
+    }
     assert not rec.of(PipelineHalted)
+    # the run's trace: opened first, closed last; each stage opened with the key its
+    # calls carry (trace_parent) and closed by its consensus.synthesized
+    [started], [ended] = rec.of(PipelineRunStarted), rec.of(PipelineRunFinished)
+    assert rec.events.index(started) < rec.events.index(ended) == len(rec.events) - 1
+    assert started.stages == list(STAGES) and (started.command, ended.status) == ("spec-auto", "ok")
+    stage_started = rec.of(PipelineStageStarted)
+    assert [e.trace_parent for e in stage_started] == [e.trace_parent for e in synthesized]
+    assert {e.run_id for e in stage_started} == {started.run_id}
+    assert {c["trace_parent"] for c in rec.contexts} == {e.trace_parent for e in stage_started}
 
 
 async def test_conflict_halts_and_the_printed_resume_line_continues_there(

@@ -20,7 +20,7 @@ import pytest
 
 from agentshell.agents import AgentRequest
 from agentshell.errors import AuthRequired
-from agentshell.telemetry import AuthEvent
+from speckit_device_login.events import AuthEvent
 from speckit_device_login.flow import DeviceAuthorization
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput

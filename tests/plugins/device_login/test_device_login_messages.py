@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agentshell.errors import AuthRequired
-from agentshell.telemetry import AuthEvent
+from speckit_device_login.events import AuthEvent
 from speckit_device_login.flow import login_command
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput

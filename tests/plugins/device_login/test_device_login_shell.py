@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentshell.errors import AuthRequired, ConfigError
-from agentshell.telemetry import AuthEvent
+from speckit_device_login.events import AuthEvent
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput
 from tests.helpers.events import ListSink

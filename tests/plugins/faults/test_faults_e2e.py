@@ -19,13 +19,10 @@ from typing import Any
 import pytest
 
 from agentshell.agents import AgentRequest
-from agentshell.telemetry import (
-    AgentCallFinished,
-    AgentCallRetry,
-    ConsensusSynthesized,
-    FaultInjected,
-)
+from agentshell.telemetry import AgentCallFinished, AgentCallRetry
 from speckit_consensus.agents import RECORDINGS_DIR
+from speckit_consensus.events import ConsensusSynthesized
+from speckit_faults.events import FaultInjected
 from tests.helpers.events import ListSinkPlugin
 from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO

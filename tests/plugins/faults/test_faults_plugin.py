@@ -17,8 +17,9 @@ import pytest
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec, TokenUsage
 from agentshell.errors import AgentDisconnected, AgentTimeout, RateLimited
 from agentshell.plugins import hookimpl
-from agentshell.telemetry import AgentCallRetry, Event, FaultInjected
+from agentshell.telemetry import AgentCallRetry, Event
 from speckit_faults import plugin as faults_plugin
+from speckit_faults.events import FaultInjected
 from speckit_faults.injector import FaultInjector
 from tests.helpers.speckit import FAST, QUIET, clear
 

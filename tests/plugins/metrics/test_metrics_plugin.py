@@ -14,12 +14,8 @@ from genai_prices import Usage, calc_price
 from agentshell.agents import AgentCall, AgentRequest, AgentResponse, TokenUsage
 from agentshell.errors import FatalAgentError
 from agentshell.plugins import hookimpl
-from agentshell.telemetry import (
-    AgentCallFinished,
-    AgentCallRetry,
-    BudgetAlert,
-    MetricsTokens,
-)
+from agentshell.telemetry import AgentCallFinished, AgentCallRetry
+from speckit_metrics.events import BudgetAlert, MetricsTokens
 from tests.helpers.events import ListSinkPlugin
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
