@@ -163,7 +163,10 @@ async def run_stage(
     goal: str | None,
     ids: RunIds,
     command: str,
+    forced_over: dict[str, str] | None = None,
 ) -> StageOutcome:
+    """``forced_over``: earlier stages' non-ok verdicts a ``--force`` run went past,
+    kept with this stage's verdict (Markdown status comment, synthesis record)."""
     started = time.monotonic()
     spec_dir, evidence_dir = spec_paths(shell, settings, spec_id)
     sync_default_agents(shell, settings.demo_latency_scale)  # /config reload may change it
@@ -246,6 +249,7 @@ async def run_stage(
         run_id=ids.run_id,
         branch_id=ids.branch_id,
         recorded_agents=[r.agent for r in results if r.valid and r.recorded],
+        forced_over=dict(forced_over or {}),
     )
     markdown_path: Path | None = None
     if synthesis.status != "failed":  # a failed stage never overwrites an earlier result
@@ -269,6 +273,7 @@ async def run_stage(
             session_id=getattr(shell, "session_id", ""),
             command=command,
             markdown_path=markdown_path,
+            forced_over=forced_over,
         )
         synthesis_path = writer.path("synthesis.json")
     shell.state.setdefault(STATE_KEY, {})[(spec_id, stage)] = meta
@@ -287,6 +292,9 @@ async def run_stage(
             trace_parent=trace_parent,
         )
     )
+    # the stage is over: plugins that keep per-stage books (metrics: metrics.tokens)
+    # close them now, through the host's generic hook, with the labels the calls carried
+    await shell.work_completed(base_ctx)
     return StageOutcome(
         stage=stage,
         synthesis=synthesis,
