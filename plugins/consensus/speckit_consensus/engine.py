@@ -294,7 +294,9 @@ async def run_stage(
     )
     # the stage is over: plugins that keep per-stage books (metrics: metrics.tokens)
     # close them now, through the host's generic hook, with the labels the calls carried
-    await shell.work_completed(base_ctx)
+    completed = getattr(shell, "work_completed", None)  # absent on an older host
+    if completed is not None:
+        await completed(base_ctx)
     return StageOutcome(
         stage=stage,
         synthesis=synthesis,

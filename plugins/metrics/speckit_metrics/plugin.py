@@ -157,7 +157,9 @@ def agent_call_failed(call: AgentCall, error: BaseException) -> None:
     )
 
 
-@hookimpl
+# optional: on a host without the hook the plugin still loads and closes each stage
+# at the next stage's first call instead
+@hookimpl(optionalhook=True)
 def work_completed(shell: Shell, context: dict[str, Any]) -> None:
     """A stage ended (whoever ran it says so with its calls' labels): its TokenMetrics
     now, not when the next stage's first call happens to arrive."""
