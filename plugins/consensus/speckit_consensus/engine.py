@@ -238,7 +238,9 @@ async def run_stage(
         quorum=plan.quorum,
     )
     sums = totals(results)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # to the millisecond: the --from gate and /spec-status compare it with the evidence
+    # of another run of the stage, which may be in the same second
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     meta = StageMeta(
         stage=stage,
         status=synthesis.status,

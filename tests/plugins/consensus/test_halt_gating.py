@@ -230,3 +230,50 @@ async def test_evidence_under_the_old_names_is_still_read(
     assert await shell.execute(f"/spec-plan {DEMO}") == 0
     assert await shell.execute(f"/spec-consensus {DEMO} plan") == 0
     assert f"synthesis: {EVIDENCE}/spec-plan_" in output.text
+
+
+async def test_the_newest_verdict_wins_to_the_millisecond(
+    make_shell: Any, output: Any, spec_dir: Path
+) -> None:
+    """A stage Markdown and a synthesis record of two runs in the same second: the one
+    written later decides, whichever place it is in."""
+    import datetime as dt
+
+    from speckit_consensus.markdown import _META
+
+    shell = await degrade_plan(
+        make_shell,
+        output,
+        {"SPEC_KIT_TELEMETRY_ENABLED": "1", "AGENTSHELL_DISABLE_PLUGINS": "resume"},
+    )
+    await shell.stop()
+    [synthesis] = EVIDENCE.glob("spec-plan_*_synthesis.json")
+    recorded = dt.datetime.fromisoformat(json.loads(synthesis.read_text())["created_at"])
+    markdown = spec_dir / "plan.md"
+    text = markdown.read_text()
+    meta = json.loads(_META.match(text.splitlines()[0]).group(1))  # type: ignore[union-attr]
+
+    def rewrite_markdown(status: str, offset_ms: int) -> None:
+        when = recorded.replace(microsecond=500_000) + dt.timedelta(milliseconds=offset_ms)
+        meta.update(status=status, generated_at=when.isoformat(timespec="milliseconds"))
+        line = f"<!-- speckit-consensus: {json.dumps(meta)} -->"
+        markdown.write_text("\n".join([line, *text.splitlines()[1:]]) + "\n")
+
+    synthesis_data = json.loads(synthesis.read_text())
+    at = recorded.replace(microsecond=500_000)
+    synthesis_data["created_at"] = at.isoformat()
+    synthesis.write_text(json.dumps(synthesis_data))
+
+    # the Markdown (ok) is 40 ms newer than the degraded record: no halt
+    rewrite_markdown("ok", 40)
+    shell = await make_shell(config=FAST, env=NO_FAULTS)
+    assert await shell.execute(f"/spec-auto {DEMO} --from unlock") == 0
+    assert "halted" not in output.text
+    await shell.stop()
+    clear(output)
+    # the Markdown is 40 ms older: the degraded record decides
+    rewrite_markdown("ok", -40)
+    shell = await make_shell(config=FAST, env=NO_FAULTS)
+    assert await shell.execute(f"/spec-auto {DEMO} --from unlock") == 3
+    assert output.text.splitlines()[0] == "halted before unlock: plan is degraded"
+    assert f"{EVIDENCE}/spec-plan_" in output.text.splitlines()[1]
