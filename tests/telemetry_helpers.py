@@ -115,7 +115,7 @@ EXAMPLES: dict[str, Event] = {
             total_tokens=9100,
             total_latency_ms=20511.0,
             total_cost_usd=0.031,
-            synthesis_path="evidence/consensus/SPEC-KIT-DEMO/plan_20260101T000000Z_synthesis.json",
+            synthesis_path="evidence/consensus/SPEC-KIT-DEMO/spec-plan_20260101T000000Z_synthesis.json",
             trace_parent="5b0e9a2c7d414f3e9c1a8b6d2e4f7a90",
         ),
         PipelineStageCompleted(

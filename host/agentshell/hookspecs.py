@@ -11,7 +11,7 @@ host knows which plugin registered what and can report name clashes between plug
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -106,6 +106,18 @@ def shell_stopping(shell: Shell) -> None:
 
     Called once; telemetry is still running, so events emitted here are delivered.
     Close what ``shell_started`` opened. Return nothing.
+    """
+
+
+@hookspec
+def work_completed(shell: Shell, context: dict[str, Any]) -> None:
+    """A plugin finished a unit of work made of agent calls (a pipeline stage, say).
+
+    Called when a plugin awaits ``shell.work_completed(context)``; ``context`` holds
+    the labels that unit's agent calls carried in ``call.context`` (such as
+    ``spec_id``, ``stage``, ``trace_parent``). The host gives the labels no meaning.
+    Plugins that keep books per unit close them here, when the unit ends, instead of
+    guessing the end from the next unit's first call. Return nothing.
     """
 
 

@@ -778,6 +778,12 @@ class Shell:
             parts.append(f"{len(failed)}{noun} failed to load: {_few(failed)}")
         return "; ".join(parts) + " — see /plugins" if parts else None
 
+    async def work_completed(self, context: Mapping[str, Any]) -> None:
+        """Tell every plugin that a unit of work labelled ``context`` (the labels its
+        agent calls carried) has finished: the ``work_completed`` hook. A plugin whose
+        hook raises is reported, never the caller's problem."""
+        await self.plugins.each("work_completed", shell=self, context=dict(context))
+
     def set_env(self, name: str, value: str) -> None:
         """Set an environment variable for this session (``/set-env``)."""
         if (

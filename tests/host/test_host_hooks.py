@@ -29,6 +29,7 @@ def test_hook_list_matches_the_design() -> None:
         "register_config",
         "shell_started",
         "shell_stopping",
+        "work_completed",
         "before_agent_call",
         "after_agent_call",
         "agent_call_failed",
@@ -120,6 +121,10 @@ class AllHooks:
         self._seen("shell_stopping", shell)
 
     @hookimpl
+    async def work_completed(self, shell: Any, context: dict[str, Any]) -> None:
+        self._seen("work_completed", shell, context)
+
+    @hookimpl
     def before_agent_call(self, call: AgentCall) -> None:
         self._seen("before_agent_call", call.request.prompt, call.attempt)
 
@@ -158,6 +163,9 @@ async def test_every_hook_is_called(make_shell: Any) -> None:
     assert plugin.called["agent_call_failed"] == [("FatalAgentError",)]
 
     assert "all | hooks" in shell.status_text()
+
+    await shell.work_completed({"stage": "plan", "trace_parent": "t1"})
+    assert plugin.called["work_completed"] == [(shell, {"stage": "plan", "trace_parent": "t1"})]
 
     await shell.stop()
     assert plugin.called["shell_stopping"] == [(shell,)]

@@ -138,6 +138,11 @@ async def spec_auto(ctx: CommandContext) -> int:
             f"/spec-auto: a branch id goes with --resume (continue {branch}) or "
             f"--from STAGE (fork a child of it); usage: {SPEC_AUTO_USAGE}"
         )
+    if ctx.args.get("force") and not raw_from:
+        raise CommandError(
+            f"/spec-auto: --force goes with --from STAGE (it starts a late run although an "
+            f"earlier stage is not in consensus); usage: {SPEC_AUTO_USAGE}"
+        )
     try:
         from_stage = parse_stage(raw_from) if raw_from else None
     except CommandError as exc:  # the one usage line every /spec-auto error ends with
@@ -152,11 +157,12 @@ async def spec_auto(ctx: CommandContext) -> int:
         single=False,
         command="spec-auto",
         branch_id=branch,
+        force=bool(ctx.args.get("force")),
     )
 
 
 SPEC_AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--from <STAGE> [<BRANCH-ID>]] | "
+    "/spec-auto <SPEC-ID> [<goal>...] [--from <STAGE> [<BRANCH-ID>] [--force]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
 
@@ -395,10 +401,18 @@ def all_commands() -> list[Command]:
                     "its stored goal",
                     flag=True,
                 ),
+                Option(
+                    "--force",
+                    "with --from: start although an earlier stage's latest verdict is not "
+                    "in consensus (a warning; the run records it)",
+                    flag=True,
+                ),
             ],
             synopsis=SPEC_AUTO_USAGE,
             description="--from STAGE forks a child of <BRANCH-ID> (default: the current "
             "branch) that inherits the stages before STAGE and keeps its goal unless one is given; "
+            "it halts first when an earlier stage's latest verdict is in halt_on (or failed), "
+            "unless --force; "
             "--resume replays every finished answer of the branch and runs the rest.",
         ),
         Command(

@@ -164,7 +164,10 @@ async def run_stage(
     goal: str | None,
     ids: RunIds,
     command: str,
+    forced_over: dict[str, str] | None = None,
 ) -> StageOutcome:
+    """``forced_over``: earlier stages' non-ok verdicts a ``--force`` run went past,
+    kept with this stage's verdict (Markdown status comment, synthesis record)."""
     started = time.monotonic()
     spec_dir, evidence_dir = spec_paths(shell, settings, spec_id)
     sync_default_agents(shell, settings.demo_latency_scale)  # /config reload may change it
@@ -246,7 +249,9 @@ async def run_stage(
         quorum=plan.quorum,
     )
     sums = totals(results)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # to the millisecond: the --from gate and /spec-status compare it with the evidence
+    # of another run of the stage, which may be in the same second
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     meta = StageMeta(
         stage=stage,
         status=synthesis.status,
@@ -257,6 +262,7 @@ async def run_stage(
         run_id=ids.run_id,
         branch_id=ids.branch_id,
         recorded_agents=[r.agent for r in results if r.valid and r.recorded],
+        forced_over=dict(forced_over or {}),
     )
     markdown_path: Path | None = None
     if synthesis.status != "failed":  # a failed stage never overwrites an earlier result
@@ -280,6 +286,7 @@ async def run_stage(
             session_id=getattr(shell, "session_id", ""),
             command=command,
             markdown_path=markdown_path,
+            forced_over=forced_over,
         )
         synthesis_path = writer.path("synthesis.json")
     shell.state.setdefault(STATE_KEY, {})[(spec_id, stage)] = meta
@@ -298,6 +305,11 @@ async def run_stage(
             trace_parent=trace_parent,
         )
     )
+    # the stage is over: plugins that keep per-stage books (metrics: metrics.tokens)
+    # close them now, through the host's generic hook, with the labels the calls carried
+    completed = getattr(shell, "work_completed", None)  # absent on an older host
+    if completed is not None:
+        await completed(base_ctx)
     return StageOutcome(
         stage=stage,
         synthesis=synthesis,

@@ -1,10 +1,13 @@
 """Evidence artefacts of a stage run, written atomically under
-``<evidence_dir>/consensus/<SPEC-ID>/``:
+``<evidence_dir>/consensus/<SPEC-ID>/``, named after the stage's command as in the
+spec-kit documents (``spec-plan_…``):
 
-* ``<stage>_<UTC timestamp>_<agent-slug>.json`` — one per agent (:class:`AgentEvidence`);
-* ``<stage>_<UTC timestamp>_telemetry.jsonl`` — schema v2 lines, one per agent then one
-  for the stage (:class:`TelemetryAgentLine`, :class:`TelemetryStageLine`);
-* ``<stage>_<UTC timestamp>_synthesis.json`` — the consensus (:class:`SynthesisRecord`).
+* ``spec-<stage>_<UTC timestamp>_<agent-slug>.json`` — one per agent (:class:`AgentEvidence`);
+* ``spec-<stage>_<UTC timestamp>_telemetry.jsonl`` — schema v2 lines, one per agent then
+  one for the stage (:class:`TelemetryAgentLine`, :class:`TelemetryStageLine`);
+* ``spec-<stage>_<UTC timestamp>_synthesis.json`` — the consensus (:class:`SynthesisRecord`).
+
+Earlier releases wrote ``<stage>_<UTC timestamp>_…``; readers accept both names.
 """
 
 from __future__ import annotations
@@ -150,8 +153,12 @@ class SynthesisRecord(_Model):
     totals: Totals
     result: Any | None = None
     synthesis_path: str
+    # the spec-kit documents' key for the same path; absent from records written before
+    synthesisPath: str | None = None
     telemetry_path: str
     markdown_path: str | None = None
+    # earlier stages' non-ok verdicts a --force run went past: {stage: status}
+    forced_over: dict[str, str] = Field(default_factory=dict)
 
 
 def slug(name: str) -> str:
@@ -205,15 +212,20 @@ class EvidenceWriter:
         self.stage = stage
         self.cwd = cwd
         now = dt.datetime.now(dt.UTC)
-        # two runs of a stage within one millisecond must not share names
-        while list(self.dir.glob(f"{stage}_{timestamp(now)}_*")):
+        # two runs of a stage within one millisecond must not share names (nor a run
+        # share its stamp with evidence written under the old names)
+        while any(
+            True
+            for prefix in name_prefixes(stage)
+            for _ in self.dir.glob(f"{prefix}_{timestamp(now)}_*")
+        ):
             now += dt.timedelta(milliseconds=1)
         self.stamp = timestamp(now)
         self.created_at = now.isoformat()
         self._slugs: dict[str, str] = {}
 
     def path(self, suffix: str) -> Path:
-        return self.dir / f"{self.stage}_{self.stamp}_{suffix}"
+        return self.dir / f"{file_prefix(self.stage)}_{self.stamp}_{suffix}"
 
     def agent_slug(self, agent: str) -> str:
         if agent not in self._slugs:
@@ -239,6 +251,7 @@ class EvidenceWriter:
         session_id: str,
         command: str,
         markdown_path: Path | None,
+        forced_over: dict[str, str] | None = None,
     ) -> SynthesisRecord:
         refs: list[AgentRef] = []
         artefacts: list[str] = []
@@ -337,8 +350,10 @@ class EvidenceWriter:
             totals=sums,
             result=synthesis.result,
             synthesis_path=rel(synthesis_path, self.cwd),
+            synthesisPath=rel(synthesis_path, self.cwd),
             telemetry_path=rel(telemetry_path, self.cwd),
             markdown_path=md,
+            forced_over=dict(forced_over or {}),
         )
         atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
         return record
@@ -383,7 +398,24 @@ def read_model(path: Path, model: type[M], what: str, cwd: Path) -> M:
         raise CommandError(f"{shown}: not {what}: {_first_problem(exc)}") from None
 
 
+def file_prefix(stage: Stage) -> str:
+    """What a stage's evidence file names start with: its command, ``spec-plan``."""
+    return f"spec-{stage}"
+
+
+def name_prefixes(stage: Stage) -> tuple[str, str]:
+    """The current prefix and the one earlier releases wrote (``plan``)."""
+    return file_prefix(stage), stage
+
+
 def latest_synthesis(evidence_dir: Path, spec_id: str, stage: Stage) -> Path | None:
-    """The newest ``<stage>_*_synthesis.json`` of a spec (timestamps sort by name)."""
-    found = sorted((evidence_dir / "consensus" / spec_id).glob(f"{stage}_*_synthesis.json"))
-    return found[-1] if found else None
+    """The newest ``spec-<stage>_<ts>_synthesis.json`` of a spec, also among records
+    written under the old name ``<stage>_<ts>_synthesis.json``: the UTC timestamp
+    decides (it sorts as text); on a tie the new name wins."""
+    folder = evidence_dir / "consensus" / spec_id
+    found: list[tuple[str, int, Path]] = []
+    for rank, prefix in enumerate(reversed(name_prefixes(stage))):
+        for path in folder.glob(f"{prefix}_*_synthesis.json"):
+            stamp = path.name[len(prefix) + 1 : -len("_synthesis.json")]
+            found.append((stamp, rank, path))
+    return max(found)[2] if found else None

@@ -29,6 +29,8 @@ class StageMeta(BaseModel):
     run_id: str | None = None
     branch_id: str | None = None
     recorded_agents: list[str] = []  # provenance: answers from recordings, not live models
+    # earlier stages' non-ok verdicts a --force run went past: {stage: status}
+    forced_over: dict[str, str] = {}
 
 
 def _title(key: str) -> str:

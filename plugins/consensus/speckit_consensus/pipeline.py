@@ -196,6 +196,7 @@ async def run_stages(
     current: list[Stage],
     single: bool = False,
     stored: bool = False,
+    forced_over: dict[str, str] | None = None,
 ) -> int:
     """Run ``stages`` in order; halt (exit 3) on a status in ``halt_on`` and ALWAYS on
     ``failed``: a failed stage wrote no result, so a later stage would run on a missing
@@ -204,7 +205,14 @@ async def run_stages(
         current[:] = [stage]
         shell.output.info(f"▶ {stage} ({spec_id})")
         outcome = await run_stage(
-            shell, settings, spec_id=spec_id, stage=stage, goal=goal, ids=ids, command=command
+            shell,
+            settings,
+            spec_id=spec_id,
+            stage=stage,
+            goal=goal,
+            ids=ids,
+            command=command,
+            forced_over=forced_over,
         )
         done[stage] = outcome.synthesis.status
         report(shell, spec_id, outcome)
@@ -244,12 +252,20 @@ def warn_missing_inputs(
     return missing
 
 
-def summary(shell: Any, spec_id: str, start: Stage, done: dict[Stage, str]) -> None:
+def summary(
+    shell: Any,
+    spec_id: str,
+    start: Stage,
+    done: dict[Stage, str],
+    forced_over: dict[str, str] | None = None,
+) -> None:
     """The last line states the real statuses: "all ... reached consensus" only when
-    every stage is ok."""
+    every stage is ok, and says which earlier verdicts a --force run went past."""
     others = [f"{stage} {status}" for stage, status in done.items() if status != "ok"]
     if not others:
-        shell.output.success(f"{spec_id}: all stages from {start} reached consensus")
+        forced = ", ".join(f"{s} {st}" for s, st in (forced_over or {}).items())
+        tail = f" (forced over {forced})" if forced else ""
+        shell.output.success(f"{spec_id}: all stages from {start} reached consensus{tail}")
     else:
         shell.output.info(
             f"! {spec_id}: finished without full consensus ({', '.join(others)}; "
@@ -268,10 +284,22 @@ async def run(
     single: bool,
     command: str,
     branch_id: str | None = None,
+    force: bool = False,
 ) -> int:
     """A pipeline (``single`` False: from ``from_stage`` to the end) or one stage.
-    ``branch_id`` is the branch ``resume`` continues or ``from_stage`` forks from."""
+    ``branch_id`` is the branch ``resume`` continues or ``from_stage`` forks from.
+    A pipeline started ``--from`` a later stage is gated on the earlier stages' latest
+    verdicts first (:mod:`.gate`); ``force`` goes past them and records it."""
     spec_paths(shell, settings, spec_id)  # a bad id or a missing spec fails before anything runs
+    forced_over: dict[str, str] = {}
+    if from_stage is not None and not single and not resume:
+        from .gate import gate
+
+        go_on, forced_over = gate(
+            shell, settings, spec_id=spec_id, start=from_stage, branch_id=branch_id, force=force
+        )
+        if not go_on:
+            return EXIT_HALT  # before a run exists: nothing is written
     # secrets never reach a prompt, the store or an artefact; the redacted goal is the
     # one every prompt (and so every prompt hash) holds, so a resume matches it
     goal = (redact(goal).strip() or None) if goal else None
@@ -312,6 +340,7 @@ async def run(
             current=current,
             single=single,
             stored=stored,
+            forced_over=forced_over,
         )
     except asyncio.CancelledError:
         finish(shell, ids, "cancelled", spec_id, started)
@@ -331,5 +360,5 @@ async def run(
         raise
     finish(shell, ids, "halted" if code == EXIT_HALT else "ok", spec_id, started)
     if code == 0 and not single:
-        summary(shell, spec_id, start, done)
+        summary(shell, spec_id, start, done, forced_over)
     return code

@@ -119,12 +119,12 @@ class Ledger:
     def __init__(
         self,
         *,
-        window_size: int = 3,
+        window: int = 3,
         budget_usd: float = 2.0,
         thresholds_pct: list[int] | None = None,
     ) -> None:
-        self.window_size = window_size
-        self.session = SessionMetrics(window_size)
+        self.window = window
+        self.session = SessionMetrics(window)
         self.total = Tally()
         self.agents: dict[str, Tally] = {}
         self.stages: OrderedDict[StageKey, StageBook] = OrderedDict()
@@ -137,7 +137,7 @@ class Ledger:
         key = (spec_id or "", stage)
         book = self.stages.get(key)
         if book is None:
-            book = self.stages[key] = StageBook(SessionMetrics(self.window_size))
+            book = self.stages[key] = StageBook(SessionMetrics(self.window))
         return book
 
     def _first_time(self, call_id: str) -> bool:
@@ -224,7 +224,7 @@ class Ledger:
     def reset(self) -> None:
         self.__dict__.update(
             Ledger(
-                window_size=self.window_size,
+                window=self.window,
                 budget_usd=self.budget_usd,
                 thresholds_pct=self.thresholds,
             ).__dict__

@@ -6,9 +6,11 @@
   the runner's ``agent.call.finished`` event carries the cost.
 * ``before_agent_call`` (run last, so a cache answering the call wins) refuses the
   call with ``FatalAgentError`` once the budget is spent, when ``halt_on_budget``.
-* ``metrics.tokens`` is emitted once per stage: when the first call of the next stage
-  (a different spec, stage or ``trace_parent``) finishes, and for the last stage when
-  the shell stops. Plugins do not see events, so stage boundaries are read off calls.
+* ``metrics.tokens`` is emitted once per stage, when the stage ends: the plugin that
+  ran it says so through the generic ``work_completed`` hook with the labels its calls
+  carried (the consensus plugin does, right after its verdict). A caller that never
+  says so still gets one: when the first call of the next unit (another spec, stage
+  or ``trace_parent``) arrives, and for the last one when the shell stops.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentCall, AgentResponse
 from agentshell.commands import Arg, Command, CommandContext, Option
@@ -155,6 +157,29 @@ def agent_call_failed(call: AgentCall, error: BaseException) -> None:
     )
 
 
+# optional: on a host without the hook the plugin still loads and closes each stage
+# at the next stage's first call instead
+@hookimpl(optionalhook=True)
+def work_completed(shell: Shell, context: dict[str, Any]) -> None:
+    """A stage ended (whoever ran it says so with its calls' labels): its TokenMetrics
+    now, not when the next stage's first call happens to arrive."""
+    st = _STATE if _STATE is not None and _STATE.shell is shell else None
+    stage = context.get("stage")
+    if st is None or not isinstance(stage, str) or not stage:
+        return
+    spec_id = context.get("spec_id")
+    trace_parent = context.get("trace_parent")
+    key: StageId = (
+        spec_id if isinstance(spec_id, str) else None,
+        stage,
+        trace_parent if isinstance(trace_parent, str) else None,
+    )
+    if st.current_stage is not None and st.current_stage != key:
+        _emit_tokens(st, st.current_stage)  # an unannounced unit before this one
+    _emit_tokens(st, key)
+    st.current_stage = None  # closed: the next call opens the next stage
+
+
 def _stage_boundary(st: MetricsState, call: AgentCall) -> None:
     stage = call.context.get("stage")
     if not isinstance(stage, str) or not stage:
@@ -174,7 +199,7 @@ def _emit_tokens(st: MetricsState, key: StageId) -> None:
         MetricsTokens(
             spec_id=key[0],
             stage=key[1],
-            total=m.total,
+            total=m.running_total,
             last_turn=m.last_turn,
             turn_count=m.turn_count,
             estimated_next_prompt_tokens=m.estimated_next_prompt_tokens(),
@@ -214,7 +239,7 @@ def status_segments(shell: Shell) -> str | None:
 
     ledger = st.ledger
     m = ledger.session
-    text = f"tokens {human(tokens_of(m.total))} · {toolbar_cost(ledger.total)}"
+    text = f"tokens {human(tokens_of(m.running_total))} · {toolbar_cost(ledger.total)}"
     # the estimate only once a turn was seen: before that it is a made-up default
     if m.turn_count:
         text += f" · next ~{human(m.estimated_next_prompt_tokens())}"

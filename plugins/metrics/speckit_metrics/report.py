@@ -61,7 +61,7 @@ def _budget(ledger: Ledger) -> str:
 
 def metrics_dict(m: SessionMetrics) -> dict[str, Any]:
     return {
-        "total": m.total.model_dump(),
+        "running_total": m.running_total.model_dump(),
         "last_turn": m.last_turn.model_dump(),
         "turn_count": m.turn_count,
         "replay_updates": m.replay_updates,
@@ -101,13 +101,14 @@ def as_json(ledger: Ledger, prices: PriceBook) -> dict[str, Any]:
 def render(out: Any, ledger: Ledger, prices: PriceBook) -> None:
     s = ledger.session
     t = ledger.total
+    running = s.running_total
     extra = [f"{t.recorded:,} recorded"] if t.recorded else []
     extra += [f"+{s.replay_updates:,} replayed"] if s.replay_updates else []
     rows = [
         ("turns", f"{s.turn_count:,}" + (f" ({', '.join(extra)})" if extra else "")),
-        ("tokens", f"{tokens_of(s.total):,}"),
-        ("input (cached)", f"{s.total.input_tokens:,} ({s.total.cached_input_tokens:,})"),
-        ("output (reasoning)", f"{s.total.output_tokens:,} ({s.total.reasoning_output_tokens:,})"),
+        ("tokens", f"{tokens_of(s.running_total):,}"),
+        ("input (cached)", f"{running.input_tokens:,} ({running.cached_input_tokens:,})"),
+        ("output (reasoning)", f"{running.output_tokens:,} ({running.reasoning_output_tokens:,})"),
         ("blended total", f"{s.blended_total():,}"),
         ("est. next prompt", _estimate(s)),
         ("cost", t.cost_text() if t.calls else "$0.00"),

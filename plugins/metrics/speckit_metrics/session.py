@@ -48,10 +48,16 @@ class SessionMetrics:
     """Token bookkeeping of one session (or one stage). Not thread-safe: the shell
     records from its event loop only."""
 
-    def __init__(self, window_size: int = 3) -> None:
-        self._window_size = max(1, int(window_size))
-        self._window: deque[int] = deque(maxlen=self._window_size)
-        self.total = TokenUsage()
+    # The field names are the source system's (its SessionMetrics): running_total,
+    # last_turn, turn_count, replay_updates, duplicate_items, recent_prompt_tokens (the
+    # sliding window) and window (its capacity), so its documents read true here.
+
+    def __init__(self, window: int = 3) -> None:
+        #: how many recent prompts the estimate averages (at least one)
+        self.window = max(1, int(window))
+        #: the non-cached inputs the estimate is computed from, oldest first
+        self.recent_prompt_tokens: deque[int] = deque(maxlen=self.window)
+        self.running_total = TokenUsage()
         self.last_turn = TokenUsage()
         self.turn_count = 0
         self.replay_updates = 0
@@ -59,33 +65,25 @@ class SessionMetrics:
         self._replayed: Counter[str] = Counter()  # replay key -> times replayed
         self.loop_replays = 0  # what the loop warning counts (see record_replay)
 
-    @property
-    def window_size(self) -> int:
-        return self._window_size
-
-    @property
-    def window(self) -> list[int]:
-        """The non-cached inputs the estimate is computed from, oldest first."""
-        return list(self._window)
-
     def record_turn(self, usage: TokenUsage) -> None:
-        self.total = saturating_add(self.total, usage)
+        self.running_total = saturating_add(self.running_total, usage)
         self.last_turn = usage
         self.turn_count = _sat(self.turn_count + 1)
         self._push(usage.non_cached_input_tokens)
 
     def _push(self, non_cached_input: int) -> None:
         if non_cached_input > 0:
-            self._window.append(non_cached_input)  # deque(maxlen) evicts the oldest
+            self.recent_prompt_tokens.append(non_cached_input)  # deque(maxlen) evicts the oldest
 
     def estimated_next_prompt_tokens(self) -> int:
-        if self._window:
-            return sum(self._window) // len(self._window)
+        window = self.recent_prompt_tokens
+        if window:
+            return sum(window) // len(window)
         last = self.last_turn.non_cached_input_tokens
         return last if last > 0 else DEFAULT_ESTIMATE
 
     def blended_total(self) -> int:
-        return _sat(self.total.non_cached_input_tokens + self.total.output_tokens)
+        return _sat(self.running_total.non_cached_input_tokens + self.running_total.output_tokens)
 
     def record_replay(self, key: str | None = None) -> None:
         """Count a replayed turn. Every replay counts in ``replay_updates``; the loop
@@ -107,20 +105,20 @@ class SessionMetrics:
     def sync_absolute(self, total: TokenUsage, last: TokenUsage, turn_count: int) -> None:
         """Adopt totals reported by an authority (a resumed session): overwrite, reset
         the replay and duplicate counters, and re-seed the window from ``last``."""
-        self.total = total
+        self.running_total = total
         self.last_turn = last
         self.turn_count = _sat(turn_count)
         self.replay_updates = 0
         self.duplicate_items = 0
         self._replayed.clear()
         self.loop_replays = 0
-        self._window.clear()
+        self.recent_prompt_tokens.clear()
         self._push(last.non_cached_input_tokens)
 
     def reset(self) -> None:
-        """Forget everything except the window size."""
-        self._window.clear()
-        self.total = TokenUsage()
+        """Forget everything except the window's capacity."""
+        self.recent_prompt_tokens.clear()
+        self.running_total = TokenUsage()
         self.last_turn = TokenUsage()
         self.turn_count = 0
         self.replay_updates = 0

@@ -28,7 +28,7 @@ class MetricsState:
     def build(cls, shell: Shell) -> MetricsState:
         settings: MetricsSettings = shell.plugin_config(SECTION)
         ledger = Ledger(
-            window_size=settings.estimate_window,
+            window=settings.estimate_window,
             budget_usd=settings.budget_usd,
             thresholds_pct=settings.alert_thresholds_pct,
         )

@@ -81,6 +81,15 @@ class Reports:
         )
         return {str(r[0]): str(r[1]) for r in rows}
 
+    def latest_stage_result(self, spec_id: str, stage: str) -> dict[str, Any] | None:
+        """The newest recorded verdict of one stage of a spec, on any branch."""
+        rows = self.query(
+            "SELECT status, branch_id, run_id, synthesis_path, created_at FROM stage_results"
+            " WHERE spec_id = ? AND stage = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            (spec_id, stage),
+        )
+        return dict(rows[0]) if rows else None
+
     def output_counts(self, branch_id: str) -> dict[str, int]:
         """Stored ok outputs per stage of one branch (an index-only count)."""
         rows = self.query(

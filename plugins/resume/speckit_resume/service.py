@@ -1,5 +1,6 @@
 """The object published at ``shell.state["speckit.resume"]``: the contract the consensus
-plugin calls (begin_run, finish_run, record_stage, record_validation, complete_branches)
+plugin calls (begin_run, finish_run, record_stage, record_validation, complete_branches,
+stage_verdict)
 and the logic the agent-call hooks run (answer from the store, commit each output as it
 arrives).
 
@@ -149,6 +150,16 @@ class ResumeService:
             return self.store.spec_branch_ids(spec_id, prefix)
         except Exception:  # locked, corrupt, newer schema...: completion stays quiet
             return []
+
+    def stage_verdict(self, spec_id: str, stage: str) -> dict[str, Any] | None:
+        """The newest recorded verdict of a stage of the spec (any branch): ``status``,
+        ``branch_id``, ``run_id``, ``synthesis_path``, ``created_at`` (epoch seconds),
+        or None. The consensus plugin's ``--from`` gate reads it (part of the published
+        contract). Never creates the database: a shell that never ran a pipeline has
+        none, and that means no verdict."""
+        if not self.opened and not self.path.is_file():
+            return None
+        return self.store.latest_stage_result(spec_id, normalize_stage(stage))
 
     def record_stage(
         self,

@@ -48,7 +48,7 @@ def test_demo_runs_offline_through_the_cli(demo: Path) -> None:
     assert "(recorded)" in done.stdout
     evidence = demo / "docs/SPEC-OPS-004-integrated-coder-hooks/evidence/consensus/SPEC-KIT-DEMO"
     assert len(list(evidence.glob("*_synthesis.json"))) == 6
-    assert '"recorded": true' in next(evidence.glob("plan_*_gemini.json")).read_text()
+    assert '"recorded": true' in next(evidence.glob("spec-plan_*_gemini.json")).read_text()
 
 
 @pytest.mark.e2e

@@ -45,7 +45,7 @@ ROLES = {
 }
 EVIDENCE = Path("docs/SPEC-OPS-004-integrated-coder-hooks/evidence/consensus") / SPEC
 NAME = re.compile(
-    r"^(plan|tasks|implement|validate|audit|unlock)_\d{8}T\d{9}Z_([a-z0-9_]+)\.(json|jsonl)$"
+    r"^spec-(plan|tasks|implement|validate|audit|unlock)_\d{8}T\d{9}Z_([a-z0-9_]+)\.(json|jsonl)$"
 )
 
 
@@ -168,7 +168,7 @@ async def test_full_pipeline_reaches_ok_with_evidence_and_telemetry(
     for path in EVIDENCE.glob("*_synthesis.json"):
         record = SynthesisRecord.model_validate_json(path.read_text())
         assert record.status == "ok" and record.missing_agents == []
-        assert record.synthesis_path == str(path)
+        assert record.synthesis_path == str(path) == record.synthesisPath
         assert record.totals.total_tokens == 1500 * len(record.agents)
         for ref in record.agents:
             assert ref.path is not None
@@ -311,13 +311,22 @@ async def test_every_printed_resume_hint_parses(
         agents.override[(stage, "gemini")] = ScriptedReply(content="not json")
     shell = await make_shell(config=config(openai_server, evidence=False))
     for stage in STAGES:
-        assert await shell.execute(f"/spec-auto {SPEC} --from {stage}") == 3
+        # --force: past the gate on the earlier (degraded) stages, to each stage's own halt
+        assert await shell.execute(f"/spec-auto {SPEC} --from {stage} --force") == 3
     hints = resume_lines(output.text)
     assert len(hints) == len(STAGES)
     for stage, hint in zip(STAGES, hints, strict=True):
         command, args = shell.commands.resolve(hint)
         assert command.name == "spec-auto" and args.spec_id == SPEC
         assert parse_stage(args.values["from"]) == stage
+    # the gate's own lines: re-run the earliest blocked stage, or start anyway
+    assert await shell.execute(f"/spec-auto {SPEC} --from unlock") == 3
+    rerun = re.findall(r"re-run it with: (.+)$", output.text, re.MULTILINE)[-1]
+    anyway = re.findall(r"or start anyway: (.+)$", output.text, re.MULTILINE)[-1]
+    command, args = shell.commands.resolve(rerun)
+    assert command.name == "spec-auto" and args.values["from"] == "plan"
+    command, args = shell.commands.resolve(anyway)
+    assert command.name == "spec-auto" and args.values["from"] == "unlock" and args.force
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,8 @@ async def test_damaged_evidence_gives_one_line_errors_naming_the_file(
     shell = await make_shell(config=FAST, env={"SPEC_KIT_TELEMETRY_ENABLED": "1"})
     assert await shell.execute(f"/spec-auto {CONFLICT}") == 3  # halts at audit
     folder = EVIDENCE / CONFLICT
-    gemini = sorted(folder.glob("audit_*_gemini.json"))[-1]
-    synthesis = sorted(folder.glob("audit_*_synthesis.json"))[-1]
+    gemini = sorted(folder.glob("spec-audit_*_gemini.json"))[-1]
+    synthesis = sorted(folder.glob("spec-audit_*_synthesis.json"))[-1]
     cases = [
         (gemini, b"[]", f"{gemini}: not agent evidence: expected a JSON object, found a list"),
         (gemini, b'{"agent": 3}', f"{gemini}: not agent evidence: spec_id: Field required"),

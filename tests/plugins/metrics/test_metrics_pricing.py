@@ -106,7 +106,7 @@ def test_ledger_books_each_call_once_and_replays_cost_nothing() -> None:
     assert ledger.agents["y"].cost_text() == "price unknown"
     plan = ledger.stages[("SPEC-1", "plan")]
     assert plan.total.calls == 1 and plan.total.replays == 1
-    assert plan.metrics.total == usage(100, out=10)
+    assert plan.metrics.running_total == usage(100, out=10)
 
 
 def test_budget_thresholds_cross_once_each() -> None:

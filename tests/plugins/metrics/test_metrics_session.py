@@ -20,11 +20,11 @@ def u(inp: int = 0, cached: int = 0, out: int = 0, reasoning: int = 0) -> TokenU
     )
 
 
-def test_totals_and_estimate_after_two_turns() -> None:
+def test_record_turn_tracks_totals_and_estimate() -> None:
     m = SessionMetrics()
     m.record_turn(u(1000, out=100))
     m.record_turn(u(4000, out=300, reasoning=50))
-    assert m.total == u(5000, out=400, reasoning=50)
+    assert m.running_total == u(5000, out=400, reasoning=50)
     assert m.last_turn == u(4000, out=300, reasoning=50)
     assert m.turn_count == 2
     assert m.estimated_next_prompt_tokens() == 2500
@@ -32,18 +32,18 @@ def test_totals_and_estimate_after_two_turns() -> None:
 
 
 def test_window_capacity_evicts_the_oldest() -> None:
-    m = SessionMetrics(window_size=3)
+    m = SessionMetrics(window=3)
     for n in (1000, 2000, 3000):
         m.record_turn(u(n))
     assert m.estimated_next_prompt_tokens() == 2000
     m.record_turn(u(6000))
-    assert m.window == [2000, 3000, 6000]
+    assert list(m.recent_prompt_tokens) == [2000, 3000, 6000]
     assert m.estimated_next_prompt_tokens() == 3666  # integer mean, truncated
 
 
-def test_window_size_is_at_least_one() -> None:
-    m = SessionMetrics(window_size=0)
-    assert m.window_size == 1
+def test_window_is_at_least_one() -> None:
+    m = SessionMetrics(window=0)
+    assert m.window == 1
     m.record_turn(u(100))
     m.record_turn(u(700))
     assert m.estimated_next_prompt_tokens() == 700
@@ -55,7 +55,7 @@ def test_cached_tokens_are_excluded_from_the_estimate_and_blended_total() -> Non
     assert m.estimated_next_prompt_tokens() == 1000
     assert m.blended_total() == 1010
     m.record_turn(u(3000, cached=3000))  # fully cached: not pushed into the window
-    assert m.window == [1000]
+    assert list(m.recent_prompt_tokens) == [1000]
     assert m.estimated_next_prompt_tokens() == 1000
 
 
@@ -72,42 +72,42 @@ def test_empty_window_falls_back_to_last_turn() -> None:
     m = SessionMetrics()
     # cached > input cannot come from a real backend, but non_cached never goes negative
     m.last_turn = u(900, cached=100)
-    assert m.window == []
+    assert list(m.recent_prompt_tokens) == []
     assert m.estimated_next_prompt_tokens() == 800
 
 
-def test_sync_absolute_overwrites_and_reseeds_the_window() -> None:
+def test_sync_absolute_resets_window() -> None:
     m = SessionMetrics()
     for n in (1000, 2000, 3000):
         m.record_turn(u(n))
     m.record_replay()
     m.record_duplicate_items(2)
     m.sync_absolute(u(50_000, cached=1000, out=900), u(8000, cached=2000), 12)
-    assert m.total == u(50_000, cached=1000, out=900)
+    assert m.running_total == u(50_000, cached=1000, out=900)
     assert m.last_turn == u(8000, cached=2000)
     assert m.turn_count == 12
     assert m.replay_updates == 0 and m.duplicate_items == 0
-    assert m.window == [6000]
+    assert list(m.recent_prompt_tokens) == [6000]
     assert m.estimated_next_prompt_tokens() == 6000
 
 
-def test_replay_counter() -> None:
+def test_record_replay_increments_counter() -> None:
     m = SessionMetrics()
     m.record_replay()
     m.record_replay()
     assert m.replay_updates == 2
-    assert m.turn_count == 0 and m.total == TokenUsage()
+    assert m.turn_count == 0 and m.running_total == TokenUsage()
 
 
-def test_reset_clears_all_but_keeps_window_size() -> None:
-    m = SessionMetrics(window_size=5)
+def test_reset_clears_all_but_keeps_the_window() -> None:
+    m = SessionMetrics(window=5)
     m.record_turn(u(1000, out=5))
     m.record_replay()
     m.record_duplicate_items(4)
     m.reset()
-    assert (m.total, m.last_turn, m.turn_count) == (TokenUsage(), TokenUsage(), 0)
-    assert (m.replay_updates, m.duplicate_items, m.window) == (0, 0, [])
-    assert m.window_size == 5
+    assert (m.running_total, m.last_turn, m.turn_count) == (TokenUsage(), TokenUsage(), 0)
+    assert (m.replay_updates, m.duplicate_items, list(m.recent_prompt_tokens)) == (0, 0, [])
+    assert m.window == 5
     assert m.estimated_next_prompt_tokens() == 4000
 
 
@@ -142,7 +142,7 @@ def test_totals_saturate() -> None:
     m = SessionMetrics()
     m.sync_absolute(u(MAX_TOKENS - 5), u(0), 0)
     m.record_turn(u(100))
-    assert m.total.input_tokens == MAX_TOKENS
+    assert m.running_total.input_tokens == MAX_TOKENS
 
 
 usages = st.builds(
@@ -159,9 +159,9 @@ def test_totals_never_decrease(turns: list[TokenUsage]) -> None:
     m = SessionMetrics()
     fields = list(TokenUsage.model_fields)
     for usage in turns:
-        before = m.total
+        before = m.running_total
         m.record_turn(usage)
-        assert all(getattr(m.total, f) >= getattr(before, f) for f in fields)
+        assert all(getattr(m.running_total, f) >= getattr(before, f) for f in fields)
         assert m.blended_total() >= 0
     assert m.turn_count == len(turns)
 
@@ -170,7 +170,7 @@ def test_totals_never_decrease(turns: list[TokenUsage]) -> None:
 def test_estimate_is_the_mean_of_the_last_k_nonzero_observations(
     k: int, turns: list[TokenUsage]
 ) -> None:
-    m = SessionMetrics(window_size=k)
+    m = SessionMetrics(window=k)
     for usage in turns:
         m.record_turn(usage)
     observed = [t.non_cached_input_tokens for t in turns if t.non_cached_input_tokens > 0][-k:]
