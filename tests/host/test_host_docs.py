@@ -22,7 +22,8 @@ the command runs in bash with the venv's ``agentshell`` first on PATH and a fres
 AGENTSHELL_HOME; every expected line must appear in its output, in order (``...``
 matches anything), and it must exit 0 unless an expected line starts with ``error:``.
 ``pip install ./PROJECT`` names a project (installed as above; this suite works
-offline). Any other kind of block must be marked ``not-run``.
+offline). Any other kind of block must be marked ``not-run``. Every python block also
+passes ``mypy --strict`` against the installed wheel, as it would for a plugin author.
 """
 
 from __future__ import annotations
@@ -368,3 +369,26 @@ async def test_the_completer_example_completes_on_tab(make_shell: ShellFactory) 
     assert tab("/paint ") == ["warm", "cold"]
     assert tab("/paint warm ") == ["red", "orange"]
     assert tab("/paint cold t") == ["teal"]
+
+
+@pytest.mark.slow
+def test_the_python_blocks_type_check_against_the_installed_package(
+    examples: Examples, tmp_path: Path
+) -> None:
+    """What a plugin author's mypy --strict says about the examples, against the wheel
+    built from this repo (its py.typed marker included): nothing."""
+    runnable = [b for b in BLOCKS if b.lang == "python" and b.marker != "not-run"]
+    for block in runnable:
+        name = f"{block.doc.stem}_{block.line}.py"
+        (tmp_path / name).write_text(block.text, encoding="utf-8")
+    files = sorted(p.name for p in tmp_path.glob("*.py"))
+    mypy = [str(examples.venv / "bin" / "python"), "-m", "mypy", "--strict", "--no-incremental"]
+    done = subprocess.run(
+        [*mypy, *files],
+        cwd=tmp_path,
+        env=examples.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
