@@ -187,6 +187,8 @@ class PluginHost:
                 guess = difflib.get_close_matches(attr, hookspecs.HOOK_NAMES, n=1)
                 hint = f" (did you mean {guess[0]!r}?)" if guess else ""
                 problems.append(f"unknown hook {attr!r}{hint}")
+            elif attr in hookspecs.HOOK_NAMES:
+                problems.extend(_argument_problems(attr, getattr(plugin, attr)))
         return problems
 
     def disable(self, name: str, reason: str) -> None:
@@ -347,6 +349,24 @@ class PluginHost:
             if result is not None:
                 results.append(result)
         return results
+
+
+def _argument_problems(hook_name: str, impl: Any) -> list[str]:
+    """An implementation's arguments the hook does not pass: pluggy passes arguments by
+    name, so ``register_commands(reg)`` could never be called (pluggy's own error says
+    only "Plugin 'x' for hook 'y'")."""
+    passed = list(inspect.signature(getattr(hookspecs, hook_name)).parameters)
+    try:
+        wanted = inspect.signature(impl).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let pluggy judge it
+        return []
+    return [
+        f"hook {hook_name} has no argument {p.name!r} (it passes: {', '.join(passed)})"
+        for p in wanted
+        if p.name not in passed
+        and p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)
+    ]
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,39 @@ async def test_broken_plugins_are_reported_and_the_shell_works(
     assert "Traceback" not in output.text + output.errors
 
 
+class MisnamedArgument:
+    """``register_commands(reg)``: pluggy passes ``register`` by name, so ``reg`` would
+    never be filled in."""
+
+    __name__ = "misnamed"
+
+    @hookimpl
+    def register_commands(self, reg: Any) -> None:
+        reg(Command("misnamed", lambda ctx: 0))
+
+
+class OptionalExtra:
+    """An argument the hook does not pass is fine when it has a default."""
+
+    __name__ = "optional-extra"
+
+    @hookimpl
+    def register_commands(self, register: Any, prefix: str = "x") -> None:
+        register(Command(f"{prefix}-extra", lambda ctx: 0))
+
+
+async def test_a_hook_argument_the_hook_does_not_pass_fails_the_plugin_clearly(
+    make_shell: Any,
+) -> None:
+    shell = await make_shell(plugins=[MisnamedArgument(), OptionalExtra()])
+    misnamed = shell.plugins.infos["misnamed"]
+    assert misnamed.state == "failed"
+    assert misnamed.reason == ("hook register_commands has no argument 'reg' (it passes: register)")
+    assert shell.commands.get("misnamed") is None
+    assert shell.plugins.infos["optional-extra"].state == "loaded"
+    assert shell.commands.get("x-extra") is not None
+
+
 async def test_raising_lifecycle_hook_is_reported_once(
     make_shell: Any, output: CapturedOutput
 ) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agentshell.plugins import hookimpl
-from agentshell.telemetry import SessionStarted, shorten
+from agentshell.redact import register_secret
+from agentshell.telemetry import SessionStarted, shorten, sink_target
 from tests.conftest import CapturedOutput, ShellFactory
 
 LONG = (
@@ -105,3 +106,63 @@ async def test_status_json_lists_targets_and_active_times(
     assert targets[1:] == [str(tmp_path / "a")]
     assert data["sinks"][0]["target"] == str(tmp_path / "b")
     assert all(e["started_at"] <= e["stopped_at"] for e in data["earlier"])
+
+
+class AttributeTarget:
+    target = "/var/log/tap.jsonl"
+
+    def handle(self, event: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MethodTarget(AttributeTarget):
+    def target(self) -> str:  # type: ignore[override]  # a method, as a newcomer writes it
+        return "https://collector.example/v1?token=sk-plugin-target-secret-123"
+
+
+class BrokenTarget(AttributeTarget):
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        raise RuntimeError("not connected yet")
+
+
+class TargetPlugin:
+    __name__ = "target-sinks"
+
+    @hookimpl
+    def register_telemetry_sinks(self, register: Any) -> None:
+        register("by-attribute", lambda shell, settings: AttributeTarget())
+        register("by-method", lambda shell, settings: MethodTarget())
+        register("broken-target", lambda shell, settings: BrokenTarget())
+
+
+async def test_a_plugin_sinks_target_is_shown_whether_attribute_or_method(
+    make_shell: ShellFactory, output: CapturedOutput
+) -> None:
+    register_secret("sk-plugin-target-secret-123")
+    shell = await make_shell(
+        plugins=[TargetPlugin()],
+        config='[telemetry]\nsinks = ["by-attribute", "by-method", "broken-target"]\n',
+    )
+    assert await shell.execute("/telemetry") == 0
+    text = output.text
+    assert "  by-attribute: writes to /var/log/tap.jsonl\n" in text
+    assert "  by-method: writes to https://collector.example/v1?token=" in text
+    assert "sk-plugin-target-secret-123" not in text and "bound method" not in text
+    assert "broken-target: writes to" not in text  # a target that raises is left out
+    output.out_buffer.seek(0)
+    output.out_buffer.truncate()
+    assert await shell.execute("/telemetry --json") == 0
+    targets = {s["name"]: s["target"] for s in json.loads(output.text)["sinks"]}
+    assert targets["by-attribute"] == "/var/log/tap.jsonl"
+    assert targets["broken-target"] is None
+
+
+def test_sink_target_reads_attribute_property_and_method() -> None:
+    assert sink_target(AttributeTarget()) == "/var/log/tap.jsonl"
+    assert sink_target(MethodTarget()).startswith("https://collector.example/v1")  # type: ignore[union-attr]
+    assert sink_target(BrokenTarget()) is None
+    assert sink_target(object()) is None

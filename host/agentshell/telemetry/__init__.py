@@ -38,7 +38,7 @@ from .spans import (
     SpanOp,
     StartSpan,
 )
-from .worker import SinkStats, TelemetrySink, shorten
+from .worker import SinkStats, TelemetrySink, shorten, sink_target
 
 __all__ = [
     "EVENT_TYPES",
@@ -66,4 +66,5 @@ __all__ = [
     "TelemetrySink",
     "redact_events",
     "shorten",
+    "sink_target",
 ]

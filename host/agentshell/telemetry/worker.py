@@ -18,11 +18,13 @@ from .events import Event
 
 class TelemetrySink(Protocol):
     """What ``register_telemetry_sinks`` factories return. Called on the sink's own
-    thread; may also define ``handle_batch(events)`` to receive several at once, and a
-    ``last_error`` attribute (str or None) that ``/telemetry`` shows for failures that
-    happen elsewhere (an exporter's background thread), ``exported``/``export_failed``
-    counts and an ``export_detail`` line when it hands events to another pipeline, and
-    ``flush()``, called by ``TelemetryBus.flush`` to send what that pipeline buffers."""
+    thread; may also define ``handle_batch(events)`` to receive several at once, a
+    ``target`` (attribute, property or method: where it writes, a path or URL, shown by
+    ``/telemetry`` and read through :func:`sink_target`), a ``last_error`` attribute
+    (str or None) that ``/telemetry`` shows for failures that happen elsewhere (an
+    exporter's background thread), ``exported``/``export_failed`` counts and an
+    ``export_detail`` line when it hands events to another pipeline, and ``flush()``,
+    called by ``TelemetryBus.flush`` to send what that pipeline buffers."""
 
     def handle(self, event: Event) -> None: ...
 
@@ -215,7 +217,7 @@ class SinkWorker:
             parts.append(str(pending))
         if not parts:
             return None
-        target = _target(self.sink)
+        target = sink_target(self.sink)
         return f"{self.name}{f' ({target})' if target else ''}: {', '.join(parts)}"
 
     def stats(self) -> SinkStats:
@@ -233,7 +235,7 @@ class SinkWorker:
             getattr(sink, "exported", None),
             getattr(sink, "export_failed", None),
             getattr(sink, "export_detail", None),
-            _target(sink),
+            sink_target(sink),
             self.started_at,
             self.stopped_at,
         )
@@ -244,9 +246,25 @@ def export_failed(sink: object) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _target(sink: object) -> str | None:
-    target = getattr(sink, "target", None)
+def sink_target(sink: object) -> str | None:
+    """Where ``sink`` writes, as ``/telemetry`` shows it: its optional ``target`` (an
+    attribute or property, or a method called without arguments), redacted; ``None``
+    when it has none, it is empty, or reading it raises (a display never fails)."""
+    try:
+        target = getattr(sink, "target", None)
+        if callable(target):  # ``def target(self)``: as good as a property
+            target = target()
+    except Exception:
+        return None
     return redact(str(target)) if target else None
 
 
-__all__ = ["STOP", "SinkStats", "SinkWorker", "TelemetrySink", "export_failed", "shorten"]
+__all__ = [
+    "STOP",
+    "SinkStats",
+    "SinkWorker",
+    "TelemetrySink",
+    "export_failed",
+    "shorten",
+    "sink_target",
+]
