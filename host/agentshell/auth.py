@@ -203,10 +203,7 @@ class TokenStore:
             return f"keyring ({name})"
         why = f"{self.unusable_reason}; " if self.unusable_reason else ""
         if not self.allow_plaintext:
-            return (
-                f"nowhere: {why}no secure keyring is available and plain-text storage "
-                "is disabled (allow_plaintext = false)"
-            )
+            return f"nowhere ({why}no secure keyring and allow_plaintext = false)"
         return f"plain-text file {self.plaintext_path}" + (
             f" ({self.unusable_reason})" if self.unusable_reason else ""
         )

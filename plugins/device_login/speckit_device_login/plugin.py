@@ -123,7 +123,7 @@ def _auth(ctx: CommandContext) -> int:
         )
     ctx.out.table(["provider", "logged in", "scope", "expires in"], rows, title="Device login")
     for where in sorted(storage):  # one store for all providers: say it once, in full
-        ctx.out.info(f"tokens are stored in: {where}")
+        ctx.out.info(where)
     return 0
 
 

@@ -407,9 +407,11 @@ class DeviceLoginProvider:
                     problems.append(f"revoking the {hint.replace('_', ' ')}: {reason}")
 
     def storage(self) -> str:
-        """Where tokens are (or would be) kept, found out the way /login would."""
+        """Where tokens are kept, as a sentence, found out the way /login would."""
         self.store.probe()
-        return self.store.describe()
+        if not self.store.writable:
+            return f"tokens cannot be stored: {self._no_storage()}"
+        return f"tokens are stored in: {self.store.describe()}"
 
     def status(self) -> dict[str, Any]:
         record = self.load(fresh=True)
