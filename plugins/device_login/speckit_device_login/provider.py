@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -177,9 +178,13 @@ class DeviceLoginProvider:
                 endpoints = await self.endpoints(client)
                 new = await refresh(client, endpoints, self.cfg, current, sent_at=now)
         except DiscoveryError as exc:
-            if not exc.transient:
-                raise
-            return self._cannot_refresh(current, exc.reason, force)
+            if exc.transient:
+                return self._cannot_refresh(current, exc.reason, force)
+            self._event("auth.refresh", "error")
+            if still_valid and not force:
+                self.shell.output.warn(f"{self.name}: token refresh failed ({exc.reason})")
+                return current
+            raise
         except httpx.HTTPError as exc:
             return self._cannot_refresh(
                 current, f"cannot reach the token endpoint: {describe_http_error(exc)}", force
@@ -245,7 +250,9 @@ class DeviceLoginProvider:
 
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.lock_path, thread_local=False)
-        deadline = self.clock.monotonic() + 2 * self.cfg.http_timeout_s + LOCK_SLACK_S
+        # real time, not self.clock: this waits for another process, which tests' fake
+        # clocks do not move
+        deadline = time.monotonic() + 2 * self.cfg.http_timeout_s + LOCK_SLACK_S
         waiting = False
         while True:
             try:
@@ -259,7 +266,7 @@ class DeviceLoginProvider:
                     f"{self.name}: another agentshell process is refreshing this login; "
                     "waiting for it"
                 )
-            if self.clock.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 raise _LockBusy
             await asyncio.sleep(LOCK_POLL_S)
         try:
