@@ -264,3 +264,28 @@ async def test_an_agentshell_error_from_a_backend_shows_its_message_not_its_clas
     with pytest.raises(FatalAgentError) as info:
         await shell.runner.run(shell.agents["a"], AgentRequest(prompt="hi"))
     assert str(info.value) == "corp: cannot read the issuer's metadata (connection refused)"
+
+
+@pytest.mark.usefixtures("no_keyring")
+async def test_a_rejected_refresh_never_deletes_a_login_another_process_stored_meanwhile(
+    make_shell: Any, oauth_server: ScriptedOAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While our refresh is in flight, another process (one that did not wait for the
+    lock: an older agentshell, or one that gave up waiting) stores a new login; the
+    issuer then rejects our old refresh token. The new login must survive and be used."""
+    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,device_login")
+    shell = await make_shell(config=oauth_server.provider_toml("corp"))
+    provider = shell.auth.provider("corp")
+    assert isinstance(provider, DeviceLoginProvider)
+    provider.store.set(provider.key, _record(1, 60))  # one minute left: refresh
+    release = threading.Event()
+    oauth_server.script("/token", Reply(400, {"error": "invalid_grant"}, hold=release))
+    task = asyncio.create_task(provider.get_credentials())
+    await wait_until(lambda: bool(oauth_server.received("/token")), "the refresh request")
+    other = TokenStore(provider.store.data_dir)  # the other process's view of the store
+    other.set(provider.key, _record(7, 3600))
+    release.set()
+    creds = await task
+    assert creds is not None and creds.token == "at-proc-0007-secret"
+    stored = provider.store.get(provider.key)
+    assert stored is not None and stored["refresh_token"] == "rt-proc-0007-secret"
