@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import (
     AgentError,
+    AgentshellError,
     AgentTimeout,
     FatalAgentError,
     RateLimited,
@@ -479,7 +480,7 @@ class AgentRunner:
             except AgentError as exc:
                 error = exc
             except Exception as exc:  # a backend or hook bug must not take the shell down
-                error = FatalAgentError(f"{type(exc).__name__}: {redact(str(exc))[:300]}")
+                error = FatalAgentError(_unexpected(exc))
             error.agent = agent.name
             if not error.retryable:
                 raise error
@@ -537,13 +538,23 @@ class AgentRunner:
             except AgentError as exc:
                 return Outcome(agent, error=exc)
             except Exception as exc:  # run() maps errors; this is belt and braces
-                error = FatalAgentError(f"{type(exc).__name__}: {redact(str(exc))[:300]}")
+                error = FatalAgentError(_unexpected(exc))
                 error.agent = agent.name
                 return Outcome(agent, error=error)
 
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(one(agent)) for agent in agents]
         return [task.result() for task in tasks]
+
+
+def _unexpected(exc: Exception) -> str:
+    """The message of an error that is not an ``AgentError``. agentshell's own errors
+    (a ``CommandError`` from an auth provider, say) carry a sentence meant for the user:
+    it is shown as is, without the exception's class name. Anything else is a bug, and
+    its class name helps whoever reports it."""
+    if isinstance(exc, AgentshellError):
+        return redact(str(exc))[:300]
+    return f"{type(exc).__name__}: {redact(str(exc))[:300]}"
 
 
 def _labels(call: AgentCall) -> dict[str, Any]:

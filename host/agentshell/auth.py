@@ -111,10 +111,32 @@ def keyring_usable() -> tuple[bool, str]:
     return True, name
 
 
+def keyring_problem(exc: BaseException) -> str:
+    """Why a keyring call failed, in words (never the exception's text: it may quote
+    what was being stored, and never its class name: users get a sentence)."""
+    from keyring import errors
+
+    if isinstance(exc, errors.KeyringLocked):
+        return "the keyring is locked"
+    if isinstance(exc, errors.InitError):
+        # gnome-keyring without an unlocked login collection: "Prompt dismissed"
+        return "the keyring is locked or not set up"
+    if isinstance(exc, errors.NoKeyringError):
+        return "no keyring backend is available"
+    return "the keyring refused to store or read an entry"
+
+
+PROBE_KEY = "agentshell-probe"
+
+
 class TokenStore:
     """JSON records by key: in the OS keyring (service ``agentshell``) when a secure
     backend exists; otherwise in ``<data>/credentials.json`` (mode 0600) — but only after
-    a warning, and never when ``allow_plaintext`` is false."""
+    a warning, and never when ``allow_plaintext`` is false.
+
+    A Secret Service that is running but locked looks secure to :func:`keyring_usable`
+    and then refuses every write; :meth:`probe` finds that out before anything is at
+    stake, and a keyring write that fails later switches the store to the file too."""
 
     def __init__(
         self,
@@ -129,6 +151,9 @@ class TokenStore:
         self.service = service
         self._warn = warn or (lambda message: None)
         self._secure: tuple[bool, str] | None = None
+        #: why a keyring that looked secure is not used (set by probe() or a failed write)
+        self.unusable_reason: str | None = None
+        self._probed = False
 
     @property
     def plaintext_path(self) -> Path:
@@ -139,9 +164,49 @@ class TokenStore:
             self._secure = keyring_usable()
         return self._secure
 
+    def probe(self) -> bool:
+        """Whether the keyring really works: write, read back and delete a probe entry
+        (once per store). When it does not, the store uses the plain-text file from now
+        on (still only if ``allow_plaintext``) and :attr:`unusable_reason` says why."""
+        secure, _ = self.backend()
+        if not secure or self._probed:
+            return secure
+        self._probed = True
+        import keyring
+
+        value = f"probe-{os.getpid()}-{time.time_ns()}"
+        try:
+            keyring.set_password(self.service, PROBE_KEY, value)
+            ok = keyring.get_password(self.service, PROBE_KEY) == value
+            keyring.delete_password(self.service, PROBE_KEY)
+        except Exception as exc:
+            self._unusable(keyring_problem(exc))
+            return False
+        if not ok:
+            self._unusable("the keyring did not return what was stored")
+        return ok
+
+    def _unusable(self, reason: str) -> None:
+        _, name = self.backend()
+        self.unusable_reason = reason
+        self._secure = (False, name)
+
+    @property
+    def writable(self) -> bool:
+        """Whether :meth:`set` can store anything (as far as is known without writing)."""
+        return self.backend()[0] or self.allow_plaintext
+
     def describe(self) -> str:
+        """Where records go, in words, for status displays."""
         secure, name = self.backend()
-        return f"keyring ({name})" if secure else f"plain-text file {self.plaintext_path}"
+        if secure:
+            return f"keyring ({name})"
+        why = f"{self.unusable_reason}; " if self.unusable_reason else ""
+        if not self.allow_plaintext:
+            return f"nowhere ({why}no secure keyring and allow_plaintext = false)"
+        return f"plain-text file {self.plaintext_path}" + (
+            f" ({self.unusable_reason})" if self.unusable_reason else ""
+        )
 
     def get(self, key: str) -> dict[str, Any] | None:
         secure, _ = self.backend()
@@ -175,15 +240,19 @@ class TokenStore:
         if secure:
             import keyring
 
-            keyring.set_password(self.service, key, data)
-            return f"keyring ({name})"
+            try:
+                keyring.set_password(self.service, key, data)
+                return f"keyring ({name})"
+            except Exception as exc:  # locked meanwhile: fall back as if probed
+                self._unusable(keyring_problem(exc))
+        why = f" ({self.unusable_reason})" if self.unusable_reason else ""
         if not self.allow_plaintext:
             raise AuthRequired(
-                "no secure keyring is available and plain-text storage is disabled "
+                f"no secure keyring is available{why} and plain-text storage is disabled "
                 "(allow_plaintext = false)"
             )
         self._warn(
-            f"no secure keyring available: credentials are stored in plain text in "
+            f"no secure keyring available{why}: credentials are stored in plain text in "
             f"{self.plaintext_path} (mode 0600)"
         )
         records = self._read_file()
@@ -330,5 +399,6 @@ __all__ = [
     "Credentials",
     "TokenStore",
     "keyring_get",
+    "keyring_problem",
     "keyring_usable",
 ]

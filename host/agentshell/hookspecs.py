@@ -65,13 +65,17 @@ def register_telemetry_sinks(register: Register) -> None:
 
 
 @hookspec
-def register_auth_providers(register: Register) -> None:
+def register_auth_providers(register: Register, shell: Shell) -> None:
     """Register auth providers.
 
-    Called once at start-up. Call ``register(name, factory)`` where ``factory(shell)``
-    returns an object following :class:`agentshell.AuthProvider`. An agent whose
-    ``auth`` setting is ``"<name>"`` or ``"<name>:<account>"`` gets its credentials from
-    that provider. Return nothing.
+    Called at start-up once configuration is validated, and again after
+    ``/config reload`` (the previous registrations are dropped first), so the names may
+    come from configuration: ``shell.config`` and ``shell.plugin_config(section)`` are
+    ready; telemetry and agents are not yet. Call ``register(name, factory)`` where
+    ``factory(shell)`` returns an object following :class:`agentshell.AuthProvider`;
+    it runs on first use. An agent whose ``auth`` setting is ``"<name>"`` or
+    ``"<name>:<account>"`` gets its credentials from that provider. Implementations that
+    do not need ``shell`` may leave it out. Return nothing.
     """
 
 

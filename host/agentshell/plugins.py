@@ -257,17 +257,20 @@ class PluginHost:
         hook_name: str,
         make_register: Callable[[str], Callable[..., None]],
         discard: Callable[[str], None] | None = None,
+        **hook_args: Any,
     ) -> None:
         """Call a collection hook plugin by plugin. A plugin whose hook raises, or whose
         registrations are rejected when committed (wrong arguments or types), is marked
-        failed and what it registered during that call is discarded (``discard``)."""
+        failed and what it registered during that call is discarded (``discard``).
+        ``hook_args`` are the hook's other arguments (each implementation gets those it
+        names)."""
         for impl in list(self._impls(hook_name)):
             staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
             register = _stager(staged)
 
             self._trace(hook_name, impl.plugin_name)
             try:
-                result = impl.function(register=register)
+                result = _invoke(impl, {"register": register, **hook_args})
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:

@@ -124,9 +124,7 @@ class Shell:
         await self.plugins.collect("register_telemetry_sinks", self._add_sink, self._drop_sinks)
         self.auth = AuthRegistry(TokenStore(self.data_dir, warn=self.output.warn))
         self.auth.shell = self
-        await self.plugins.collect(
-            "register_auth_providers", self._add_auth_provider, self._drop_auth_providers
-        )
+        await self._collect_auth_providers()
         try:
             self.plugins.check_pending()
         except Exception as exc:  # _register already rejects unknown hooks; belt and braces
@@ -158,7 +156,7 @@ class Shell:
         for name in self.plugins.requested:  # a -p plugin failed in shell_started:
             if self.plugins.infos.get(name) and self.plugins.infos[name].state == "failed":
                 self._drop_commands(name)  # its commands go with it, as for a collect hook
-        # providers are known only now (device login adds its own in shell_started)
+        # after shell_started: a plugin may still add a provider there
         self._check_agent_auth(strict)
         if self._pending:
             await self.stop()
@@ -411,8 +409,8 @@ class Shell:
 
     def _check_agent_auth(self, strict: bool, *, lenient: bool = False) -> None:
         """Each agent's ``auth`` provider must exist once plugins have registered theirs.
-        ``lenient`` (``/config reload``): warn only, as a provider that plugins add at
-        start-up from the new settings (device login) is not registered yet."""
+        ``lenient`` (``/config reload``): warn only and keep the agent, as a reload
+        never takes away an agent that was working."""
         for name, cfg in self.config.agents.items():
             kind = (cfg.auth or "").partition(":")[0]
             if not cfg.enabled or name in self.broken_agents or kind in ("", "env", "keyring"):
@@ -460,6 +458,8 @@ class Shell:
             self._check_backends(strict=False)
         finally:
             lines, consequences = self._print_config_errors(summary=False)
+        # providers may come from configuration (device login: one per configured name)
+        await self._collect_auth_providers()
         self._build_agents()
         self._check_agent_auth(strict=True, lenient=True)
         self._build_runner()
@@ -491,6 +491,18 @@ class Shell:
     def _drop_sinks(self, plugin: str) -> None:
         for name in [n for n, entry in self._sink_factories.items() if entry[2] == plugin]:
             self._sink_factories.pop(name, None)
+
+    async def _collect_auth_providers(self) -> None:
+        """(Re)collect ``register_auth_providers``: what the previous collection
+        registered is dropped first, so a provider removed from the config goes away."""
+        for plugin in set(self._auth_owner.values()):
+            self._drop_auth_providers(plugin)
+        await self.plugins.collect(
+            "register_auth_providers",
+            self._add_auth_provider,
+            self._drop_auth_providers,
+            shell=self,
+        )
 
     def _drop_auth_providers(self, plugin: str) -> None:
         for name in [n for n, owner in self._auth_owner.items() if owner == plugin]:

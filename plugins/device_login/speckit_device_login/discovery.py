@@ -15,6 +15,17 @@ from .config import ProviderConfig
 from .urls import check_endpoint
 
 
+class DiscoveryError(CommandError):
+    """The endpoints cannot be known. ``reason`` is the message without the provider's
+    name (for callers that add their own context); ``transient`` when every attempt
+    failed for a reason that may pass (unreachable, timed out, a 5xx)."""
+
+    def __init__(self, name: str, reason: str, *, transient: bool = False) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason
+        self.transient = transient
+
+
 class Endpoints(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -45,15 +56,22 @@ def metadata_urls(issuer: str) -> list[str]:
 
 async def _fetch(client: httpx.AsyncClient, name: str, issuer: str) -> _Metadata:
     problems: list[str] = []
+    # an outage (unreachable, 5xx) may pass; a wrong document will not. A 404 is
+    # neither: the RFC 8414 URL is often missing while the OIDC one is down.
+    outage = final = False
     for url in metadata_urls(issuer):
         try:
             response = await client.get(url, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             problems.append(f"{url}: {describe_http_error(exc)}")
+            outage = True
             continue
         if response.status_code != 200:
             problems.append(f"{url}: HTTP {response.status_code}")
+            outage = outage or response.status_code >= 500
+            final = final or (400 <= response.status_code < 500 and response.status_code != 404)
             continue
+        final = True  # a 200: whatever is wrong with it below will not pass by itself
         try:
             meta = _Metadata.model_validate_json(response.content)
         except ValidationError:
@@ -64,7 +82,11 @@ async def _fetch(client: httpx.AsyncClient, name: str, issuer: str) -> _Metadata
             problems.append(f"{url}: issuer {meta.issuer!r} does not match")
             continue
         return meta
-    raise CommandError(f"{name}: cannot read the issuer's metadata ({'; '.join(problems)})")
+    raise DiscoveryError(
+        name,
+        f"cannot read the issuer's metadata ({'; '.join(problems)})",
+        transient=outage and not final,
+    )
 
 
 async def resolve_endpoints(client: httpx.AsyncClient, name: str, cfg: ProviderConfig) -> Endpoints:
@@ -77,16 +99,16 @@ async def resolve_endpoints(client: httpx.AsyncClient, name: str, cfg: ProviderC
         token = token or meta.token_endpoint
         revocation = revocation or meta.revocation_endpoint
     if not device:
-        raise CommandError(f"{name}: the issuer does not support the device authorization grant")
+        raise DiscoveryError(name, "the issuer does not support the device authorization grant")
     if not token:
-        raise CommandError(f"{name}: the issuer's metadata has no token_endpoint")
+        raise DiscoveryError(name, "the issuer's metadata has no token_endpoint")
     try:
         for url, what in ((device, "device authorization endpoint"), (token, "token endpoint")):
             check_endpoint(url, what)
         if revocation:
             check_endpoint(revocation, "revocation endpoint")
     except ValueError as exc:
-        raise CommandError(f"{name}: {exc}") from None
+        raise DiscoveryError(name, str(exc)) from None
     return Endpoints(
         device_authorization_endpoint=device, token_endpoint=token, revocation_endpoint=revocation
     )

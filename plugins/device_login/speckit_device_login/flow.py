@@ -19,11 +19,14 @@ from agentshell.redact import register_secret
 
 from .config import ProviderConfig
 from .discovery import Endpoints
-from .oauth import Clock, OAuthError, post_form
+from .oauth import BadAnswer, Clock, OAuthError, post_form
 from .urls import check_endpoint
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP_S = 5.0  # RFC 8628 §3.5
+#: backing off (timeouts, server errors) doubles the interval up to this; slow_down
+#: may still raise it further, as the server asked
+MAX_BACKOFF_INTERVAL_S = 60.0
 TICK_S = 1.0  # how often the countdown is refreshed
 
 
@@ -35,6 +38,18 @@ def login_command(name: str) -> str:
 
 def expired_message(name: str) -> str:
     return f"{name}: the code expired; run {login_command(name)} again"
+
+
+#: RFC 8628 §3.5 answers that steer polling, whatever HTTP status carries them
+_POLL_ERRORS = {"authorization_pending", "slow_down", "access_denied", "expired_token"}
+
+
+def _answer_text(exc: OAuthError) -> str:
+    """A server failure in words: ``HTTP 502 from the token endpoint`` (no pseudo
+    codes), or the OAuth error the server sent with it."""
+    if isinstance(exc, BadAnswer):
+        return str(exc)
+    return f"the token endpoint failed (HTTP {exc.status}: {exc})"
 
 
 class LoginFailed(CommandError):
@@ -94,7 +109,11 @@ async def request_device_code(
 ) -> DeviceAuthorization:
     try:
         body = await post_form(
-            client, endpoints.device_authorization_endpoint, {"scope": cfg.scope}, cfg
+            client,
+            endpoints.device_authorization_endpoint,
+            {"scope": cfg.scope},
+            cfg,
+            endpoint="device authorization endpoint",
         )
     except OAuthError as exc:
         raise LoginFailed(
@@ -172,17 +191,23 @@ class Poller:
             sent = self.clock.time()
             self.poll_times.append(self.clock.monotonic())
             try:
-                body = await post_form(self.client, self.endpoints.token_endpoint, data, self.cfg)
+                body = await post_form(
+                    self.client,
+                    self.endpoints.token_endpoint,
+                    data,
+                    self.cfg,
+                    endpoint="token endpoint",
+                )
             except httpx.TransportError as exc:
                 # RFC 8628 §3.5: back off on connection timeouts (doubling recommended)
-                self.interval *= 2
-                self._notice(
-                    f"{self.name}: the token endpoint did not answer "
-                    f"({describe_http_error(exc)}); "
-                    f"polling every {self.interval:g} s"
-                )
+                self._back_off(f"the token endpoint did not answer ({describe_http_error(exc)})")
                 continue
             except OAuthError as exc:
+                if exc.transient and exc.error not in _POLL_ERRORS:
+                    # a 5xx, a proxy's page, a restarting server: the code is still
+                    # good, so keep asking (less often) until it expires
+                    self._back_off(_answer_text(exc))
+                    continue
                 self._handle_error(exc)
                 continue
             register_secrets_in(body)
@@ -192,6 +217,10 @@ class Poller:
                 raise LoginFailed(
                     f"{self.name}: the token endpoint answered without an access token", "error"
                 ) from None
+
+    def _back_off(self, why: str) -> None:
+        self.interval = max(self.interval, min(self.interval * 2, MAX_BACKOFF_INTERVAL_S))
+        self._notice(f"{self.name}: {why}; polling every {self.interval:g} s")
 
     def _handle_error(self, exc: OAuthError) -> None:
         if exc.error == "authorization_pending":

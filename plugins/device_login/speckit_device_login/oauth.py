@@ -45,6 +45,41 @@ class OAuthError(Exception):
         self.status = status
         super().__init__(self.error + (f": {self.description}" if self.description else ""))
 
+    @property
+    def transient(self) -> bool:
+        """Whether asking again later may succeed: the server failed (5xx), not the
+        request (RFC 6749 §5.2 errors such as ``invalid_grant`` are final)."""
+        return self.status >= 500 or self.error == "temporarily_unavailable"
+
+
+class BadAnswer(OAuthError):
+    """An answer that is not an OAuth one: an HTTP error status without an OAuth error
+    body, or a body that is not a JSON object (a proxy's HTML page, a crashed server).
+    Its text says what happened in words, e.g. ``HTTP 502 from the token endpoint``."""
+
+    def __init__(
+        self, status: int, endpoint: str, *, json_object: bool, text: str | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.json_object = json_object
+        if text is None and status >= 400:
+            text = f"HTTP {status} from the {endpoint}"
+        elif text is None:
+            text = f"an answer from the {endpoint} that is not a JSON object (HTTP {status})"
+        super().__init__("bad_answer", None, status)
+        self.args = (text,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def transient(self) -> bool:
+        # 5xx and 429 are the server's trouble; a 2xx that is not JSON is a proxy or a
+        # half-restarted server. A 4xx without an OAuth error is a wrong URL: final.
+        if self.status < 400:
+            return not self.json_object
+        return self.status >= 500 or self.status == 429
+
 
 def client_auth(cfg: ProviderConfig) -> httpx.BasicAuth | None:
     """``client_secret_basic`` for confidential clients (RFC 6749 §2.3.1 form-encodes
@@ -63,9 +98,11 @@ async def post_form(
     data: dict[str, str],
     cfg: ProviderConfig,
     *,
+    endpoint: str,
     expect_json: bool = True,
 ) -> dict[str, Any]:
-    """POST ``data`` (plus ``client_id``); return the JSON body or raise OAuthError.
+    """POST ``data`` (plus ``client_id``) to the ``endpoint`` (its name, for messages);
+    return the JSON body or raise OAuthError (BadAnswer for a non-OAuth answer).
     Transport errors (timeouts, refused connections) propagate as httpx errors.
     ``expect_json=False`` accepts any 2xx body (revocation answers an empty 200)."""
     auth = client_auth(cfg)
@@ -89,9 +126,5 @@ async def post_form(
     if not expect_json and response.status_code < 400:
         return body if isinstance(body, dict) else {}
     if response.status_code >= 400 or not isinstance(body, dict):
-        raise OAuthError(
-            f"http_{response.status_code}",
-            "the server did not answer with a JSON object" if body is None else None,
-            response.status_code,
-        )
+        raise BadAnswer(response.status_code, endpoint, json_object=isinstance(body, dict))
     return body

@@ -51,7 +51,6 @@ def _provider(shell: Any, name: str | None) -> DeviceLoginProvider:
             raise CommandError(f"which provider? name one of: {', '.join(names)}")
         else:
             raise CommandError(_NONE_CONFIGURED)
-    ensure_providers(shell)
     provider = shell.auth.provider(name) if name in names else None
     if not isinstance(provider, DeviceLoginProvider):
         if provider is not None:
@@ -103,7 +102,7 @@ def _auth(ctx: CommandContext) -> int:
     storage: set[str] = set()
     for name in names:
         provider = _provider(ctx.shell, name)
-        storage.add(provider.store.describe())
+        storage.add(provider.storage())
         status = provider.status()
         left = status["expires_in_s"]
         if not status["logged_in"]:
@@ -124,7 +123,7 @@ def _auth(ctx: CommandContext) -> int:
         )
     ctx.out.table(["provider", "logged in", "scope", "expires in"], rows, title="Device login")
     for where in sorted(storage):  # one store for all providers: say it once, in full
-        ctx.out.info(f"tokens are stored in: {where}")
+        ctx.out.info(where)
     return 0
 
 
@@ -134,17 +133,11 @@ def register_config(register: Any) -> None:
 
 
 @hookimpl
-def shell_started(shell: Any) -> None:
-    ensure_providers(shell)
-
-
-def ensure_providers(shell: Any) -> None:
-    """Add one auth provider per configured name. This happens here rather than in
-    ``register_auth_providers`` because the names come from the validated config,
-    which that hook cannot see (it receives only ``register``)."""
+def register_auth_providers(register: Any, shell: Any) -> None:
+    """One provider per ``[plugins.device_login.providers.<name>]``; the host calls this
+    again after ``/config reload``, so the list follows the configuration."""
     for name in _names(shell):
-        if name not in shell.auth.provider_names:
-            shell.auth.add_provider(name, _factory(name))
+        register(name, _factory(name))
 
 
 def _factory(name: str) -> Any:

@@ -13,7 +13,7 @@ from agentshell.redact import register_secret
 from .config import ProviderConfig
 from .discovery import Endpoints
 from .flow import TokenResponse, register_secrets_in
-from .oauth import OAuthError, post_form
+from .oauth import BadAnswer, OAuthError, post_form
 
 
 class TokenRecord(BaseModel):
@@ -81,12 +81,18 @@ async def refresh(
         endpoints.token_endpoint,
         {"grant_type": "refresh_token", "refresh_token": record.refresh_token},
         cfg,
+        endpoint="token endpoint",
     )
     register_secrets_in(body)
     try:
         response = TokenResponse.model_validate(body)
     except ValidationError:
-        raise OAuthError("invalid_response", "the refresh answer has no access token") from None
+        raise BadAnswer(
+            200,
+            "token endpoint",
+            json_object=True,
+            text="the token endpoint answered without an access token",
+        ) from None
     return TokenRecord.from_response(response, sent_at=sent_at, previous=record)
 
 
@@ -96,7 +102,12 @@ async def revoke(
     """RFC 7009; ``None`` on success, else a short reason (no secrets)."""
     try:
         await post_form(
-            client, url, {"token": token, "token_type_hint": hint}, cfg, expect_json=False
+            client,
+            url,
+            {"token": token, "token_type_hint": hint},
+            cfg,
+            endpoint="revocation endpoint",
+            expect_json=False,
         )
     except OAuthError as exc:
         return str(exc)

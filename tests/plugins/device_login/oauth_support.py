@@ -36,6 +36,8 @@ class Reply:
     status: int = 200
     body: dict[str, Any] | str | None = None
     delay_s: float = 0.0  # sleep before answering (a hung server when > client timeout)
+    #: answer only once this is set (the test decides when an in-flight request ends)
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -78,6 +80,10 @@ class _Handler(QuietHandler):
             reply = queue.popleft() if queue else owner.fallback(path, form)
         if reply.delay_s and owner.stopping.wait(reply.delay_s):
             return
+        if reply.hold is not None:
+            while not reply.hold.wait(0.05):
+                if owner.stopping.is_set():
+                    return
         body = reply.body
         data = body.encode() if isinstance(body, str) else json.dumps(body or {}).encode()
         with contextlib.suppress(OSError):  # the client gave up (timeout test)
