@@ -135,6 +135,11 @@ def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
 
     ``response.attempts`` says how many attempts it took and ``response.cached`` is
     true when a ``before_agent_call`` implementation answered it. Return nothing.
+
+    Errors are reported as warnings and the call still succeeds, except
+    :class:`agentshell.errors.NotStored`: raise it when the response could not be
+    durably stored (disk full); every other implementation still runs, then the call
+    fails with it, so the command fails with its message instead of reporting success.
     """
 
 

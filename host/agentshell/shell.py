@@ -7,6 +7,7 @@ and runner, telemetry, auth, output, data directory and command execution.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import os
 import re
@@ -709,11 +710,14 @@ class Shell:
         if not line or line.startswith("#"):
             return 0
         try:
-            command, args = self.commands.resolve(line)
-            result = command.handler(CommandContext(self, args, line, command))
-            if inspect.isawaitable(result):
-                result = await result
-            return int(result or 0)
+            try:
+                command, args = self.commands.resolve(line)
+                result = command.handler(CommandContext(self, args, line, command))
+                if inspect.isawaitable(result):
+                    result = await result
+                return int(result or 0)
+            except BaseExceptionGroup as group:  # a TaskGroup's: report its first real error
+                raise _first_error(group) from None
         except asyncio.CancelledError:
             raise
         except AgentshellError as exc:
@@ -722,8 +726,14 @@ class Shell:
         except OSError as exc:
             # a file or network problem is the user's to fix: say what, not where in Python
             what = exc.strerror or str(exc) or type(exc).__name__
-            target = f": {exc.filename}" if exc.filename else ""
-            self.output.error(f"{line.split()[0]}: {what}{target}")
+            if exc.filename:
+                self.output.error(
+                    f"{line.split()[0]}: cannot write {exc.filename}: {what}"
+                    if exc.errno in _WRITE_ERRNOS
+                    else f"{line.split()[0]}: {what}: {exc.filename}"
+                )
+            else:
+                self.output.error(f"{line.split()[0]}: {what}")
             if self.environ.get("AGENTSHELL_DEBUG"):
                 import traceback
 
@@ -841,3 +851,18 @@ def fix_advice(lines: list[str]) -> str:
     advice = ["fix the file"] if in_files else []
     advice += [f"unset {name} with /set-env {name}=" for name in names]
     return f"{' and '.join(advice)}, then run /config reload"
+
+
+#: errors that only a write can cause: the message says "cannot write <file>"
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a TaskGroup's failure stands for: its first error that is not a
+    cancellation (a sibling cancelled because of it), else the group itself."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            exc = _first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError | BaseExceptionGroup):
+            return exc
+    return group

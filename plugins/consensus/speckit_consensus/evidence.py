@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -17,6 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentshell import files
 from agentshell.agents import TokenUsage
 from agentshell.errors import CommandError
 from agentshell.files import atomic_write
@@ -314,7 +316,11 @@ class EvidenceWriter:
             ).model_dump_json()
         )
         pending.append((telemetry_path, "\n".join(lines) + "\n"))
-        write_all(pending)
+        try:
+            write_all(pending)
+        except OSError:
+            self.discard()
+            raise
         record = SynthesisRecord(
             spec_id=spec_id,
             stage=self.stage,
@@ -340,8 +346,25 @@ class EvidenceWriter:
             telemetry_path=rel(telemetry_path, self.cwd),
             markdown_path=md,
         )
-        atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
+        try:
+            atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
+        except OSError:
+            self.discard()
+            raise
         return record
+
+    def discard(self) -> None:
+        """Remove this run's artefacts after a failed write (disk full): a set without
+        its synthesis is no record of anything, and must not look like one."""
+        for path in self.dir.glob(f"{self.stage}_{self.stamp}_*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def clean_stale_temps(evidence_dir: Path, spec_id: str) -> None:
+    """Remove the temp files a killed run left in the spec's evidence folder (a live
+    writer's are kept: see :func:`agentshell.files.clean_stale_temps`)."""
+    files.clean_stale_temps(evidence_dir / "consensus" / spec_id)
 
 
 M = TypeVar("M", bound=BaseModel)

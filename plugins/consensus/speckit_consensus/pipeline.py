@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from agentshell import format_usd
-from agentshell.errors import CommandError
+from agentshell.errors import CommandError, NotStored
 from agentshell.redact import redact
 from agentshell.telemetry import PipelineHalted, PipelineStageCompleted
 
@@ -82,12 +82,18 @@ def resume_off_reason(shell: Any) -> str:
     return f"the resume store is disabled ([plugins.{RESUME_PLUGIN}] enabled = false)"
 
 
-def finish(shell: Any, ids: RunIds, status: str) -> None:
+def finish(shell: Any, ids: RunIds, status: str, *, failing: bool = False) -> None:
+    """Close the run in the resume store. When the run succeeded, a store that cannot
+    record it fails the command (NotStored); when it is ``failing`` already, the error
+    that failed it is the one the user sees."""
     store = shell.state.get(RESUME_KEY)
     if store is None:
         return
     try:
         store.finish_run(ids.run_id, status)
+    except NotStored:
+        if not failing:
+            raise
     except Exception as exc:
         shell.output.warn(f"resume store: finishing run failed: {type(exc).__name__}: {exc}")
 
@@ -287,7 +293,7 @@ async def run(
             stored=stored,
         )
     except asyncio.CancelledError:
-        finish(shell, ids, "cancelled")
+        finish(shell, ids, "cancelled", failing=True)
         # a resume of the branch starts at its fork stage (or plan); say where this began
         natural = fork or "plan"
         again = continue_hint(
@@ -300,7 +306,7 @@ async def run(
         shell.output.info(f"cancelled at {current[0]}; continue with: {again}")
         raise
     except BaseException:
-        finish(shell, ids, "failed")
+        finish(shell, ids, "failed", failing=True)
         raise
     finish(shell, ids, "halted" if code == EXIT_HALT else "ok")
     if code == 0 and not single:
