@@ -48,6 +48,11 @@ def register_agent_backends(register: Register) -> None:
     ``complete(call) -> AgentResponse`` and an async ``aclose()``). Agents select a
     backend by ``name`` in their ``backend =`` setting. Factories are only called when
     an agent uses the backend, so heavy imports belong inside them. Return nothing.
+
+    ``register(name, factory, check=fn)`` also gives a check run on every agent of
+    that backend when the configuration is checked: ``fn(spec)`` raises (``ValueError``
+    or an :class:`agentshell.errors.AgentshellError`) with one line saying what is
+    wrong, so a missing option is a config error, not a failure on the first call.
     """
 
 
