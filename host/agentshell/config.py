@@ -269,7 +269,9 @@ def _format_error(
         if len(loc) == 1:  # a whole section: "[retryy]" or AGENTSHELL_RETRYY__ATTEMPTS
             return f"{where}: unknown section {clip(loc[0])!r}{hint}"
         message = "unknown key" + hint
-    elif "input" in err:
+    elif "input" in err and not (
+        err.get("type") == "value_error" and isinstance(err["input"], dict | list)
+    ):  # a validator's message about a whole table says what is wrong; the table is noise
         shown: Any = err["input"]
         if is_secret_key(key):
             shown = MASK

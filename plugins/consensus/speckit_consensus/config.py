@@ -97,14 +97,17 @@ def stage_problems(
         else:  # a disabled agent is gone, its demo namesake with it
             known.discard(name)
     problems: list[str] = []
-    bad_roles: dict[str, list[str]] = {}  # "agent gemini has unknown role 'x'" -> stages
+    roles_known = ", ".join(sorted(_CANONICAL_ROLES))
+    # one line per problem, naming every stage it affects ("agent 'x' is not configured")
+    bad: dict[str, list[str]] = {}
     for stage in STAGES:
         cfg = stages.get(stage) or StageSettings()
         names = cfg.agents or agents or default_names(stage)
         unknown = [n for n in names if n not in known]
         if unknown:
             listed = ", ".join(sorted(known)) or "none"
-            problems.append(f"stage {stage}: agent {unknown[0]!r} is not configured ({listed})")
+            what = f"agent {unknown[0][:40]!r} is not configured (known: {listed})"
+            bad.setdefault(what, []).append(stage)
             continue
         for name in names:
             text = cfg.roles.get(name) or roles.get(name) or "synthesizer"
@@ -113,9 +116,8 @@ def stage_problems(
             from .schemas import normalize_role  # only for an unusual role: it is heavy
 
             if normalize_role(text) is None:
-                bad_roles.setdefault(f"agent {name} has unknown role {text[:40]!r}", []).append(
-                    stage
-                )
+                what = f"agent {name} has unknown role {text[:40]!r} (roles: {roles_known})"
+                bad.setdefault(what, []).append(stage)
         chosen = cfg.aggregator or aggregator
         if chosen is not None and chosen not in names:
             problems.append(f"stage {stage}: aggregator {chosen!r} is not one of {names}")
@@ -124,10 +126,7 @@ def stage_problems(
                 f"stage {stage}: quorum {cfg.quorum} exceeds its {len(names)} agents "
                 f"({', '.join(names)})"
             )
-    roles_known = ", ".join(sorted(_CANONICAL_ROLES))
-    problems += [  # one line per agent and role, not one per stage that uses it
-        f"{'stages' if len(where) > 1 else 'stage'} {', '.join(where)}: {what} "
-        f"(roles: {roles_known})"
-        for what, where in bad_roles.items()
-    ]
-    return problems
+    return [
+        f"{'stages' if len(where) > 1 else 'stage'} {', '.join(where)}: {what}"
+        for what, where in bad.items()
+    ] + problems

@@ -28,7 +28,8 @@ async def _problem(make_shell: Any, config: str) -> str:
         ),
         (
             '[plugins.consensus]\nagents = ["gemini", "claude", "ghost"]\n',
-            "stage plan: agent 'ghost' is not configured",
+            "stages plan, tasks, implement, validate, audit, unlock: "
+            "agent 'ghost' is not configured",
         ),
         (
             '[plugins.consensus.stages.tasks]\nagents = ["gemini", "claude"]\nquorum = 3\n',
@@ -59,7 +60,9 @@ async def test_stage_settings_that_cannot_resolve_are_config_errors(
 
 async def test_a_disabled_agent_is_not_a_stage_agent(make_shell: Any) -> None:
     line = await _problem(make_shell, "[agents.claude]\nenabled = false\n")
-    assert "stage plan: agent 'claude' is not configured" in line
+    assert (
+        "plan, tasks, implement, validate, audit, unlock: agent 'claude' is not configured" in line
+    )
 
 
 async def test_agents_configured_and_resolvable_pass(make_shell: Any) -> None:
