@@ -356,7 +356,7 @@ class EvidenceWriter:
     def discard(self) -> None:
         """Remove this run's artefacts after a failed write (disk full): a set without
         its synthesis is no record of anything, and must not look like one."""
-        for path in self.dir.glob(f"{self.stage}_{self.stamp}_*"):
+        for path in self.dir.glob(self.path("*").name):  # the names path() gives
             with contextlib.suppress(OSError):
                 path.unlink()
 
