@@ -424,8 +424,10 @@ class Shell:
 
         try:
             check(AgentSpec.from_config(name, cfg))
-        except (ValueError, AgentshellError) as exc:
+        except Exception as exc:  # ValueError/AgentshellError by contract; anything else too
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not isinstance(exc, ValueError | AgentshellError):
+                why = f"the {cfg.backend} backend's check failed: {summarize_exception(exc)}"
             why = why.removeprefix(f"{name}: ")  # the line names the agent already
             where = self.raw_config.locate(("agents", name)) if self.raw_config else ""
             problem = ConfigError(f"{where}: agents.{name}: {configfiles.clip(why, 200)}")
