@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "BadAgentOutput": "errors",
     "FatalAgentError": "errors",
     "CommandError": "errors",
+    "NotStored": "errors",
     "ConfigError": "errors",
     # telemetry
     "Event": "telemetry",
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
         CommandError as CommandError,
         ConfigError as ConfigError,
         FatalAgentError as FatalAgentError,
+        NotStored as NotStored,
         RateLimited as RateLimited,
     )
     from .files import atomic_write as atomic_write

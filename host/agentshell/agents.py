@@ -29,6 +29,7 @@ from .errors import (
     AgentshellError,
     AgentTimeout,
     FatalAgentError,
+    NotStored,
     RateLimited,
 )
 from .redact import redact
@@ -423,7 +424,23 @@ class AgentRunner:
         response.latency_ms = response.latency_ms or (time.monotonic() - start) * 1000
         if request.expect_json and response.parsed is None:
             response.parsed = parse_json_content(response.content)
-        await self.hooks.each("after_agent_call", call=call, response=response)
+        try:
+            # a plugin that could not durably store the answer fails the call: the
+            # command must not report success for outputs that were lost
+            await self.hooks.each(
+                "after_agent_call", propagate=(NotStored,), call=call, response=response
+            )
+        except NotStored as exc:
+            self.telemetry.emit(
+                ev.AgentCallFailed(
+                    **labels,
+                    error_type="not_stored",
+                    error=redact(str(exc))[:500],
+                    attempts=call.attempt,
+                    latency_ms=(time.monotonic() - start) * 1000,
+                )
+            )
+            raise  # the command's error line says it: no progress line repeats it
         capture = bool(getattr(self.telemetry, "capture_content", False))
         self.telemetry.emit(
             ev.AgentCallFinished(

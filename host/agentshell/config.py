@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from .configfiles import Path_, RawConfig
+from .configfiles import Path_, RawConfig, clip, key_text
 from .errors import ConfigError
 from .redact import MASK, is_secret_key, register_secret
 
@@ -194,6 +195,9 @@ class TelemetrySettings(BaseModel):
     """``[telemetry]``: which sinks receive events; ``[telemetry.<sink>]`` per sink."""
 
     model_config = ConfigDict(extra="allow")
+    # every other key is a sink's table ([telemetry.jsonl]); a plain value (``sinkz``,
+    # ``path``) is an unknown key, reported as one (see _format_error)
+    __pydantic_extra__: dict[str, dict[str, Any]] = Field(init=False)
 
     sinks: list[str] = Field(default_factory=lambda: ["jsonl"])
     capture_content: bool = False
@@ -241,17 +245,33 @@ def _format_error(
     raw: RawConfig, err: Mapping[str, Any], prefix: Path_ = (), model: Any = None
 ) -> str:
     loc: Path_ = prefix + _clean_loc(err.get("loc", ()))
-    key = ".".join(str(p) for p in loc) or "(top level)"
+    key = key_text(loc)
     where = raw.locate(loc)
     message = str(err.get("msg", "invalid value"))
+    parent = _model_at(loc[len(prefix) : -1], model or Config)
+    if (
+        err.get("type") == "dict_type"
+        and loc
+        and parent is TelemetrySettings
+        and loc[-1] not in TelemetrySettings.model_fields
+    ):  # a plain value where only sink tables may be: a typo, or a sink setting misplaced
+        guess = difflib.get_close_matches(str(loc[-1]), list(TelemetrySettings.model_fields), n=1)
+        hint = (
+            f" (did you mean '{guess[0]}'?)"
+            if guess
+            else " (a sink's settings go in its own table, [telemetry.<sink>])"
+        )
+        return f"{where}: {key}: unknown key{hint}"
     if err.get("type") == "extra_forbidden" and loc:
         siblings = _siblings(loc[len(prefix) : -1], model or Config)
         guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         hint = f" (did you mean '{guess[0]}'?)" if guess else ""
         if len(loc) == 1:  # a whole section: "[retryy]" or AGENTSHELL_RETRYY__ATTEMPTS
-            return f"{where}: unknown section {str(loc[0])!r}{hint}"
+            return f"{where}: unknown section {clip(loc[0])!r}{hint}"
         message = "unknown key" + hint
-    elif "input" in err:
+    elif "input" in err and not (
+        err.get("type") == "value_error" and isinstance(err["input"], dict | list)
+    ):  # a validator's message about a whole table says what is wrong; the table is noise
         shown: Any = err["input"]
         if is_secret_key(key):
             shown = MASK
@@ -263,8 +283,18 @@ def _format_error(
             shown = text if len(text) <= 60 else text[:57] + "..."
             message += f" (got {shown})"
             return f"{where}: {key}: {message}"
-        message += f" (got {shown!r})"
+        message += f" (got {clip(repr(shown))})"
     return f"{where}: {key}: {message}"
+
+
+def _model_at(path: Path_, model: Any) -> Any:
+    """The model class that holds the key at ``path`` below ``model`` (None if unknown)."""
+    for part in path:
+        field_ = getattr(model, "model_fields", {}).get(part)
+        if field_ is None:
+            return None
+        model = field_.annotation
+    return model
 
 
 def _siblings(path: Path_, model: Any = None) -> list[str]:
@@ -320,22 +350,79 @@ def _delete(data: dict[str, Any], path: Path_) -> None:
     node.pop(path[-1], None)
 
 
+def strict_validate(
+    model: type[M],
+    data: Mapping[str, Any],
+    context: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = True,
+) -> M:
+    """``model`` from config data, strictly: as if the data were JSON (which is what TOML
+    and the environment give), so ``true`` is not the number 1, ``"3"`` is not 3 and a
+    number is not a string, while a path or a choice may still be written as a string.
+    ``strict=False`` for values typed as text (``/telemetry use --set n=3``)."""
+    text = json.dumps(data, default=str)
+    return model.model_validate_json(text, strict=strict, context=dict(context or {}))
+
+
+def unknown_keys(value: Any, data: Any, path: Path_ = ()) -> list[tuple[Path_, list[str]]]:
+    """Keys of ``data`` that ``value`` (validated from it) silently ignored: those of
+    every model that does not choose what to do with other keys (no ``extra`` in its
+    ``model_config``), with the keys it does know, for a "did you mean" hint. So a plugin
+    model written the plain way still rejects a typo (``pth = ...``)."""
+    found: list[tuple[Path_, list[str]]] = []
+    if isinstance(value, BaseModel) and isinstance(data, Mapping):
+        cls = type(value)
+        names: dict[str, str] = {}
+        for name, info in cls.model_fields.items():
+            names[name] = name
+            for alias in (info.alias, info.validation_alias):
+                if isinstance(alias, str):
+                    names[alias] = name
+        shown = [info.alias or name for name, info in cls.model_fields.items()]
+        for key, item in data.items():
+            field_name = names.get(str(key))
+            if field_name is None:
+                if "extra" not in cls.model_config:
+                    found.append(((*path, key), shown))
+                continue
+            found += unknown_keys(getattr(value, field_name, None), item, (*path, key))
+    elif isinstance(value, Mapping) and isinstance(data, Mapping):
+        for key, item in data.items():
+            if key in value:
+                found += unknown_keys(value[key], item, (*path, key))
+    elif isinstance(value, list | tuple) and isinstance(data, list):
+        for i, (one, item) in enumerate(zip(value, data, strict=False)):
+            found += unknown_keys(one, item, (*path, i))
+    return found
+
+
 def check(
     raw: RawConfig,
     model: type[M],
     data: Mapping[str, Any],
     prefix: Path_ = (),
     unit: Callable[[Path_], Path_] | None = None,
+    context: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = True,
 ) -> Checked[M]:
     """Validate ``data`` keeping everything valid: each invalid key is reported (file,
     key, line) and dropped, so it alone falls back to its default. ``unit`` widens what
-    is dropped for a problem at a location (a whole agent, for instance)."""
+    is dropped for a problem at a location (a whole agent, for instance). ``context``
+    reaches the model's validators (``info.context``). Unknown keys are problems in
+    every model, also one that does not forbid them itself (see :func:`unknown_keys`)."""
     work: dict[str, Any] = copy.deepcopy(dict(data))
     located: list[tuple[Path_, str]] = []
     dropped: list[Path_] = []
     for _ in range(50):  # each round drops at least one key: bounded by the data's size
         try:
-            value = model.model_validate(work)
+            value = strict_validate(model, work, context, strict=strict)
+            for loc, known in unknown_keys(value, work):
+                guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+                full = prefix + loc
+                located.append((loc, f"{raw.locate(full)}: {key_text(full)}: unknown key{hint}"))
             break
         except ValidationError as exc:
             progress = False
@@ -379,8 +466,12 @@ def check_config(raw: RawConfig) -> Checked[Config]:
 
 
 def check_section(raw: RawConfig, config: Config, name: str, model: type[M]) -> Checked[M]:
-    """``[plugins.<name>]`` against a plugin's model, keeping every valid key."""
-    return check(raw, model, config.plugins.section(name), ("plugins", name))
+    """``[plugins.<name>]`` against a plugin's model, keeping every valid key. The
+    model's validators find the validated host config in ``info.context["config"]``
+    (to check agent names against ``[agents]``, say)."""
+    return check(
+        raw, model, config.plugins.section(name), ("plugins", name), context={"config": config}
+    )
 
 
 def validate(raw: RawConfig) -> Config:
@@ -432,6 +523,8 @@ __all__ = [
     "check_config",
     "check_section",
     "redacted",
+    "strict_validate",
+    "unknown_keys",
     "validate",
     "validate_section",
 ]

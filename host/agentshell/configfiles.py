@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -123,20 +124,111 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir("agentshell", appauthor=False))
 
 
+#: how deep tables and values may nest: far beyond any real configuration, far below
+#: what would exhaust the interpreter's recursion limit in the parser or the validators
+MAX_DEPTH = 32
+#: a config file larger than this is not a config file (``/dev/zero``, a log)
+MAX_BYTES = 4 * 1024 * 1024
+#: keys and values quoted in error messages are cut to this many characters
+CLIP = 60
+
+
+def clip(text: object, limit: int = CLIP) -> str:
+    """``text`` for an error message: a 1 MB key must not make a 1 MB line."""
+    value = str(text)
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def key_text(path: Path_) -> str:
+    """A dotted key path as messages show it, each part cut (see :func:`clip`)."""
+    return ".".join(clip(p, 40) for p in path) or "(top level)"
+
+
+def file_kind(mode: int) -> str | None:
+    """What a path is when it is not a regular file (None when it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
 def read_toml(path: Path, label: str | None = None) -> Source:
-    """Read one TOML file; a syntax error becomes one ConfigError naming file and line."""
+    """Read one TOML file; a syntax error becomes one ConfigError naming file and line.
+    Only a regular file is read: a FIFO is never opened for a blocking read, a device
+    (``/dev/zero``) is never read at all."""
     label = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{label}: not UTF-8 text ({exc.reason})") from None
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then says what it is
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        kind = file_kind(info.st_mode)
+        if kind is not None:
+            raise ConfigError(f"{label}: is {kind}, not a config file")
+        if info.st_size > MAX_BYTES:
+            raise ConfigError(
+                f"{label}: {info.st_size:,} bytes is too large for a config file "
+                f"(at most {MAX_BYTES:,})"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not UTF-8 text ({exc.reason})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: {_toml_message(exc)}") from None
-    return Source(label=label, data=data, text=text)
+    except RecursionError:  # arrays or inline tables nested hundreds deep
+        raise ConfigError(f"{label}: values nested more than {MAX_DEPTH} levels deep") from None
+    source = Source(label=label, data=data, text=text)
+    check_shape(source)
+    return source
+
+
+def check_shape(source: Source) -> None:
+    """Reject what no setting can hold and what would break the validators: nesting
+    deeper than :data:`MAX_DEPTH`, and NUL characters (no path or name can hold one).
+    Iterative, so it cannot overflow the stack itself."""
+    stack: list[tuple[Path_, Any]] = [((), source.data)]
+    while stack:
+        path, node = stack.pop()
+        if len(path) > MAX_DEPTH:
+            where = source.locate(path[: MAX_DEPTH + 1])
+            raise ConfigError(
+                f"{where}: {key_text(path[:3])}...: nested more than {MAX_DEPTH} levels deep"
+            )
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if "\0" in key:
+                    raise ConfigError(
+                        f"{source.locate(path)}: {key_text((*path, key))}: "
+                        "a key contains a NUL character"
+                    )
+                stack.append(((*path, key), value))
+        elif isinstance(node, list):
+            stack.extend(((*path, i), value) for i, value in enumerate(node))
+        elif isinstance(node, str) and "\0" in node:
+            raise ConfigError(
+                f"{source.locate(path)}: {key_text(path)}: contains a NUL character "
+                "(no path, name or command can hold one)"
+            )
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
@@ -177,7 +269,9 @@ def env_source(environ: Mapping[str, str]) -> Source:
                 raise ConfigError(f"environment variable {name}: conflicts with another variable")
         node[path[-1]] = value
         names[path] = name
-    return Source(label="environment", data=data, env_names=names, unknown_env=unknown)
+    source = Source(label="environment", data=data, env_names=names, unknown_env=unknown)
+    check_shape(source)
+    return source
 
 
 def known_env_names() -> list[str]:
@@ -193,7 +287,7 @@ def parse_env_value(raw: str) -> Any:
     if text and (text[0] in '[{"-' or text[0].isdigit()):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deep: check_shape says so
             pass
     return raw
 
@@ -231,22 +325,15 @@ def load_raw(
         candidates.append(Path(explicit).expanduser())
     problems.extend(_check_dirs(environ))
     for path in candidates:
-        if path.is_dir():  # exists, but is not a file: silently skipping it would hide it
-            label = f"./{PROJECT_FILE}" if path == cwd / PROJECT_FILE else str(path)
-            problem = ConfigError(f"{label}: is a directory, not a config file")
-            if strict:
-                raise problem
-            problems.append(problem)
-            continue
-        if not path.is_file():
-            if (
-                path == candidates[-1]
-                and explicit
-                and str(path) == str(Path(explicit).expanduser())
-            ):
-                problems.append(ConfigError(f"{path}: AGENTSHELL_CONFIG names a missing file"))
-            continue
         label = f"./{PROJECT_FILE}" if path == cwd / PROJECT_FILE else str(path)
+        problem = _not_a_file(path, label, explicit=bool(explicit) and path == candidates[-1])
+        if problem == "":
+            continue  # no such file: nothing to read
+        if problem is not None:
+            if strict:
+                raise ConfigError(problem)
+            problems.append(ConfigError(problem))
+            continue
         try:
             sources.append(read_toml(path, label))
         except ConfigError as exc:
@@ -263,6 +350,23 @@ def load_raw(
     for source in sources:
         merged = deep_merge(merged, source.data)
     return RawConfig(data=merged, sources=sources, problems=problems)
+
+
+def _not_a_file(path: Path, label: str, *, explicit: bool) -> str | None:
+    """Why ``path`` cannot be read as a config file (a directory, a FIFO, a device, a
+    dangling symlink), "" when it does not exist (only AGENTSHELL_CONFIG must), or None
+    when it is a regular file. Skipping any of these silently would hide a mistake."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            target = clip(os.readlink(path), 200)
+            return f"{label}: is a symbolic link to {target}, which does not exist"
+        return f"{path}: AGENTSHELL_CONFIG names a missing file" if explicit else ""
+    except OSError as exc:
+        return f"{label}: cannot read ({exc.strerror})"
+    kind = file_kind(info.st_mode)
+    return None if kind is None else f"{label}: is {kind}, not a config file"
 
 
 def _check_dirs(environ: Mapping[str, str]) -> list[ConfigError]:

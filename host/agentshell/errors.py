@@ -24,6 +24,13 @@ class CommandError(AgentshellError):
     """A command could not do its job; the message is shown to the user as is."""
 
 
+class NotStored(AgentshellError):
+    """What a plugin could not durably store (disk full, store unwritable): raised by an
+    ``after_agent_call`` implementation, it fails the call, and so the command, instead
+    of being reported as a warning. The message is the one line the user sees: name the
+    file and the cause (``cannot store ... in /path/db: database or disk is full``)."""
+
+
 class PluginError(AgentshellError):
     """A plugin failed to load or a hook implementation failed."""
 
@@ -119,6 +126,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "FatalAgentError",
+    "NotStored",
     "PluginError",
     "RateLimited",
 ]

@@ -48,6 +48,11 @@ def register_agent_backends(register: Register) -> None:
     ``complete(call) -> AgentResponse`` and an async ``aclose()``). Agents select a
     backend by ``name`` in their ``backend =`` setting. Factories are only called when
     an agent uses the backend, so heavy imports belong inside them. Return nothing.
+
+    ``register(name, factory, check=fn)`` also gives a check run on every agent of
+    that backend when the configuration is checked: ``fn(spec)`` raises (``ValueError``
+    or an :class:`agentshell.errors.AgentshellError`) with one line saying what is
+    wrong, so a missing option is a config error, not a failure on the first call.
     """
 
 
@@ -152,6 +157,11 @@ def after_agent_call(call: AgentCall, response: AgentResponse) -> None:
 
     ``response.attempts`` says how many attempts it took and ``response.cached`` is
     true when a ``before_agent_call`` implementation answered it. Return nothing.
+
+    Errors are reported as warnings and the call still succeeds, except
+    :class:`agentshell.errors.NotStored`: raise it when the response could not be
+    durably stored (disk full); every other implementation still runs, then the call
+    fails with it, so the command fails with its message instead of reporting success.
     """
 
 

@@ -295,18 +295,31 @@ class PluginHost:
                 self.fail(impl.plugin_name, f"{hook_name}: bad registration: {_why(exc)}")
                 self._report(impl.plugin_name, hook_name, exc)
 
-    async def each(self, hook_name: str, *, startup: bool = False, **kwargs: Any) -> list[Any]:
+    async def each(
+        self,
+        hook_name: str,
+        *,
+        startup: bool = False,
+        propagate: tuple[type[Exception], ...] = (),
+        **kwargs: Any,
+    ) -> list[Any]:
         """Call every implementation, awaiting awaitables; errors are reported, not raised.
 
         ``startup`` (``shell_started``): a plugin whose hook raises keeps the reason in
-        its info (``/plugins`` shows it); a requested one is also marked failed."""
+        its info (``/plugins`` shows it); a requested one is also marked failed.
+        ``propagate``: errors of these types are not reported; every implementation
+        still runs, then the first such error is raised."""
         results = []
+        deferred: Exception | None = None
         for impl in list(self._impls(hook_name)):
             self._trace(hook_name, impl.plugin_name)
             try:
                 result = _invoke(impl, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
+            except propagate as exc:
+                deferred = deferred or exc
+                continue
             except Exception as exc:
                 if startup:
                     self._startup_failed(impl.plugin_name, hook_name, exc)
@@ -314,6 +327,8 @@ class PluginHost:
                 continue
             if result is not None:
                 results.append(result)
+        if deferred is not None:
+            raise deferred
         return results
 
     async def first(self, hook_name: str, **kwargs: Any) -> Any:

@@ -7,6 +7,7 @@ and runner, telemetry, auth, output, data directory and command execution.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import os
 import re
@@ -60,6 +61,7 @@ class Shell:
         self._sink_factories: dict[str, tuple[Callable[..., Any], Any, str]] = {}
         self._backend_factories: dict[str, Callable[[Any], Any]] = {}
         self._backend_owner: dict[str, str] = {}
+        self._backend_checks: dict[str, Callable[[Any], None]] = {}
         self._auth_owner: dict[str, str] = {}
         # agents left out for a configuration problem: name -> the error line
         self.broken_agents: dict[str, str] = {}
@@ -388,15 +390,19 @@ class Shell:
             guess = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean [plugins.{guess[0]}]?)" if guess else ""
             where = self.raw_config.locate(("plugins", name)) if self.raw_config else ""
+            shown = configfiles.clip(name)
             self.output.warn_once(
                 f"plugin-section:{name}",
-                f"{where}: [plugins.{name}]: no plugin named {name!r}{hint}",
+                f"{where}: [plugins.{shown}]: no plugin named {shown!r}{hint}",
             )
 
     def _check_backends(self, strict: bool) -> None:
         """Each configured agent's backend must exist once backends are registered."""
         for name, cfg in self.config.agents.items():
-            if not cfg.enabled or cfg.backend in self._backend_factories:
+            if not cfg.enabled or name in self.broken_agents:
+                continue
+            if cfg.backend in self._backend_factories:
+                self._check_agent_options(name, cfg, strict)
                 continue
             where = self.raw_config.locate(("agents", name, "backend")) if self.raw_config else ""
             available = ", ".join(self.backend_names) or "none"
@@ -406,6 +412,25 @@ class Shell:
             )
             self.broken_agents[name] = str(exc)
             self._config_error(exc, strict, f"agent {name} is left out")
+
+    def _check_agent_options(self, name: str, cfg: Any, strict: bool) -> None:
+        """The backend's own check of an agent's options (``register(..., check=)``)."""
+        check = self._backend_checks.get(cfg.backend)
+        if check is None:
+            return
+        from .agents import AgentSpec
+
+        try:
+            check(AgentSpec.from_config(name, cfg))
+        except Exception as exc:  # ValueError/AgentshellError by contract; anything else too
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not isinstance(exc, ValueError | AgentshellError):
+                why = f"the {cfg.backend} backend's check failed: {summarize_exception(exc)}"
+            why = why.removeprefix(f"{name}: ")  # the line names the agent already
+            where = self.raw_config.locate(("agents", name)) if self.raw_config else ""
+            problem = ConfigError(f"{where}: agents.{name}: {configfiles.clip(why, 200)}")
+            self.broken_agents[name] = str(problem)
+            self._config_error(problem, strict, f"agent {name} is left out")
 
     def _check_agent_auth(self, strict: bool, *, lenient: bool = False) -> None:
         """Each agent's ``auth`` provider must exist once plugins have registered theirs.
@@ -487,6 +512,7 @@ class Shell:
         for name in [n for n, owner in self._backend_owner.items() if owner == plugin]:
             self._backend_factories.pop(name, None)
             self._backend_owner.pop(name, None)
+            self._backend_checks.pop(name, None)
 
     def _drop_sinks(self, plugin: str) -> None:
         for name in [n for n, entry in self._sink_factories.items() if entry[2] == plugin]:
@@ -510,8 +536,14 @@ class Shell:
             self.auth.remove_provider(name)
 
     def _add_backend(self, plugin: str) -> Callable[..., None]:
-        def register(name: str, factory: Callable[[Any], Any]) -> None:
+        def register(
+            name: str,
+            factory: Callable[[Any], Any],
+            check: Callable[[Any], None] | None = None,
+        ) -> None:
             _check_registration("backend", name, factory)
+            if check is not None and not callable(check):
+                raise TypeError("check must be callable")
             if name in self._backend_factories:
                 self.output.warn(
                     f"backend {name!r} from plugin {plugin} clashes with plugin "
@@ -520,6 +552,8 @@ class Shell:
                 return
             self._backend_factories[name] = factory
             self._backend_owner[name] = plugin
+            if check is not None:
+                self._backend_checks[name] = check
 
         return register
 
@@ -615,7 +649,7 @@ class Shell:
         if explicit and unknown and self.raw_config is not None:
             where = self.raw_config.locate(("telemetry", "sinks"))
             available = ", ".join(self.sink_names) or "none"
-            shown = ", ".join(repr(n) for n in unknown)
+            shown = ", ".join(repr(configfiles.clip(n)) for n in unknown)
             self._config_error(
                 ConfigError(
                     f"{where}: telemetry.sinks: unknown telemetry sink {shown} "
@@ -624,8 +658,29 @@ class Shell:
                 strict,
                 "telemetry goes to the other sinks",
             )
+        self._check_sink_tables()
         # the default sinks are a convenience: if their plugin is disabled, do without
         return [name for name in names if name in self._sink_factories]
+
+    def _check_sink_tables(self) -> None:
+        """``[telemetry.<name>]`` for a sink no plugin registered: a typo, or the settings
+        of a sink whose plugin is off; a warning, as for ``[plugins.<name>]``."""
+        import difflib
+
+        if self.raw_config is None:
+            return
+        for name in self.config.telemetry.model_extra or {}:
+            if name in self._sink_factories:
+                continue
+            where = self.raw_config.locate(("telemetry", name))
+            guess = difflib.get_close_matches(name, self.sink_names, n=1)
+            hint = f"did you mean [telemetry.{guess[0]}]? " if guess else ""
+            available = ", ".join(self.sink_names) or "none"
+            self.output.warn_once(
+                f"sink-section:{name}",
+                f"{where}: [telemetry.{configfiles.clip(name)}]: no telemetry sink named "
+                f"{configfiles.clip(name)!r} ({hint}available: {available})",
+            )
 
     def _check_sink_settings(self, names: list[str], strict: bool) -> None:
         """``run``: every sink's settings are checked up front, so their problems are
@@ -650,19 +705,16 @@ class Shell:
         factory, model, _ = entry
         settings: Any = {**self.config.telemetry.sink_section(name), **dict(overrides or {})}
         if model is not None:
-            from pydantic import ValidationError
+            # the same strict check as every other section: a typo (``pth``) is an
+            # unknown key even if the sink's model does not forbid extra keys itself
+            from .config import check
 
-            try:
-                settings = model.model_validate(settings)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                key = ".".join(str(p) for p in first["loc"])
-                where = (
-                    self.raw_config.locate(("telemetry", name, *first["loc"]))
-                    if self.raw_config
-                    else ""
-                )
-                raise ConfigError(f"{where}: telemetry.{name}.{key}: {first['msg']}") from None
+            raw = self.raw_config or configfiles.RawConfig(data={}, sources=[])
+            # --set values are typed text ("3"), converted by the model as before
+            checked = check(raw, model, settings, ("telemetry", name), strict=not overrides)
+            if checked.problems:
+                raise ConfigError("\n".join(checked.problems))
+            settings = checked.value
         return factory(self, settings)
 
     def use_sinks(
@@ -721,11 +773,14 @@ class Shell:
         if not line or line.startswith("#"):
             return 0
         try:
-            command, args = self.commands.resolve(line)
-            result = command.handler(CommandContext(self, args, line, command))
-            if inspect.isawaitable(result):
-                result = await result
-            return int(result or 0)
+            try:
+                command, args = self.commands.resolve(line)
+                result = command.handler(CommandContext(self, args, line, command))
+                if inspect.isawaitable(result):
+                    result = await result
+                return int(result or 0)
+            except BaseExceptionGroup as group:  # a TaskGroup's: report its first real error
+                raise _first_error(group) from None
         except asyncio.CancelledError:
             raise
         except AgentshellError as exc:
@@ -734,8 +789,14 @@ class Shell:
         except OSError as exc:
             # a file or network problem is the user's to fix: say what, not where in Python
             what = exc.strerror or str(exc) or type(exc).__name__
-            target = f": {exc.filename}" if exc.filename else ""
-            self.output.error(f"{line.split()[0]}: {what}{target}")
+            if exc.filename:
+                self.output.error(
+                    f"{line.split()[0]}: cannot write {exc.filename}: {what}"
+                    if exc.errno in _WRITE_ERRNOS
+                    else f"{line.split()[0]}: {what}: {exc.filename}"
+                )
+            else:
+                self.output.error(f"{line.split()[0]}: {what}")
             if self.environ.get("AGENTSHELL_DEBUG"):
                 import traceback
 
@@ -859,3 +920,18 @@ def fix_advice(lines: list[str]) -> str:
     advice = ["fix the file"] if in_files else []
     advice += [f"unset {name} with /set-env {name}=" for name in names]
     return f"{' and '.join(advice)}, then run /config reload"
+
+
+#: errors that only a write can cause: the message says "cannot write <file>"
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a TaskGroup's failure stands for: its first error that is not a
+    cancellation (a sibling cancelled because of it), else the group itself."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            exc = _first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError | BaseExceptionGroup):
+            return exc
+    return group

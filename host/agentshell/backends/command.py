@@ -271,9 +271,14 @@ def make_backend(shell: Any) -> CommandBackend:
     return CommandBackend(shell)
 
 
+def check_agent(agent: AgentSpec) -> None:
+    """When the configuration is checked: ``command`` and ``prompt_mode`` are usable."""
+    build_argv(agent, "")
+
+
 @hookimpl
 def register_agent_backends(register: Register) -> None:
-    register("command", make_backend)
+    register("command", make_backend, check=check_agent)
 
 
-__all__ = ["CommandBackend", "build_argv", "make_backend", "prompt_text"]
+__all__ = ["CommandBackend", "build_argv", "check_agent", "make_backend", "prompt_text"]

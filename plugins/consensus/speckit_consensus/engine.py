@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from agentshell.agents import AgentRequest, AgentResponse, AgentSpec, Progress, parse_json_content
-from agentshell.errors import AgentError, CommandError
-from agentshell.files import atomic_write
+from agentshell.errors import AgentError, CommandError, NotStored
+from agentshell.files import atomic_write, clean_stale_temps
 from agentshell.redact import redact
 
 from . import prompts
 from .agents import StagePlan, resolve, sync_default_agents
 from .config import ConsensusSettings
 from .events import ConsensusSynthesized, PipelineStageStarted, call_labels
-from .evidence import EvidenceWriter, Totals, rel, totals
+from .evidence import EvidenceWriter, Totals, clean_stale_temps as clean_evidence_temps, rel, totals
 from .markdown import StageMeta, render_stage
 from .schemas import Role, validate_output
 from .stages import Stage, validate_spec_id
@@ -170,6 +170,9 @@ async def run_stage(
     kept with this stage's verdict (Markdown status comment, synthesis record)."""
     started = time.monotonic()
     spec_dir, evidence_dir = spec_paths(shell, settings, spec_id)
+    # a run killed mid-write left hidden temp files: clear them (not a live writer's)
+    clean_stale_temps(spec_dir)
+    clean_evidence_temps(evidence_dir, spec_id)
     sync_default_agents(shell, settings.demo_latency_scale)  # /config reload may change it
     plan: StagePlan = resolve(stage, settings, shell.agents)
     template = prompts.load_template(stage, plan.template, Path(shell.cwd))
@@ -358,5 +361,7 @@ def _record(
             conflicts=synthesis.conflicts,
             synthesis_path=str(synthesis_path) if synthesis_path else None,
         )
-    except Exception as exc:  # the resume store must not lose the stage's result
+    except NotStored:
+        raise  # a stage whose result was not stored must not report success
+    except Exception as exc:  # a bug in the store must not lose the stage's result
         _warn(shell, "resume-record", "recording the stage in the resume store", exc)

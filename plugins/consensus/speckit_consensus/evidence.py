@@ -12,6 +12,7 @@ Earlier releases wrote ``<stage>_<UTC timestamp>_…``; readers accept both name
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -20,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentshell import files
 from agentshell.agents import TokenUsage
 from agentshell.errors import CommandError
 from agentshell.files import atomic_write
@@ -327,7 +329,11 @@ class EvidenceWriter:
             ).model_dump_json()
         )
         pending.append((telemetry_path, "\n".join(lines) + "\n"))
-        write_all(pending)
+        try:
+            write_all(pending)
+        except OSError:
+            self.discard()
+            raise
         record = SynthesisRecord(
             spec_id=spec_id,
             stage=self.stage,
@@ -355,8 +361,25 @@ class EvidenceWriter:
             markdown_path=md,
             forced_over=dict(forced_over or {}),
         )
-        atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
+        try:
+            atomic_write(synthesis_path, record.model_dump_json(indent=2) + "\n")
+        except OSError:
+            self.discard()
+            raise
         return record
+
+    def discard(self) -> None:
+        """Remove this run's artefacts after a failed write (disk full): a set without
+        its synthesis is no record of anything, and must not look like one."""
+        for path in self.dir.glob(self.path("*").name):  # the names path() gives
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def clean_stale_temps(evidence_dir: Path, spec_id: str) -> None:
+    """Remove the temp files a killed run left in the spec's evidence folder (a live
+    writer's are kept: see :func:`agentshell.files.clean_stale_temps`)."""
+    files.clean_stale_temps(evidence_dir / "consensus" / spec_id)
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -9,7 +9,7 @@ import uuid
 from typing import Any, Literal
 
 from agentshell import format_usd
-from agentshell.errors import CommandError
+from agentshell.errors import CommandError, NotStored
 from agentshell.redact import redact
 
 from .config import ConsensusSettings
@@ -89,8 +89,18 @@ def resume_off_reason(shell: Any) -> str:
     return f"the resume store is disabled ([plugins.{RESUME_PLUGIN}] enabled = false)"
 
 
-def finish(shell: Any, ids: RunIds, status: RunStatus, spec_id: str, started: float) -> None:
-    """The run ended: tell the resume store, and close the run's trace."""
+def finish(
+    shell: Any,
+    ids: RunIds,
+    status: RunStatus,
+    spec_id: str,
+    started: float,
+    *,
+    failing: bool = False,
+) -> None:
+    """The run ended: close the run's trace, and the run in the resume store. When the
+    run succeeded, a store that cannot record it fails the command (NotStored); when it
+    is ``failing`` already, the error that failed it is the one the user sees."""
     shell.telemetry.emit(
         PipelineRunFinished(
             spec_id=spec_id,
@@ -105,8 +115,11 @@ def finish(shell: Any, ids: RunIds, status: RunStatus, spec_id: str, started: fl
         return
     try:
         store.finish_run(ids.run_id, status)
+    except NotStored:
+        if not failing:
+            raise
     except Exception as exc:
-        shell.output.warn(f"resume store: finishing run failed: {type(exc).__name__}: {exc}")
+        shell.output.warn(f"resume store: cannot record the end of run {ids.run_id}: {exc}")
 
 
 def stage_cost(cost_usd: float | None, recorded: bool) -> str:
@@ -343,7 +356,7 @@ async def run(
             forced_over=forced_over,
         )
     except asyncio.CancelledError:
-        finish(shell, ids, "cancelled", spec_id, started)
+        finish(shell, ids, "cancelled", spec_id, started, failing=True)
         # a resume of the branch starts at its fork stage (or plan); say where this began
         natural = fork or "plan"
         again = continue_hint(
@@ -356,7 +369,7 @@ async def run(
         shell.output.info(f"cancelled at {current[0]}; continue with: {again}")
         raise
     except BaseException:
-        finish(shell, ids, "failed", spec_id, started)
+        finish(shell, ids, "failed", spec_id, started, failing=True)
         raise
     finish(shell, ids, "halted" if code == EXIT_HALT else "ok", spec_id, started)
     if code == 0 and not single:

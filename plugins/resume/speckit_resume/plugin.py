@@ -9,9 +9,11 @@ every fresh output the moment it arrives (docs/resume.md has the exact rule).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from agentshell.agents import AgentCall, AgentResponse
+from agentshell.errors import NotStored
 from agentshell.plugins import hookimpl
 
 from .service import STATE_KEY, ResumeService, service_for
@@ -76,4 +78,7 @@ def agent_call_failed(call: AgentCall, error: BaseException) -> None:
     # synchronous on purpose: this also runs while the caller is being cancelled
     service = service_for(call.context)
     if service is not None:
-        service.save_failure(call, error)
+        # a failure row is never replayed, so losing it loses no answer; the stage
+        # already fails on the write that mattered (a full disk fails both)
+        with contextlib.suppress(NotStored):
+            service.save_failure(call, error)

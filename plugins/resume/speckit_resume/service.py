@@ -15,11 +15,13 @@ import hashlib
 import json
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentCall, AgentResponse, TokenUsage
-from agentshell.errors import CommandError
+from agentshell.errors import CommandError, NotStored
 from agentshell.redact import redact, redact_tree
 
 from .branches import check_spec_id, normalize_stage
@@ -77,6 +79,25 @@ class ResumeService:
                     )
         return self._store
 
+    @contextmanager
+    def storing(self, what: str) -> Iterator[None]:
+        """A write the run depends on: a database or file error (disk full, read-only)
+        becomes :class:`NotStored`, one line naming the store file and the cause, which
+        fails the call or stage instead of a warning after which the run reports
+        success. The store's transaction was rolled back, so what it holds is whole."""
+        try:
+            yield
+        except NotStored:
+            raise
+        except Exception as exc:
+            import sqlite3
+
+            if not isinstance(exc, sqlite3.Error | OSError):
+                raise
+            cause = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            where = f"the resume store {self.path}"
+            raise NotStored(f"cannot store {what} in {where}: {cause}") from None
+
     @property
     def opened(self) -> bool:
         return self._store is not None
@@ -130,15 +151,17 @@ class ResumeService:
             goal = stored
         elif fork and branch_id is not None and goal is None:
             goal = store.branch_goal(branch_id)  # a child keeps its parent's goal
-        start = store.begin_run(
-            spec_id=spec_id, goal=goal, from_stage=fork, resume=resume, branch_id=branch_id
-        )
+        with self.storing(f"the start of a {spec_id} run"):
+            start = store.begin_run(
+                spec_id=spec_id, goal=goal, from_stage=fork, resume=resume, branch_id=branch_id
+            )
         self._runs.add(start.run_id)
         self._branches.add(start.branch_id)
         return {**start.model_dump(), "goal": goal}
 
     def finish_run(self, run_id: str, status: str) -> None:
-        self.store.finish_run(run_id, status)
+        with self.storing(f"the end of run {run_id[:8]}"):
+            self.store.finish_run(run_id, status)
 
     def complete_branches(self, spec_id: str, prefix: str = "") -> list[str]:
         """Tab completion: the spec's branch ids starting with ``prefix``, newest first.
@@ -173,16 +196,17 @@ class ResumeService:
         conflicts: list[Any],
         synthesis_path: str | None,
     ) -> None:
-        self.store.add_stage_result(
-            run_id=run_id,
-            branch_id=branch_id,
-            spec_id=spec_id,
-            stage=stage,
-            status=status,
-            agreements=redact_tree(list(agreements)),
-            conflicts=redact_tree(list(conflicts)),
-            synthesis_path=synthesis_path,
-        )
+        with self.storing(f"the {stage} result of {spec_id}"):
+            self.store.add_stage_result(
+                run_id=run_id,
+                branch_id=branch_id,
+                spec_id=spec_id,
+                stage=stage,
+                status=status,
+                agreements=redact_tree(list(agreements)),
+                conflicts=redact_tree(list(conflicts)),
+                synthesis_path=synthesis_path,
+            )
 
     def record_validation(
         self,
@@ -197,15 +221,16 @@ class ResumeService:
     ) -> None:
         """Mark the output a call on this branch resolves to; an invalid one is never
         reused again."""
-        self.store.set_validation(
-            spec_id=spec_id,
-            branch_id=branch_id,
-            stage=stage,
-            agent=agent,
-            prompt_hash=prompt_hash,
-            valid=valid,
-            error=redact(error)[:500] if error else None,
-        )
+        with self.storing(f"the {stage} validation of agent {agent}"):
+            self.store.set_validation(
+                spec_id=spec_id,
+                branch_id=branch_id,
+                stage=stage,
+                agent=agent,
+                prompt_hash=prompt_hash,
+                valid=valid,
+                error=redact(error)[:500] if error else None,
+            )
 
     # -- hook logic --------------------------------------------------------------------
 
@@ -270,7 +295,8 @@ class ResumeService:
             run_id = call.context.get("run_id")
             if isinstance(run_id, str) and run_id in self._runs:
                 usage = response.usage
-                self.store.add_replay(run_id, usage.total_tokens if usage is not None else 0)
+                with self.storing(f"the replay of agent {call.agent.name}"):
+                    self.store.add_replay(run_id, usage.total_tokens if usage is not None else 0)
             return
         record = self._record(
             call,
@@ -284,7 +310,8 @@ class ResumeService:
             recorded=response.recorded,
         )
         if record is not None:
-            self.store.add_output(record)
+            with self.storing(f"the {record.stage} answer of agent {record.agent}"):
+                self.store.add_output(record)
 
     def save_failure(self, call: AgentCall, error: BaseException) -> None:
         message = str(error).strip() or type(error).__name__
@@ -297,7 +324,8 @@ class ResumeService:
             error=redact(message)[:500],
         )
         if record is not None:
-            self.store.add_output(record)
+            with self.storing(f"the {record.stage} failure of agent {record.agent}"):
+                self.store.add_output(record)
 
 
 def service_for(context: dict[str, Any]) -> ResumeService | None:

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,11 @@ class Store(Reports):
                 yield conn
                 self._retry(lambda: conn.execute("COMMIT"))
             except BaseException:
+                # SQLite may already have rolled back (disk full); a failing ROLLBACK
+                # must not hide the error that caused it
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

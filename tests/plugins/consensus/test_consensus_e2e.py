@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agentshell.errors import ConfigError
 from agentshell.plugins import hookimpl
 from agentshell.telemetry import AgentCallFinished
 from speckit_consensus.events import (
@@ -351,13 +352,15 @@ async def test_bad_spec_ids_are_one_line_errors_and_write_nothing(
 async def test_missing_spec_unknown_stage_and_unknown_agent(
     make_shell: Any, output: Any, openai_server: OpenAIServer, agents: Agents, spec_dir: Path
 ) -> None:
-    shell = await make_shell(config=config(openai_server, extra='agents = ["ghost"]\n'))
+    shell = await make_shell(config=config(openai_server))
     assert await shell.execute("/spec-auto NOPE") == 1
     assert "no spec 'NOPE': docs/NOPE/spec.md does not exist" in output.errors
     assert await shell.execute(f"/spec-auto {SPEC} --from review") == 1
     assert "unknown stage 'review'" in output.errors
-    assert await shell.execute(f"/spec-plan {SPEC}") == 1
-    assert "agent 'ghost' is not configured" in output.errors
+    await shell.stop()
+    # an unknown agent is a config error before anything runs, not when a stage does
+    with pytest.raises(ConfigError, match="agent 'ghost' is not configured"):
+        await make_shell(config=config(openai_server, extra='agents = ["ghost"]\n'))
 
 
 async def test_status_and_completion(
