@@ -11,13 +11,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agentshell.telemetry import (
-    AgentCallStarted,
-    ConsensusSynthesized,
-    MetricsTokens,
-    PipelineStageCompleted,
-)
+from agentshell.telemetry import AgentCallStarted
+from speckit_consensus.events import ConsensusSynthesized, PipelineStageCompleted
 from speckit_consensus.stages import STAGES
+from speckit_metrics.events import MetricsTokens
 from tests.helpers.events import ListSinkPlugin
 from tests.helpers.paths import REPO
 
@@ -54,7 +51,7 @@ async def test_metrics_tokens_is_emitted_as_each_stage_reaches_its_verdict(
             first_call = min(
                 i
                 for i, e in enumerate(events)
-                if isinstance(e, AgentCallStarted) and e.stage == following
+                if isinstance(e, AgentCallStarted) and e.labels.get("spec_kit.stage") == following
             )
             assert metrics < first_call, stage
         # the session's totals at that moment: every call of this stage is counted
