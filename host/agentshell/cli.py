@@ -4,6 +4,8 @@
     agentshell run "/cmd ..." ["/cmd2 ..."]    run commands, exit non-zero on failure
     agentshell run -f FILE                     run a script of commands ('-' for stdin)
     agentshell plugins [--json]                list plugins and their state
+    agentshell install NAME... / uninstall NAME...   add or remove plugin distributions
+                                               in agentshell's own environment
     agentshell --version
 
 Start-up is a feature: ``--version`` answers before anything heavy is imported, and
@@ -38,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     ns = parser.parse_args(args)
     try:
+        if ns.cmd in ("install", "uninstall"):
+            from . import install
+
+            return install.install(ns) if ns.cmd == "install" else install.uninstall(ns)
         import asyncio
 
         if ns.cmd == "run":
@@ -149,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     plugins = sub.add_parser("plugins", help="list plugins and their state")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    from .install import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
