@@ -5,103 +5,34 @@ agentshell, then used through the real console script.
 Offline and fast: both wheels are built with this environment's hatchling (no build
 isolation, no index), installed without dependencies by this environment's pip into
 the new venv, and the new venv sees the already-installed third-party dependencies
-(pydantic, prompt_toolkit...) through a .pth file pointing at a directory of symlinks
-to them — agentshell itself is deliberately not among them, so the venv's agentshell
-is the one built from the repo."""
+(pydantic, prompt_toolkit...) through a .pth file (tests/helpers/venvs.py) — agentshell
+itself is deliberately not among them, so the venv's agentshell is the one built from
+the repo."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.paths import REPO
+from tests.helpers.venvs import build, make_venv, pip_install, run, shell_env
 
 PLUGIN = REPO / "tests" / "thirdparty" / "agentshell-hello"
 
 pytestmark = pytest.mark.slow
 
 
-def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)  # type: ignore[call-overload]
-    assert done.returncode == 0, f"{argv}\n{done.stdout}\n{done.stderr}"
-    return done  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("thirdparty")
-    env_dir = root / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)])
-    python = env_dir / "bin" / "python"
-    site = Path(
-        run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
-        ).stdout.strip()
-    )
-
-    # the dependencies, minus anything of agentshell's own (its dist-info and .pth)
-    deps = root / "deps"
-    deps.mkdir()
-    ours = Path(sysconfig.get_path("purelib"))
-    for entry in ours.iterdir():
-        name = entry.name.lower()
-        if name.startswith(("agentshell", "_editable_impl_agentshell", "__editable__")):
-            continue
-        if name.endswith(".pth") or name in {"pip", "__pycache__"}:
-            continue
-        (deps / entry.name).symlink_to(entry)
-    (site / "zz_shared_deps.pth").write_text(str(deps) + "\n", encoding="utf-8")
-
+    env_dir = make_venv(root)
     wheels = root / "wheels"
-    for project in (REPO, PLUGIN):
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "--no-index",
-                "-q",
-                "-w",
-                str(wheels),
-                str(project),
-            ],
-            cwd=root,
-        )
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-deps",
-            "--no-index",
-            "-q",
-            *map(str, sorted(wheels.glob("*.whl"))),
-        ],
-        cwd=root,
-    )
+    build([REPO, PLUGIN], wheels, sdist=False)
+    pip_install(env_dir, "--no-deps", "--no-index", *map(str, sorted(wheels.glob("*.whl"))))
     return env_dir
-
-
-def shell_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AGENTSHELL_", "PYTHON", "VIRTUAL_ENV"))
-    }
-    env.update(AGENTSHELL_HOME=str(tmp / "home"), AGENTSHELL_TELEMETRY_SINKS="null", **extra)
-    return env
 
 
 def test_thirdparty_plugin_appears_runs_and_can_be_disabled(venv: Path, tmp_path: Path) -> None:
