@@ -182,6 +182,8 @@ class Installer:
                 argv.append("--reinstall")
             if ns.no_cache_dir:
                 argv.append("--no-cache")
+        if ns.quiet:
+            argv.append("--quiet")
         if ns.upgrade:
             argv.append("--upgrade")
         if ns.no_index:
@@ -258,7 +260,7 @@ def _plugins_phrase(plugins: Sequence[str]) -> str:
     return f"{noun} {', '.join(plugins)}"
 
 
-def _report_installed(
+def report_installed(
     before: Environment,
     after: Environment,
     requested: list[str],
@@ -301,7 +303,7 @@ def _report_installed(
                 f"{ENTRY_POINT_GROUP!r}): agentshell loads nothing from it"
             )
             continue
-        via = f" (through {', '.join(through)})" if through else ""
+        via = f" (through {', '.join(sorted(through))})" if through else ""
         say(f"{label}: {_plugins_phrase(sorted(set(found)))}{via}")
         for plugin in dist.plugins:
             others = [o for o in owners.get(plugin, []) if normalize(o) != key]
@@ -328,16 +330,20 @@ def install(ns: argparse.Namespace) -> int:
         _err(f"error: installing failed ({installer.kind} exited with status {status})")
         return EXIT_FAILED
     requested = [n for n in (requested_name(a) for a in [*ns.names, *ns.editable]) if n]
-    _report_installed(before, Environment.scan(), requested)
+    report_installed(before, Environment.scan(), requested)
     return EXIT_OK
 
 
 def _confirm(prompt: str) -> bool:
     print(prompt, end="", flush=True)
+    stdin = sys.stdin
     try:
-        answer = sys.stdin.readline()
+        answer = stdin.readline() if stdin is not None else ""
+        echoed = stdin is not None and stdin.isatty()
     except (OSError, ValueError):
-        return False
+        answer, echoed = "", False
+    if not echoed:
+        print()  # the answer was not echoed: end the prompt's line
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -402,6 +408,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="a distribution or requirement")
     p.add_argument("-U", "--upgrade", action="store_true", help="upgrade to the newest version")
+    p.add_argument("-q", "--quiet", action="store_true", help="less output from pip")
     p.add_argument(
         "-e",
         "--editable",
