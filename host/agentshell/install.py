@@ -264,29 +264,37 @@ def report_installed(
     before: Environment,
     after: Environment,
     requested: list[str],
+    *,
+    unnamed: bool = False,
     say: Say = print,
     warn: Say = _err,
 ) -> None:
-    """Say which plugins came with what was installed; warn about a requested (or new
-    top-level) distribution that registers no plugin, or a plugin name already taken."""
-    changed = [
-        key
-        for key, dist in after.dists.items()
-        if key not in before.dists or before.dists[key].version != dist.version
-    ]
-    required_by_others = {
-        req
-        for key in {*changed, *requested}
-        if key in after.dists
-        for req in after.dists[key].requires
-    }
-    targets = list(
-        dict.fromkeys([*requested, *(k for k in changed if k not in required_by_others)])
-    )
+    """Say which plugins came with each requested distribution (``requested``: their
+    normalized names); warn about one that registers no plugin, or a plugin name that
+    another distribution has too. ``unnamed``: some arguments were URLs or archives
+    whose names are known only now, so the new top-level distributions count as
+    requested too (never the dependencies: those need no plugin)."""
+    targets = list(dict.fromkeys(requested))
+    if unnamed or not targets:
+        changed = [
+            key
+            for key, dist in after.dists.items()
+            if key not in before.dists or before.dists[key].version != dist.version
+        ]
+        required = {
+            req
+            for key in {*changed, *targets}
+            if key in after.dists
+            for req in after.dists[key].requires
+        }
+        targets += [key for key in changed if key not in required and key not in targets]
     owners = after.plugin_owners()
     for key in targets:
         dist = after.dists.get(key)
-        if dist is None or key == HOST_DISTRIBUTION:
+        if dist is None:
+            continue
+        if key == HOST_DISTRIBUTION:  # e.g. install -U agentshell, or 'agentshell[otlp]'
+            say(f"{dist.name} {dist.version} (the shell itself)")
             continue
         found: list[str] = []
         through: list[str] = []
@@ -329,8 +337,9 @@ def install(ns: argparse.Namespace) -> int:
     if status != 0:
         _err(f"error: installing failed ({installer.kind} exited with status {status})")
         return EXIT_FAILED
-    requested = [n for n in (requested_name(a) for a in [*ns.names, *ns.editable]) if n]
-    report_installed(before, Environment.scan(), requested)
+    names = [requested_name(arg) for arg in [*ns.names, *ns.editable]]
+    requested = [name for name in names if name]
+    report_installed(before, Environment.scan(), requested, unnamed=len(requested) < len(names))
     return EXIT_OK
 
 

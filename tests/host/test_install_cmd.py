@@ -42,11 +42,11 @@ META = Dist(
 
 
 def report(
-    before: Environment, after: Environment, requested: list[str]
+    before: Environment, after: Environment, requested: list[str], *, unnamed: bool = False
 ) -> tuple[list[str], list[str]]:
     said: list[str] = []
     warned: list[str] = []
-    report_installed(before, after, requested, say=said.append, warn=warned.append)
+    report_installed(before, after, requested, unnamed=unnamed, say=said.append, warn=warned.append)
     return said, warned
 
 
@@ -83,6 +83,23 @@ def test_an_unnamed_install_reports_the_new_top_level_distribution() -> None:
     hello = Dist("agentshell-hello", "0.3.0", ("hello",), ("agentshell", "pydantic"))
     said, warned = report(env(HOST), env(HOST, PYDANTIC, hello), [])
     assert said == ["agentshell-hello 0.3.0: plugin hello"]
+    assert warned == []
+    # beside a named one (`install agentshell-speckit-metrics ./hello.tar.gz`)
+    after = env(HOST, PYDANTIC, PRICES, METRICS, hello)
+    said, warned = report(env(HOST), after, ["agentshell-speckit-metrics"], unnamed=True)
+    assert said == [
+        "agentshell-speckit-metrics 0.2.0: plugin metrics",
+        "agentshell-hello 0.3.0: plugin hello",
+    ]
+    assert warned == []
+
+
+def test_an_extra_of_the_host_names_the_host_and_warns_about_nothing() -> None:
+    # `agentshell install 'agentshell[otlp]'`: the extra's packages have no plugin and
+    # need none
+    otel = Dist("opentelemetry-sdk", "1.30.0")
+    said, warned = report(env(HOST, PYDANTIC), env(HOST, PYDANTIC, otel), ["agentshell"])
+    assert said == ["agentshell 0.2.0 (the shell itself)"]
     assert warned == []
 
 
