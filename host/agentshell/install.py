@@ -372,6 +372,11 @@ def uninstall(ns: argparse.Namespace) -> int:
             _err(f"error: {name} is not installed in agentshell's environment ({sys.prefix})")
         _err("nothing was uninstalled")
         return EXIT_FAILED
+    try:
+        installer = find_installer()  # before asking: a "yes" must not end in "cannot"
+    except InstallError as exc:
+        _err(f"error: {exc}")
+        return EXIT_FAILED
     dists = [d for d in (env.get(k) for k in keys) if d is not None]
     for dist in dists:
         what = _plugins_phrase(dist.plugins) if dist.plugins else "no agentshell plugin"
@@ -386,13 +391,13 @@ def uninstall(ns: argparse.Namespace) -> int:
         _err("error: not confirmed, nothing was uninstalled (-y uninstalls without asking)")
         return EXIT_FAILED
     try:
-        status = _run(find_installer().uninstall_argv([d.name for d in dists]))
+        status = _run(installer.uninstall_argv([d.name for d in dists]))
     except InstallError as exc:
         _err(f"error: {exc}")
         return EXIT_FAILED
     forget_discovered_plugins()
     if status != 0:
-        _err(f"error: uninstalling failed (status {status})")
+        _err(f"error: uninstalling failed ({installer.kind} exited with status {status})")
         return EXIT_FAILED
     after = Environment.scan()
     for dist in dists:

@@ -177,6 +177,11 @@ def test_install_without_pip_or_uv_is_one_error_line_saying_how_to_fix_it(
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: pip is not available in agentshell's environment")
     assert python_of(env_dir) in line and "uv tool install agentshell --with" in line
+    # uninstall says so before asking (pydantic: installed, through the shared deps)
+    refused = shell(env_dir, env, "uninstall", "pydantic", stdin="y\n")
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.splitlines() == [line]
 
 
 def test_install_falls_back_to_uv_when_the_environment_has_no_pip(
