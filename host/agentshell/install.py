@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .plugins import CACHE_FILE, ENTRY_POINT_GROUP
+
 if TYPE_CHECKING:
     import argparse
 
 HOST_DISTRIBUTION = "agentshell"
-ENTRY_POINT_GROUP = "agentshell"  # plugins.ENTRY_POINT_GROUP: not imported, it pulls in pluggy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -71,20 +72,21 @@ class Environment:
         importlib.invalidate_caches()  # pip just changed site-packages under us
         dists: dict[str, Dist] = {}
         for dist in md.distributions():
-            name = dist.metadata["Name"]
-            if not name:
-                continue
-            key = normalize(name)
-            if key in dists:
-                continue  # shadowed by an earlier sys.path entry, as importing would be
-            dists[key] = Dist(
-                name=name,
-                version=dist.version,
-                plugins=tuple(
-                    sorted(ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP)
-                ),
-                requires=tuple(_required_names(dist.requires or ())),
-            )
+            try:
+                name = dist.metadata["Name"]
+                if not name or normalize(name) in dists:
+                    continue  # no name, or shadowed by an earlier sys.path entry
+                found = Dist(
+                    name=name,
+                    version=dist.version or "",
+                    plugins=tuple(
+                        sorted(ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP)
+                    ),
+                    requires=tuple(_required_names(dist.requires or ())),
+                )
+            except Exception:
+                continue  # broken metadata of someone else's: it must not stop the command
+            dists[normalize(name)] = found
         return cls(dists)
 
     def get(self, name: str) -> Dist | None:
@@ -239,7 +241,6 @@ def forget_discovered_plugins() -> None:
     import contextlib
 
     from .configfiles import data_dir
-    from .plugins import CACHE_FILE
 
     with contextlib.suppress(OSError):  # none yet, or not ours: its key changed anyway
         os.unlink(data_dir() / CACHE_FILE)
