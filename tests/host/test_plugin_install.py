@@ -142,6 +142,26 @@ def test_install_and_uninstall_a_plugin_in_the_shells_own_environment(
     assert listed.returncode == 0 and "faults" not in listed.stdout
     assert "builtins" in listed.stdout and "metrics" not in listed.stdout
 
+    # the meta package: its plugins come through its dependencies, one distribution each
+    done = shell(
+        env_dir, env, "install", "-q", "--no-index", "-f", str(dists), "agentshell-speckit"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "agentshell-speckit 0.2.0: plugins consensus, device_login, faults, metrics, resume "
+        "(through agentshell-speckit-consensus, agentshell-speckit-device-login, "
+        "agentshell-speckit-faults, agentshell-speckit-metrics, agentshell-speckit-resume)"
+    )
+    speckit = {
+        name: (item["distribution"], item["version"], item["state"])
+        for name, item in plugins(env_dir, env).items()
+        if not item["builtin"]
+    }
+    assert speckit == {
+        name: (f"agentshell-speckit-{name.replace('_', '-')}", "0.2.0", "loaded")
+        for name in ["consensus", "device_login", "faults", "metrics", "resume"]
+    }
+
 
 @pytest.fixture(scope="module")
 def host_without_pip(dists: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
