@@ -4,8 +4,9 @@
     agentshell run "/cmd ..." ["/cmd2 ..."]    run commands, exit non-zero on failure
     agentshell run -f FILE                     run a script of commands ('-' for stdin)
     agentshell plugins [--json]                list plugins and their state
-    agentshell install NAME... / uninstall NAME...   add or remove plugin distributions
-                                               in agentshell's own environment
+    agentshell install NAME... [-U] [-e PATH]  add plugin distributions to the environment
+                                               agentshell runs in (install.py: pip or uv)
+    agentshell uninstall [-y] NAME...          remove them from it
     agentshell --version
 
 Start-up is a feature: ``--version`` answers before anything heavy is imported, and
