@@ -4,6 +4,9 @@
     agentshell run "/cmd ..." ["/cmd2 ..."]    run commands, exit non-zero on failure
     agentshell run -f FILE                     run a script of commands ('-' for stdin)
     agentshell plugins [--json]                list plugins and their state
+    agentshell install NAME... [-U] [-e PATH]  add plugin distributions to the environment
+                                               agentshell runs in (install.py: pip or uv)
+    agentshell uninstall [-y] NAME...          remove them from it
     agentshell --version
 
 Start-up is a feature: ``--version`` answers before anything heavy is imported, and
@@ -38,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     ns = parser.parse_args(args)
     try:
+        if ns.cmd in ("install", "uninstall"):
+            from . import install
+
+            return install.install(ns) if ns.cmd == "install" else install.uninstall(ns)
         import asyncio
 
         if ns.cmd == "run":
@@ -149,7 +156,59 @@ def _parser() -> argparse.ArgumentParser:
     )
     plugins = sub.add_parser("plugins", help="list plugins and their state")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    _install_parsers(sub)
     return parser
+
+
+def _install_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``install`` and ``uninstall`` (install.py does the work; it is imported only for
+    them, so defining their options here costs the other commands nothing)."""
+    p = sub.add_parser(
+        "install",
+        help="install plugin distributions into agentshell's own environment",
+        description=(
+            "Install distributions (plugins) into the environment agentshell runs in, "
+            "with pip (or uv when that environment has no pip), then list the plugins "
+            "they registered. Works for pipx and uv tool installs."
+        ),
+        epilog="e.g. agentshell install agentshell-speckit-metrics",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="a distribution or requirement")
+    p.add_argument("-U", "--upgrade", action="store_true", help="upgrade to the newest version")
+    p.add_argument("-q", "--quiet", action="store_true", help="less output from pip")
+    p.add_argument(
+        "-e",
+        "--editable",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="install the project at PATH in editable mode (repeatable)",
+    )
+    p.add_argument(
+        "-f",
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also look for distributions in DIR or at a URL (repeatable)",
+    )
+    p.add_argument("-i", "--index-url", metavar="URL", help="use this package index")
+    p.add_argument("--no-index", action="store_true", help="do not use a package index (with -f)")
+    p.add_argument("--pre", action="store_true", help="allow pre-release versions")
+    p.add_argument("--force-reinstall", action="store_true", help="reinstall even when up to date")
+    p.add_argument("--no-cache-dir", action="store_true", help="do not use pip's cache")
+
+    u = sub.add_parser(
+        "uninstall",
+        help="remove plugin distributions from agentshell's own environment",
+        description=(
+            "Remove distributions (plugins) from the environment agentshell runs in. "
+            "Their dependencies stay; agentshell itself cannot be removed this way."
+        ),
+        epilog="e.g. agentshell uninstall -y agentshell-speckit-metrics",
+    )
+    u.add_argument("names", nargs="+", metavar="NAME", help="a distribution name")
+    u.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
 def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:

@@ -8,7 +8,7 @@ before the fence:
 * ``<!-- file: PROJECT/PATH -->``: the block is the file PATH of an example project.
   Every project is written to a temporary directory; one with a ``pyproject.toml`` is
   built into a wheel and installed into a fresh virtualenv beside agentshell (built from
-  this repo: tests.helpers.venv), and its entry points must load as plugins; a project
+  this repo: tests.helpers.venvs), and its entry points must load as plugins; a project
   without one is a directory of ``-p`` modules, each of which must load with
   ``agentshell -p``. An ``agentshell.toml`` is validated against the real config models.
 * ``<!-- run-in: PROJECT -->`` (console blocks only): run in that project's directory.
@@ -48,7 +48,7 @@ from agentshell.telemetry import EVENT_TYPES
 from tests.conftest import CapturedOutput, ShellFactory
 from tests.helpers.events import ListSinkPlugin
 from tests.helpers.paths import DOCS
-from tests.helpers.venv import install, make_venv, venv_env
+from tests.helpers.venvs import venv_env, venv_with
 from tests.servers.otlp_receiver import OTLPReceiver
 
 DOC_FILES = (DOCS / "plugins.md", DOCS / "hooks.md")
@@ -161,9 +161,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Examples:
         if "pyproject.toml" in files:
             packaged.append(projects_dir / project)
     projects_dir.mkdir(exist_ok=True)
-    venv = make_venv(root)
-    if packaged:
-        install(venv, packaged)
+    venv = venv_with(root, packaged)
     return Examples(projects_dir, venv, iter(range(10_000)))
 
 

@@ -2,7 +2,12 @@
 pyproject.toml and entry point) built and installed into a fresh venv beside
 agentshell, then used through the real console script.
 
-Built and installed by tests.helpers.venv (offline, no build isolation)."""
+Offline and fast: both wheels are built with this environment's hatchling (no build
+isolation, no index), installed without dependencies by this environment's pip into
+the new venv, and the new venv sees the already-installed third-party dependencies
+(pydantic, prompt_toolkit...) through a .pth file (tests/helpers/venvs.py) — agentshell
+itself is deliberately not among them, so the venv's agentshell is the one built from
+the repo."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.paths import REPO
-from tests.helpers.venv import make_venv, run, venv_env
+from tests.helpers.venvs import build, make_venv, pip_install, run, venv_env
 
 PLUGIN = REPO / "tests" / "thirdparty" / "agentshell-hello"
 
@@ -22,7 +27,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_venv(tmp_path_factory.mktemp("thirdparty"), [PLUGIN])
+    root = tmp_path_factory.mktemp("thirdparty")
+    env_dir = make_venv(root)
+    wheels = root / "wheels"
+    build([REPO, PLUGIN], wheels, sdist=False)
+    pip_install(env_dir, "--no-deps", "--no-index", *map(str, sorted(wheels.glob("*.whl"))))
+    return env_dir
 
 
 def test_thirdparty_plugin_appears_runs_and_can_be_disabled(venv: Path, tmp_path: Path) -> None:
