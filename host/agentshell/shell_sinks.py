@@ -1,0 +1,109 @@
+"""The shell's telemetry sinks: which are configured, creating one from its
+``[telemetry.<name>]`` settings, and swapping the active set (``/telemetry``).
+
+A sink that cannot start is one error line and the others go on; in ``agentshell
+run`` a sink's bad settings are reported up front with every other problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import AgentshellError, CommandError, ConfigError
+from .plugins import summarize_exception
+from .shell_state import ShellState
+
+
+class ShellSinks(ShellState):
+    """The configured telemetry sinks and the active ones."""
+
+    def _configured_sinks(self, strict: bool = False) -> list[str]:
+        names = list(dict.fromkeys(self.config.telemetry.sinks))
+        explicit = self.raw_config is not None and self.raw_config.origin(("telemetry", "sinks"))
+        unknown = [name for name in names if name not in self._sink_factories]
+        if explicit and unknown and self.raw_config is not None:
+            where = self.raw_config.locate(("telemetry", "sinks"))
+            available = ", ".join(self.sink_names) or "none"
+            shown = ", ".join(repr(n) for n in unknown)
+            self._config_error(
+                ConfigError(
+                    f"{where}: telemetry.sinks: unknown telemetry sink {shown} "
+                    f"(available: {available})"
+                ),
+                strict,
+                "telemetry goes to the other sinks",
+            )
+        # the default sinks are a convenience: if their plugin is disabled, do without
+        return [name for name in names if name in self._sink_factories]
+
+    def _check_sink_settings(self, names: list[str], strict: bool) -> None:
+        """``run``: every sink's settings are checked up front, so their problems are
+        listed with all the others (the REPL reports them as each sink starts)."""
+        if not strict or self.raw_config is None:
+            return
+        from .config import check
+
+        for name in names:
+            model = self._sink_factories[name][1]
+            if model is not None:
+                section = self.config.telemetry.sink_section(name)
+                for line in check(self.raw_config, model, section, ("telemetry", name)).problems:
+                    self._pending.append(line)
+
+    def make_sink(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
+        """Create the sink ``name`` from its ``[telemetry.<name>]`` settings (plus overrides)."""
+        entry = self._sink_factories.get(name)
+        if entry is None:
+            known = ", ".join(self.sink_names) or "none"
+            raise CommandError(f"unknown telemetry sink {name!r} (available: {known})")
+        factory, model, _ = entry
+        settings: Any = {**self.config.telemetry.sink_section(name), **dict(overrides or {})}
+        if model is not None:
+            from pydantic import ValidationError
+
+            try:
+                settings = model.model_validate(settings)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                where = (
+                    self.raw_config.locate(("telemetry", name, *first["loc"]))
+                    if self.raw_config
+                    else ""
+                )
+                raise ConfigError(f"{where}: telemetry.{name}.{key}: {first['msg']}") from None
+        return factory(self, settings)
+
+    def use_sinks(
+        self,
+        names: list[str],
+        *,
+        strict: bool = False,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[str]:
+        """Make ``names`` the active sinks; return the names that could not be started."""
+        sinks: list[tuple[str, Any]] = []
+        failed: list[str] = []
+        for name in names:
+            try:
+                sinks.append((name, self.make_sink(name, (overrides or {}).get(name))))
+            except Exception as exc:
+                if strict and isinstance(exc, AgentshellError):
+                    raise
+                failed.append(name)
+                why: object = exc if isinstance(exc, AgentshellError) else summarize_exception(exc)
+                if isinstance(exc, OSError) and exc.filename:  # a file problem: say which
+                    why = f"cannot write {exc.filename}: {exc.strerror or exc}"
+                self.output.error(f"telemetry sink {name}: {why}")
+        self.telemetry.replace_sinks(sinks)
+        return failed
+
+    def _sink_error(self, name: str, exc: BaseException) -> None:
+        self.output.warn(
+            f"telemetry sink {name} failed: {type(exc).__name__}: {exc} "
+            "(reported once; /telemetry shows the count)"
+        )
+
+
+__all__ = ["ShellSinks"]
