@@ -59,9 +59,16 @@ class Shell(ShellConfig, ShellSinks):
             for name, info in list(self.plugins.infos.items()):  # registered before start (-p)
                 if name in reasons and info.state == "loaded":
                     self.plugins.disable(name, reasons[name])
+            before = set(self.plugins.infos)
             self.plugins.load_entry_points(
                 disabled=set(reasons), only=only, cache_dir=self.data_dir, disabled_by=reasons
             )
+            # a plugin that failed to import or register would otherwise go unnoticed
+            # until its command is missing: one line each, now (-p ones are reported
+            # by the command line, as errors)
+            for name, info in self.plugins.infos.items():
+                if name not in before and info.state == "failed":
+                    self.output.warn(f"plugin {name} failed: {info.reason}")
             self._check_plugin_names(only, reasons)
         self._warn_unknown_env(raw)
         await self._collect_config_models()

@@ -25,10 +25,13 @@ class ShellChecks(ShellState):
                 continue
             where = self.raw_config.locate(("agents", name, "backend")) if self.raw_config else ""
             available = ", ".join(self.backend_names) or "none"
-            exc = ConfigError(
-                f"{where}: agents.{name}.backend: unknown backend {cfg.backend!r} "
-                f"(available: {available})"
+            owner = self._unavailable_plugin(cfg.backend)
+            problem = (
+                f"backend {cfg.backend!r} comes from {owner}"
+                if owner
+                else f"unknown backend {cfg.backend!r} (available: {available})"
             )
+            exc = ConfigError(f"{where}: agents.{name}.backend: {problem}")
             self.broken_agents[name] = str(exc)
             self._config_error(exc, strict, f"agent {name} is left out")
 
@@ -97,7 +100,7 @@ class ShellChecks(ShellState):
     def _warn_unknown_plugin_sections(self) -> None:
         import difflib
 
-        known = set(self.plugins.infos) | set(self._plugin_sections)
+        known = set(self.plugins.infos) | set(self._plugin_sections) | set(self._section_owners)
         for name in self.config.plugins.model_extra or {}:
             if name in known:
                 continue

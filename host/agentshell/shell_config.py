@@ -13,6 +13,7 @@ from typing import Any
 
 from . import configfiles
 from .errors import ConfigError
+from .plugins import is_plugin_failure, summarize_exception
 from .shell_checks import ShellChecks
 from .shell_registry import ShellRegistry
 from .shell_state import fix_advice
@@ -37,8 +38,7 @@ class ShellConfig(ShellChecks, ShellRegistry):
 
     async def _collect_config_models(self) -> None:
         self._plugin_sections = {}
-
-        owners: dict[str, str] = {}
+        self._section_owners = owners = {}
 
         def make(plugin: str) -> Callable[..., None]:
             def register(section: str, model: Any) -> None:
@@ -81,8 +81,18 @@ class ShellConfig(ShellChecks, ShellRegistry):
             else:
                 settings.append(line)
         sections: dict[str, Any] = {}
-        for name, model in self._plugin_sections.items():
-            section = check_section(self.raw_config, config, name, model)
+        for name, model in list(self._plugin_sections.items()):
+            try:
+                section = check_section(self.raw_config, config, name, model)
+            except BaseException as exc:
+                # pydantic turns only ValueError and AssertionError into validation
+                # errors: anything else is the plugin's model failing, not a bad setting
+                owner = self._section_owners.get(name)
+                if owner is None or not is_plugin_failure(exc):
+                    raise
+                why = f"its [plugins.{name}] model raised {summarize_exception(exc)}"
+                self._plugin_code_failed(owner, why, exc)
+                continue
             sections[name] = section.value
             settings += section.problems
         self.broken_agents = {}

@@ -85,6 +85,26 @@ class ShellRegistry(ShellState):
             self._auth_owner.pop(name, None)
             self.auth.remove_provider(name)
 
+    def _plugin_code_failed(self, plugin: str, reason: str, exc: BaseException) -> None:
+        """Plugin code the host called outside a hook (a config model's validator, a
+        sink's settings model) raised: fail that plugin alone, as a raising hook would,
+        and drop what it registered, so the shell goes on without it."""
+        self.plugins.fail(plugin, reason)
+        self._drop_registrations(plugin)
+        self._plugin_error(plugin, None, exc)
+
+    def _drop_registrations(self, plugin: str) -> None:
+        """Forget everything ``plugin`` registered."""
+        self._drop_commands(plugin)
+        self._drop_backends(plugin)
+        self._drop_sinks(plugin)
+        if self.auth is not None:
+            self._drop_auth_providers(plugin)
+        # its sections' owners are kept: [plugins.<section>] still names a known plugin
+        for section in [s for s, owner in self._section_owners.items() if owner == plugin]:
+            self._plugin_sections.pop(section, None)
+            self._plugin_config.pop(section, None)
+
     def define_default_agent(self, spec: Any) -> None:
         """Offer an agent that applies only if the user has not configured one of that name
         (the consensus plugin's recorded demo agents, for instance)."""

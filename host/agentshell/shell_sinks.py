@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import AgentshellError, CommandError, ConfigError
-from .plugins import summarize_exception
-from .shell_state import ShellState
+from .plugins import is_plugin_failure, summarize_exception
+from .shell_registry import ShellRegistry
 
 
-class ShellSinks(ShellState):
+class ShellSinks(ShellRegistry):
     """The configured telemetry sinks and the active ones."""
 
     def _configured_sinks(self, strict: bool = False) -> list[str]:
@@ -25,14 +25,21 @@ class ShellSinks(ShellState):
         if explicit and unknown and self.raw_config is not None:
             where = self.raw_config.locate(("telemetry", "sinks"))
             available = ", ".join(self.sink_names) or "none"
-            shown = ", ".join(repr(n) for n in unknown)
-            self._config_error(
-                ConfigError(
+            # a sink of a disabled (or failed) plugin: say that, not "unknown"
+            owners = {name: self._unavailable_plugin(name) for name in unknown}
+            lines = [
+                f"{where}: telemetry.sinks: telemetry sink {name!r} comes from {owner}"
+                for name, owner in owners.items()
+                if owner
+            ]
+            if any(not owner for owner in owners.values()):
+                shown = ", ".join(repr(n) for n, owner in owners.items() if not owner)
+                lines.append(
                     f"{where}: telemetry.sinks: unknown telemetry sink {shown} "
                     f"(available: {available})"
-                ),
-                strict,
-                "telemetry goes to the other sinks",
+                )
+            self._config_error(
+                ConfigError("\n".join(lines)), strict, "telemetry goes to the other sinks"
             )
         # the default sinks are a convenience: if their plugin is disabled, do without
         return [name for name in names if name in self._sink_factories]
@@ -48,13 +55,21 @@ class ShellSinks(ShellState):
             model = self._sink_factories[name][1]
             if model is not None:
                 section = self.config.telemetry.sink_section(name)
-                for line in check(self.raw_config, model, section, ("telemetry", name)).problems:
-                    self._pending.append(line)
+                try:
+                    checked = check(self.raw_config, model, section, ("telemetry", name))
+                except BaseException as exc:
+                    if not is_plugin_failure(exc):
+                        raise
+                    continue  # the sink's own model is broken: use_sinks reports it
+                self._pending.extend(checked.problems)
 
     def make_sink(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Create the sink ``name`` from its ``[telemetry.<name>]`` settings (plus overrides)."""
         entry = self._sink_factories.get(name)
         if entry is None:
+            owner = self._unavailable_plugin(name)
+            if owner:
+                raise CommandError(f"telemetry sink {name!r} comes from {owner}")
             known = ", ".join(self.sink_names) or "none"
             raise CommandError(f"unknown telemetry sink {name!r} (available: {known})")
         factory, model, _ = entry
@@ -88,8 +103,8 @@ class ShellSinks(ShellState):
         for name in names:
             try:
                 sinks.append((name, self.make_sink(name, (overrides or {}).get(name))))
-            except Exception as exc:
-                if strict and isinstance(exc, AgentshellError):
+            except BaseException as exc:  # a sink's factory is plugin code: isolated
+                if not is_plugin_failure(exc) or (strict and isinstance(exc, AgentshellError)):
                     raise
                 failed.append(name)
                 why: object = exc if isinstance(exc, AgentshellError) else summarize_exception(exc)

@@ -60,6 +60,7 @@ class ShellState:
         self.config_errors: list[str] = []
         self._config: Any = None
         self._plugin_sections: dict[str, Any] = {}
+        self._section_owners: dict[str, str] = {}  # [plugins.<section>] -> its plugin
         self._plugin_config: dict[str, Any] = {}
         self._sink_factories: dict[str, tuple[Callable[..., Any], Any, str]] = {}
         self._backend_factories: dict[str, Callable[[Any], Any]] = {}
@@ -135,11 +136,27 @@ class ShellState:
             lines, self._pending = list(dict.fromkeys(self._pending)), []
             raise ConfigError("\n".join(lines))
 
+    def _unavailable_plugin(self, name: str) -> str | None:
+        """``plugin 'openai', which is disabled (AGENTSHELL_DISABLE_PLUGINS)``: when a
+        backend or sink ``name`` is missing and the plugin of that name (built-in
+        backends and sinks are named after their plugin) is disabled or failed, that is
+        the reason to give, not "unknown". ``None`` when there is no such plugin."""
+        info = self.plugins.infos.get(name)
+        if info is None or info.state == "loaded":
+            return None
+        if info.state == "disabled":
+            why = (info.reason or "").removeprefix("disabled by ")
+            return f"plugin {name!r}, which is disabled ({why})"
+        return f"plugin {name!r}, which failed: {info.reason}"
+
     def _plugin_error(self, plugin: str, hook: str | None, exc: BaseException) -> None:
         info = self.plugins.infos.get(plugin)
         if plugin in self.plugins.requested and info is not None and info.state == "failed":
             # asked for by name (-p) and now unusable: an error, in every mode
             self.output.error(f"plugin {plugin}: {info.reason}")
+        elif hook is None and info is not None and info.state == "failed":
+            # failed outside a hook (its config model raised): one line, with the reason
+            self.output.warn_once(f"{plugin}:failed", f"plugin {plugin} failed: {info.reason}")
         else:
             key = f"{plugin}:{hook}"
             self.output.warn_once(
