@@ -39,10 +39,6 @@ from agentshell.errors import AgentError, AuthRequired, BadAgentOutput, FatalAge
 from agentshell.plugins import hookimpl
 from agentshell.redact import redact, register_secret
 
-from . import _httpcore_fast
-from ._openai_decode import parse_completion, read_body, read_stream
-from ._openai_errors import Unauthorized, auth_error, status_error, transport_error
-
 if TYPE_CHECKING:
     import httpx
 
@@ -79,7 +75,10 @@ class OpenAIBackend:
         self._defaults: httpx.Headers | None = None  # the clients' default headers
 
     def _new_client(self) -> httpx.AsyncClient:
-        import httpx  # heavy: imported on the first call, not at shell start-up
+        # heavy, or needed only once agents are called: imported then, not at start-up
+        import httpx
+
+        from . import _httpcore_fast
 
         if self._ssl is None:
             _httpcore_fast.remember_missing_sniffio()
@@ -125,6 +124,8 @@ class OpenAIBackend:
     # -- the call ----------------------------------------------------------------------
 
     async def complete(self, call: AgentCall) -> AgentResponse:
+        from ._openai_errors import Unauthorized, auth_error
+
         agent = call.agent
         request = call.request
         stream = (
@@ -232,6 +233,9 @@ class OpenAIBackend:
         timeouts: dict[str, float],
     ) -> AgentResponse:
         import httpx
+
+        from ._openai_decode import parse_completion, read_body, read_stream
+        from ._openai_errors import status_error, transport_error
 
         agent = call.agent
         cap = int(_option(agent, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
