@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -171,8 +171,9 @@ class AgentCall:
     started_at: float = field(default_factory=time.monotonic)
 
 
-# Unique per process run without a syscall per call (uuid4 reads urandom each time).
-_CALL_PREFIX = uuid.uuid4().hex[:8]
+# Unique per process run without a syscall per call (8 random hex digits, as
+# uuid4().hex[:8] gave, without importing uuid).
+_CALL_PREFIX = os.urandom(4).hex()
 _call_counter = itertools.count(1)
 
 

@@ -17,7 +17,6 @@ import asyncio
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +51,9 @@ class ShellState:
         self.plugins.set_error_reporter(self._plugin_error)
         self._load_entry_points = load_entry_points
         self.commands = CommandRegistry()
-        self.session_id = uuid.uuid4().hex[:12]
+        # 12 random hex digits, as uuid4().hex[:12] gave, without importing uuid (and
+        # platform) on the way to the first prompt
+        self.session_id = os.urandom(6).hex()
         self.started_at = time.time()
         self.home = configfiles.user_home(self.environ)
         self.data_dir = configfiles.data_dir(self.environ)
