@@ -86,9 +86,9 @@ class ShellRegistry(ShellState):
             self.auth.remove_provider(name)
 
     def _plugin_code_failed(self, plugin: str, reason: str, exc: BaseException) -> None:
-        """Plugin code the host called outside a hook (a config model's validator, a
-        sink's settings model) raised: fail that plugin alone, as a raising hook would,
-        and drop what it registered, so the shell goes on without it."""
+        """Plugin code the host called outside a hook (its config model's validator)
+        raised: fail that plugin alone, as a raising hook would, and drop what it
+        registered, so the shell goes on without it."""
         self.plugins.fail(plugin, reason)
         self._drop_registrations(plugin)
         self._plugin_error(plugin, None, exc)
