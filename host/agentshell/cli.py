@@ -252,15 +252,39 @@ def _requested_failed(shell: Shell, ns: argparse.Namespace) -> list[str]:
 
 
 async def _start(shell: Shell) -> int | None:
-    from .errors import AgentshellError
-
+    """Start the shell; ``None``, or the exit status after a start-up that failed."""
     try:
         await shell.start()
-    except AgentshellError as exc:
+    except Exception as exc:  # Ctrl-C is main()'s; cancellation (SIGTERM) _terminable's
+        return start_failed(shell, exc)
+    return None
+
+
+def start_failed(shell: Shell, exc: BaseException) -> int:
+    """Report a start-up that raised, in one line each; return the exit status. Plugins'
+    failures are isolated before this (the plugin fails, the shell starts without it),
+    so what arrives here left the shell half-started — possibly before its commands were
+    registered — and no command may run in it: every caller exits with this status."""
+    from .errors import AgentshellError
+
+    if isinstance(exc, AgentshellError):  # `run`: every configuration problem at once
         for line in str(exc).splitlines():
             shell.output.error(line)
         return EXIT_USAGE
-    return None
+    if isinstance(exc, KeyboardInterrupt):
+        shell.output.error("start-up interrupted")
+        return EXIT_INTERRUPTED
+    from .plugins import summarize_exception
+
+    shell.output.error(
+        f"start-up failed: {summarize_exception(exc)} "
+        "(run with AGENTSHELL_DEBUG=1 for the traceback)"
+    )
+    if shell.environ.get("AGENTSHELL_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    return EXIT_FAILED
 
 
 async def _interactive(ns: argparse.Namespace) -> int:
@@ -364,7 +388,9 @@ async def _run(ns: argparse.Namespace) -> int:
 async def _plugins(ns: argparse.Namespace) -> int:
     shell = _make_shell(ns, "run")
     shell.mode = "repl"  # a bad config must not hide the list
-    await shell.start()
+    failed = await _start(shell)
+    if failed is not None:
+        return failed
     try:
         return await shell.execute("/plugins --json" if getattr(ns, "json", False) else "/plugins")
     finally:

@@ -9,6 +9,7 @@ with the reason (``/plugins`` shows it) and the shell goes on without it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import importlib
@@ -73,6 +74,15 @@ def summarize_exception(exc: BaseException) -> str:
             break
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
+
+
+def is_plugin_failure(exc: BaseException) -> bool:
+    """Whether an exception out of plugin code is that plugin's failure (isolated: the
+    plugin is reported and the shell goes on) rather than a request to stop everything.
+    Only Ctrl-C and cancellation stop: a plugin calling ``sys.exit()`` in a hook, or
+    raising some other ``BaseException``, must not end the shell, nor leave it
+    half-started (before its commands are registered)."""
+    return not isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | GeneratorExit)
 
 
 class PluginHost:
@@ -273,7 +283,9 @@ class PluginHost:
                 result = _invoke(impl, {"register": register, **hook_args})
                 if inspect.isawaitable(result):
                     await result
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_plugin_failure(exc):
+                    raise
                 self.fail(impl.plugin_name, f"hook {hook_name} raised {summarize_exception(exc)}")
                 self._report(impl.plugin_name, hook_name, exc)
                 continue
@@ -288,7 +300,9 @@ class PluginHost:
                         names = ", ".join(signature.parameters)
                         raise TypeError(f"register({names}) called wrongly: {exc}") from None
                     commit(*args, **kwargs)
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_plugin_failure(exc):
+                    raise
                 if discard is not None:
                     with contextlib.suppress(Exception):
                         discard(impl.plugin_name)
@@ -320,7 +334,9 @@ class PluginHost:
             except propagate as exc:
                 deferred = deferred or exc
                 continue
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_plugin_failure(exc):
+                    raise
                 if startup:
                     self._startup_failed(impl.plugin_name, hook_name, exc)
                 self._report(impl.plugin_name, hook_name, exc)
@@ -343,7 +359,9 @@ class PluginHost:
                     result = await result
             except AgentError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_plugin_failure(exc):
+                    raise
                 self._report(impl.plugin_name, hook_name, exc)
                 continue
             if result is not None:
@@ -361,7 +379,9 @@ class PluginHost:
                     if hasattr(result, "close"):
                         result.close()
                     raise TypeError(f"{hook_name} must be synchronous")
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_plugin_failure(exc):
+                    raise
                 self._report(impl.plugin_name, hook_name, exc)
                 continue
             if result is not None:
@@ -410,7 +430,7 @@ def _invoke(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
     return impl.function(*[kwargs[a] for a in impl.argnames])
 
 
-def _why(exc: Exception) -> str:
+def _why(exc: BaseException) -> str:
     # "register() takes 1 positional argument but 2 were given" is the plugin's mistake:
     # say what was wrong, not where in the host it was noticed
     if isinstance(exc, TypeError | ValueError):
@@ -498,4 +518,5 @@ __all__ = [
     "PluginInfo",
     "discover_entry_points",
     "hookimpl",
+    "is_plugin_failure",
 ]

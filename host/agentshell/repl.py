@@ -228,13 +228,24 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
     session.key_bindings = tab_bindings(completer, ready, KeyHold(session.app.key_processor))
     session.default_buffer.accept_handler = one_echo(session.default_buffer.accept_handler)
 
+    failed: list[int] = []  # the exit status, once start-up has failed
+
     async def load() -> None:
         try:
             await shell.start()
-        except BaseException as exc:  # the shell stays usable for /quit, /help, /plugins
+        except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            shell.output.error(f"start-up failed: {exc}")
+            # A plugin's failure is isolated inside start() and the shell goes on
+            # without it; what gets here left the shell half-started (perhaps before any
+            # command was registered, when every line, /help and /quit included, would
+            # be "unknown command"): say why and leave, at once.
+            from .cli import start_failed
+
+            failed.append(start_failed(shell, exc))
+            shell.request_exit()
+            if session.app.is_running:
+                session.app.exit(exception=EOFError())  # out of the prompt being typed at
         finally:
             if not ready.done():
                 ready.set_result(None)
@@ -272,6 +283,8 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
             # tty for the next prompt (see agentshell.terminal)
             with typeahead_hidden():
                 await ready
+                if failed:
+                    break  # a line typed while loading must not run in a broken shell
                 await run_lines(shell, lines)
     except asyncio.CancelledError:
         # SIGTERM (cli._terminable): stop loading plugins now rather than after a slow
@@ -286,7 +299,7 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         if loader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await loader
-    return 0
+    return failed[0] if failed else 0
 
 
 def one_echo(accept: BufferAcceptHandler | None) -> BufferAcceptHandler:
