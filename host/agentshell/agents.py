@@ -335,6 +335,8 @@ class AgentRunner:
         self.notify = notify
         self.sleep = sleep
         self.clock = clock
+        #: the calls running now, by call id (the REPL's live status shows them)
+        self.in_flight: dict[str, AgentCall] = {}
 
     @property
     def backend_names(self) -> list[str]:
@@ -385,6 +387,7 @@ class AgentRunner:
         self.telemetry.emit(ev.AgentCallStarted(**labels))
         _report(progress, call, "started")
         start = time.monotonic()
+        self.in_flight[call.call_id] = call
         try:
             response = await self._attempts(call, labels, progress)
         except asyncio.CancelledError as cancelled:
@@ -414,6 +417,8 @@ class AgentRunner:
             )
             _report(progress, call, "failed", detail=str(exc))
             raise
+        finally:
+            self.in_flight.pop(call.call_id, None)
         response.attempts = call.attempt
         response.latency_ms = response.latency_ms or (time.monotonic() - start) * 1000
         if request.expect_json and response.parsed is None:

@@ -21,6 +21,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from .commands import completing, split_line
 from .errors import CommandError
+from .live import live_status
 from .redact import MASK, redact
 from .repl_tab import KeyHold, tab_bindings
 from .runner_cli import run_command
@@ -321,7 +322,8 @@ async def run_lines(shell: Shell, lines: list[str]) -> None:
     for index, line in enumerate(lines):
         if len(lines) > 1:
             shell.output.print(f"» {line}")
-        code = await run_command(shell, line)
+        async with live_status(shell, line):
+            code = await run_command(shell, line)
         rest = lines[index + 1 :]
         if code == EXIT_INTERRUPTED and rest and not shell.exit_requested:
             noun = "line" if len(rest) == 1 else "lines"
