@@ -439,6 +439,9 @@ class AgentRunner:
             )
         )
         _report(progress, call, "cached" if response.cached else "done", usage=response.usage)
+        tally = getattr(self.shell, "tally", None)
+        if tally is not None:  # the REPL's session summary
+            tally.add_call(response)
         return response
 
     async def _attempt(self, call: AgentCall, timeout_s: float) -> AgentResponse:

@@ -165,8 +165,9 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
 
     from .output import Output
     from .shell import Shell
+    from .theme import ColorMode
 
-    color = getattr(ns, "color2", None) or getattr(ns, "color", None) or "auto"
+    color: ColorMode = getattr(ns, "color2", None) or getattr(ns, "color", None) or "auto"
     shell = Shell(mode=mode, output=Output(color=color))
     _shells.append(shell)
     # a module named twice is loaded once (not reported as clashing with itself)

@@ -50,6 +50,7 @@ class LiveStatus:
         self.command = command
         self.started = time.monotonic()
         self.status = ""  # plugin segments, read on the loop at each redraw
+        self.width = 0  # the terminal's columns, read at each redraw
 
     def calls(self) -> list[AgentCall]:
         runner = self.shell.runner
@@ -87,7 +88,10 @@ class LiveStatus:
             bar.append(f"{len(calls)} agent{'s' * (len(calls) != 1)} running")
         if self.status:
             bar.append(self.status)
-        parts.append(Text(" " + " · ".join(b for b in bar if b) + " ", style="reverse"))
+        text = " " + " · ".join(b for b in bar if b) + " "
+        if self.width and len(text) > self.width:  # one row, whatever the width
+            text = text[: self.width - 2] + "… "
+        parts.append(Text(text, style="reverse"))
         return Group(*parts)
 
 
@@ -111,7 +115,7 @@ async def live_status(shell: Shell, command: str) -> AsyncIterator[None]:
         force_terminal=True,
     )
     view = LiveStatus(shell, command)
-    view.status = _status(shell)
+    view.status, view.width = _status(shell), console.width
     live = Live(
         view.renderable(),
         console=console,
@@ -125,7 +129,7 @@ async def live_status(shell: Shell, command: str) -> AsyncIterator[None]:
     async def redraw() -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
-            view.status = _status(shell)
+            view.status, view.width = _status(shell), console.width
             live.update(view.renderable(), refresh=True)
 
     with live:

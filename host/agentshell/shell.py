@@ -23,6 +23,7 @@ from .errors import AgentshellError, CommandError, ConfigError
 from .output import Output
 from .plugins import PluginHost, summarize_exception
 from .redact import register_secret
+from .tally import SessionTally
 
 Mode = Literal["repl", "run"]
 
@@ -71,6 +72,7 @@ class Shell:
         self._default_agents: dict[str, Any] = {}
         self.telemetry: Any = None
         self.runner: Any = None
+        self.tally = SessionTally()  # commands, calls, tokens, cost: the exit summary
         self.auth: Any = None
         self.state: dict[str, Any] = {}  # a place for plugins to share session state
         self.current_task: asyncio.Task[Any] | None = None
