@@ -78,16 +78,14 @@ class LiveStatus:
         parts: list[Any] = [rows] if calls else []
         if len(calls) > MAX_ROWS:
             parts.append(Text(f"  … and {len(calls) - MAX_ROWS} more running", style="dim"))
-        stages = list(
-            dict.fromkeys(str(c.context["stage"]) for c in calls if c.context.get("stage"))
-        )
-        bar = [self.command.split()[0] if self.command else "", _elapsed(now - self.started)]
+        stages = [str(c.context["stage"]) for c in calls if c.context.get("stage")]
+        # most important first: what a narrow terminal cuts is the end of the line
+        bar = [self.status]
         if stages:
-            bar.append("stage " + ", ".join(stages))
+            bar.append("stage " + ", ".join(dict.fromkeys(stages)))
         if calls:
             bar.append(f"{len(calls)} agent{'s' * (len(calls) != 1)} running")
-        if self.status:
-            bar.append(self.status)
+        bar.append(_elapsed(now - self.started))
         text = " " + " · ".join(b for b in bar if b) + " "
         if self.width and len(text) > self.width:  # one row, whatever the width
             text = text[: self.width - 2] + "… "
@@ -132,7 +130,7 @@ async def live_status(shell: Shell, command: str) -> AsyncIterator[None]:
             view.status, view.width = _status(shell), console.width
             live.update(view.renderable(), refresh=True)
 
-    with live:
+    with live, shell.output.beside_live(console):
         ticker = asyncio.ensure_future(redraw())
         try:
             yield

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -38,6 +38,18 @@ class Output:
         #: table cells equal to one of these words take its style (plugins add their
         #: status words: ``shell.output.words["conflict"] = "conflict"``)
         self.words: dict[str, str] = {}
+        self._live: Any = None  # the console of a rich Live region shown meanwhile
+
+    @contextlib.contextmanager
+    def beside_live(self, console: Any) -> Iterator[None]:
+        """Print rich renderables through ``console`` while its Live region is shown.
+        A rich console writes past a Live's stdout proxy (to the terminal itself), so
+        a table printed any other way would land inside the region."""
+        self._live = console
+        try:
+            yield
+        finally:
+            self._live = None
 
     def colored(self, stream: IO[str] | None = None) -> bool:
         """Whether what goes to ``stream`` (default: stdout) is coloured."""
@@ -57,6 +69,8 @@ class Output:
         """A ``rich.console.Console`` writing to this output."""
         from rich.console import Console
 
+        if self._live is not None:
+            return self._live
         if self._console is None or self._console.file is not self.stream:
             colored = self.colored()
             self._console = Console(
