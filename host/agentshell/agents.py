@@ -71,6 +71,8 @@ class AgentRunner:
         self.notify = notify
         self.sleep = sleep
         self.clock = clock
+        #: the calls running now, by call id (the REPL's live status shows them)
+        self.in_flight: dict[str, AgentCall] = {}
 
     @property
     def backend_names(self) -> list[str]:
@@ -121,6 +123,7 @@ class AgentRunner:
         self.telemetry.emit(ev.AgentCallStarted(**labels))
         _report(progress, call, "started")
         start = time.monotonic()
+        self.in_flight[call.call_id] = call
         try:
             response = await self._attempts(call, labels, progress)
         except asyncio.CancelledError as cancelled:
@@ -150,6 +153,8 @@ class AgentRunner:
             )
             _report(progress, call, "failed", detail=str(exc))
             raise
+        finally:
+            self.in_flight.pop(call.call_id, None)
         response.attempts = call.attempt
         response.latency_ms = response.latency_ms or (time.monotonic() - start) * 1000
         if request.expect_json and response.parsed is None:
@@ -186,6 +191,9 @@ class AgentRunner:
             )
         )
         _report(progress, call, "cached" if response.cached else "done", usage=response.usage)
+        tally = getattr(self.shell, "tally", None)
+        if tally is not None:  # the REPL's session summary
+            tally.add_call(response)
         return response
 
     async def _attempt(self, call: AgentCall, timeout_s: float) -> AgentResponse:

@@ -130,6 +130,8 @@ async def _stop(shell: Shell) -> None:
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
+    from .theme import COLOR_MODES
+
     parser = argparse.ArgumentParser(
         prog="agentshell",
         description="A small, fast, pluggable agent shell.",
@@ -144,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="also load the plugin in MODULE (an importable module name); repeatable",
     )
+    color_help = "colour: auto (a terminal, unless NO_COLOR is set), always or never"
+    parser.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help)
     sub = parser.add_subparsers(dest="cmd")
     run = sub.add_parser("run", help="run commands non-interactively")
     run.add_argument("commands", nargs="*", metavar="COMMAND", help='a command line, e.g. "/help"')
@@ -154,8 +158,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-p", "--plugin", action="append", default=[], metavar="MODULE", dest="plugin2"
     )
+    run.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help, dest="color2")
     plugins = sub.add_parser("plugins", help="list plugins and their state")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.add_argument(
+        "--color", choices=COLOR_MODES, default=None, help=color_help, dest="color2"
+    )
     _install_parsers(sub)
     return parser
 
@@ -216,8 +224,10 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
 
     from .output import Output
     from .shell import Shell
+    from .theme import ColorMode
 
-    shell = Shell(mode=mode, output=Output())
+    color: ColorMode = getattr(ns, "color2", None) or getattr(ns, "color", None) or "auto"
+    shell = Shell(mode=mode, output=Output(color=color))
     _shells.append(shell)
     # a module named twice is loaded once (not reported as clashing with itself)
     for module_name in dict.fromkeys([*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]):

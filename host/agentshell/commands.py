@@ -34,6 +34,16 @@ class Arg:
     variadic: bool = False  # takes every remaining positional word
     complete: Completer | None = None
     choices: Sequence[str] | None = None
+    metavar: str = ""  # the placeholder's word; default: the name, "spec_id" -> SPEC-ID
+
+    @property
+    def placeholder(self) -> str:
+        """``<SPEC-ID>``: the one spelling of this argument in usage, help and errors."""
+        return f"<{self.metavar or placeholder_word(self.name)}>"
+
+
+def placeholder_word(name: str) -> str:
+    return name.strip("<>").upper().replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,11 @@ class Option:
     @property
     def dest(self) -> str:
         return self.name.lstrip("-").replace("-", "_")
+
+    @property
+    def label(self) -> str:
+        """``--from <STAGE>`` (or just ``--force`` for a flag)."""
+        return self.name if self.flag else f"{self.name} <{placeholder_word(self.metavar)}>"
 
 
 @dataclass
@@ -112,10 +127,10 @@ class Command:
     def usage(self) -> str:
         parts = [f"/{self.name}"]
         for arg in self.args:
-            label = f"<{arg.name}>" + ("..." if arg.variadic else "")
+            label = arg.placeholder + ("..." if arg.variadic else "")
             parts.append(label if arg.required else f"[{label}]")
         for opt in self.options:
-            parts.append(f"[{opt.name}]" if opt.flag else f"[{opt.name} {opt.metavar}]")
+            parts.append(f"[{opt.label}]")
         return " ".join(parts)
 
     def parse(self, words: Sequence[str]) -> ParsedArgs:
@@ -161,7 +176,7 @@ class Command:
                         value = words[i]
                     else:
                         raise CommandError(
-                            f"/{self.name}: {name} needs a {opt.metavar.lower()}; "
+                            f"/{self.name}: {name} needs {opt.label.split(' ', 1)[1]}; "
                             f"usage: {self.usage}"
                         )
                     if opt.choices and value not in opt.choices:
@@ -182,12 +197,12 @@ class Command:
                 value = positional.pop(0)
                 if arg.choices and value not in arg.choices:
                     raise CommandError(
-                        f"/{self.name}: {arg.name} must be one of {', '.join(arg.choices)}; "
+                        f"/{self.name}: {arg.placeholder} must be one of {', '.join(arg.choices)}; "
                         f"usage: {self.usage}"
                     )
                 values[arg.name] = value
             elif arg.required:
-                raise CommandError(f"/{self.name}: missing <{arg.name}>; usage: {self.usage}")
+                raise CommandError(f"/{self.name}: missing {arg.placeholder}; usage: {self.usage}")
         if positional:
             raise CommandError(
                 f"/{self.name}: unexpected argument {positional[0]!r}; usage: {self.usage}"
@@ -248,6 +263,27 @@ def split_line(line: str) -> list[str]:
         raise CommandError(f"cannot parse the line: {exc}") from None
 
 
+# words people type to leave or get help in any shell: pointed at the command instead
+_BARE_WORDS = {
+    "exit": "/quit",
+    "quit": "/quit",
+    "q": "/quit",
+    "bye": "/quit",
+    "help": "/help",
+    "?": "/help",
+    "h": "/help",
+}
+
+
+def _not_a_command(text: str) -> str:
+    meant = _BARE_WORDS.get(text.lower().rstrip("!"))
+    if meant == "/quit":
+        return "to leave, type /quit (or press Ctrl-D on an empty line)"
+    if meant == "/help":
+        return "type /help for the list of commands (commands start with '/')"
+    return "commands start with '/'; type /help for the list"
+
+
 class CommandRegistry:
     """Commands by name (and alias), with the plugin that registered each."""
 
@@ -286,8 +322,17 @@ class CommandRegistry:
                 self._aliases.pop(alias, None)
 
     def get(self, name: str) -> Command | None:
+        """The command called ``name`` or an alias of it; case does not matter."""
         name = name.lstrip("/")
-        return self._commands.get(name) or self._commands.get(self._aliases.get(name, ""))
+        for key in (name, name.lower()):
+            found = self._commands.get(key) or self._commands.get(self._aliases.get(key, ""))
+            if found is not None:
+                return found
+        return None
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> the command's name."""
+        return dict(self._aliases)
 
     def names(self) -> list[str]:
         return sorted(self._commands)
@@ -304,7 +349,7 @@ class CommandRegistry:
         """Parse a full ``/command args...`` line."""
         text = line.strip()
         if not text.startswith("/"):
-            raise CommandError("commands start with '/'; type /help for the list")
+            raise CommandError(_not_a_command(text))
         head, _, rest = text[1:].partition(" ")
         command = self.get(head)
         if command is None:

@@ -1,7 +1,9 @@
 """Everything the shell and its plugins print goes through :class:`Output`.
 
-Messages are one line each and redacted; tables and other rich renderables use a
-lazily created ``rich`` console (rich is not imported until something needs it).
+Messages are one line each and redacted; on a terminal they wrap at spaces (never
+inside an id or a path) and take the theme's colours (:mod:`agentshell.theme`). Tables
+and other rich renderables use a lazily created ``rich`` console (rich is not imported
+until something needs it).
 """
 
 from __future__ import annotations
@@ -10,21 +12,48 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from .redact import redact, redact_tree
+from .theme import ColorMode, color_enabled, paint, rich_style, terminal_width, wrap
 
 
 class Output:
-    def __init__(self, stream: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        err: IO[str] | None = None,
+        *,
+        color: ColorMode = "auto",
+    ) -> None:
         self._stream = stream
         self._err = err
         self._console: Any = None
         self._lock = threading.RLock()
         self._once: set[str] = set()
         self.closed = False  # the reader of stdout went away (``agentshell run ... | head``)
+        self.color: ColorMode = color
+        #: table cells equal to one of these words take its style (plugins add their
+        #: status words: ``shell.output.words["conflict"] = "conflict"``)
+        self.words: dict[str, str] = {}
+        self._live: Any = None  # the console of a rich Live region shown meanwhile
+
+    @contextlib.contextmanager
+    def beside_live(self, console: Any) -> Iterator[None]:
+        """Print rich renderables through ``console`` while its Live region is shown.
+        A rich console writes past a Live's stdout proxy (to the terminal itself), so
+        a table printed any other way would land inside the region."""
+        self._live = console
+        try:
+            yield
+        finally:
+            self._live = None
+
+    def colored(self, stream: IO[str] | None = None) -> bool:
+        """Whether what goes to ``stream`` (default: stdout) is coloured."""
+        return color_enabled(stream or self.stream, self.color)
 
     @property
     def stream(self) -> IO[str]:
@@ -40,19 +69,57 @@ class Output:
         """A ``rich.console.Console`` writing to this output."""
         from rich.console import Console
 
+        if self._live is not None:
+            return self._live
         if self._console is None or self._console.file is not self.stream:
-            self._console = Console(file=self.stream, highlight=False, soft_wrap=False)
+            colored = self.colored()
+            self._console = Console(
+                file=self.stream,
+                highlight=False,
+                soft_wrap=False,
+                color_system="auto" if colored else None,
+                force_terminal=True if colored else None,
+                no_color=not colored,
+            )
         return self._console
 
-    def _write(self, text: str, stream: IO[str], *, scrub: bool = True) -> None:
+    def _write(
+        self,
+        text: str,
+        stream: IO[str],
+        *,
+        scrub: bool = True,
+        fold: bool = True,
+        style: str | None = None,
+        lead: str = "",
+        lead_style: str | None = None,
+    ) -> None:
+        """Write one message: redacted, wrapped to the terminal (not when piped), then
+        coloured. ``lead`` (``"error:"``, ``"✓"``) may take a style of its own."""
         with self._lock:
             if self.closed and stream is self.stream:
                 return
+            text = redact(text) if scrub else text
+            if lead:
+                text = f"{lead} {text}"
+            width = terminal_width(stream)
+            if width is not None and fold:
+                text = wrap(text, width)
+            if (style or lead_style) and self.colored(stream):
+                text = self._paint(text, style, lead, lead_style)
             try:
-                stream.write((redact(text) if scrub else text) + "\n")
+                stream.write(text + "\n")
                 stream.flush()
             except BrokenPipeError:
                 self._pipe_closed(stream)
+
+    @staticmethod
+    def _paint(text: str, style: str | None, lead: str, lead_style: str | None) -> str:
+        head = ""
+        if lead and lead_style and text.startswith(lead):
+            head, text = paint(lead, lead_style), text[len(lead) :]
+        # each line on its own: a pager or a cut terminal never bleeds colour onwards
+        return head + "\n".join(paint(line, style) for line in text.split("\n"))
 
     def _pipe_closed(self, stream: IO[str]) -> None:
         """Like well-behaved CLIs, stop writing quietly when the reader has gone: point
@@ -66,17 +133,18 @@ class Output:
             os.dup2(devnull, stream.fileno())
             os.close(devnull)
 
-    def print(self, text: str = "") -> None:
-        self._write(text, self.stream)
+    def print(self, text: str = "", *, style: str | None = None) -> None:
+        self._write(text, self.stream, style=style)
 
-    def info(self, message: str) -> None:
-        self._write(message, self.stream)
+    def info(self, message: str, *, style: str | None = None) -> None:
+        """A line of output; ``style`` names a theme style (``"conflict"``, ``"dim"``…)."""
+        self._write(message, self.stream, style=style)
 
     def success(self, message: str) -> None:
-        self._write(f"✓ {message}", self.stream)
+        self._write(message, self.stream, lead="✓", lead_style="success")
 
     def warn(self, message: str) -> None:
-        self._write(f"warning: {message}", self.err)
+        self._write(message, self.err, lead="warning:", lead_style="warning")
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._once:
@@ -84,13 +152,13 @@ class Output:
             self.warn(message)
 
     def error(self, message: str) -> None:
-        self._write(f"error: {message}", self.err)
+        self._write(message, self.err, lead="error:", lead_style="error")
 
     def json(self, value: Any) -> None:
         """Print ``value`` as JSON. Strings are redacted one by one, so the output stays
         valid JSON (redacting the finished text could swallow a closing quote)."""
         text = json.dumps(redact_tree(value), indent=2, default=lambda v: redact(str(v)))
-        self._write(text, self.stream, scrub=False)
+        self._write(text, self.stream, scrub=False, fold=False)
 
     def table(
         self,
@@ -135,7 +203,9 @@ class Output:
                     if _total(trial_widths) <= width:
                         shown, widths, picked = trial, trial_widths, trial_picked
         titles = [names[i] for i in shown]
-        self._print_table(_build(titles, picked, title, widths), max(width, _total(widths)))
+        styles = self.words if self.colored() else {}
+        table = _build(titles, picked, title, widths, styles)
+        self._print_table(table, max(width, _total(widths)))
         dropped = [c for c in optional if c in names and names.index(c) not in shown]
         if dropped and fits:
             self.print(f"(left out to fit {width} columns: {', '.join(dropped)})")
@@ -162,11 +232,19 @@ class Output:
             return
         from rich.console import Console
 
-        wide = Console(width=width, highlight=False, soft_wrap=False, color_system=None)
+        colored = self.colored()
+        wide = Console(
+            width=width,
+            highlight=False,
+            soft_wrap=False,
+            color_system="standard" if colored else None,
+            force_terminal=colored,
+            no_color=not colored,
+        )
         with wide.capture() as captured:
             wide.print(table, crop=False)
         text = "\n".join(line.rstrip() for line in captured.get().splitlines())
-        self._write(text, self.stream, scrub=False)
+        self._write(text, self.stream, scrub=False, fold=False)
 
     def render(self, renderable: Any) -> None:
         with self._lock:
@@ -252,7 +330,13 @@ def _total(widths: list[int]) -> int:
     return sum(widths) + 3 * len(widths) + 1
 
 
-def _build(names: list[str], cells: list[list[str]], title: str | None, widths: list[int]) -> Any:
+def _build(
+    names: list[str],
+    cells: list[list[str]],
+    title: str | None,
+    widths: list[int],
+    styles: dict[str, str],
+) -> Any:
     """The rich table with the widths fixed: rich never narrows it further."""
     from rich.table import Table
     from rich.text import Text
@@ -264,7 +348,7 @@ def _build(names: list[str], cells: list[list[str]], title: str | None, widths: 
         table.add_column(name, width=width, overflow="fold")
     for row in cells:
         # cells are plain text: "[plugins.x]" in a value is not rich markup
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(Text(cell, style=rich_style(styles.get(cell))) for cell in row))
     return table
 
 

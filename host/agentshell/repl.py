@@ -10,23 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.buffer import Buffer, BufferAcceptHandler
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.lexers import Lexer
 
 from .commands import completing, split_line
 from .errors import CommandError
-from .redact import MASK, redact
+from .live import live_status
+from .redact import MASK, SECRET_KEY_NAMES, redact
 from .repl_tab import KeyHold, tab_bindings
 from .runner_cli import run_command
 from .terminal import typeahead_hidden
 
 if TYPE_CHECKING:
+    from prompt_toolkit.styles import Style
+
     from .shell import Shell
 
 
@@ -124,19 +129,17 @@ class CommandCompleter(Completer):
 
 class _OneEntryPerLine(History):
     """A multi-line paste runs line by line (see :func:`pasted_lines`), so each line is
-    its own history entry, as if it had been typed."""
+    its own history entry, as if it had been typed. Secrets are masked before an entry
+    is kept: in the file, and in this session's Up-arrow recall, which is on screen."""
 
     def append_string(self, string: str) -> None:
         for line in pasted_lines(string):
-            super().append_string(line)
+            super().append_string(redact_history_line(line))
 
 
 class RedactingHistory(_OneEntryPerLine, FileHistory):
-    """File history that never writes a secret: values of ``/set-env`` and anything that
-    looks like a key or token are masked before they reach the file."""
-
-    def store_string(self, string: str) -> None:
-        super().store_string(redact_history_line(string))
+    """File history that never writes a secret: values of ``/set-env`` for secret-looking
+    names and anything that looks like a key or token are masked."""
 
 
 class LineHistory(_OneEntryPerLine, InMemoryHistory):
@@ -159,8 +162,12 @@ def redact_history_line(line: str) -> str:
         parts = []
         for word in words:
             name, eq, value = word.partition("=")
-            # an empty value stays empty (it unsets); anything else is masked
-            parts.append(f"{name}={MASK if value.strip() else ''}" if eq else MASK)
+            if not eq:
+                parts.append(MASK)
+            elif value.strip() and SECRET_KEY_NAMES.search(name):
+                parts.append(f"{name}={MASK}")  # an empty value stays empty (it unsets)
+            else:  # DEMO_LATENCY_SCALE=1 is kept; a key-shaped value is still masked
+                parts.append(f"{name}={shlex.quote(redact(value)) if value else ''}")
         return " ".join(["/set-env", *parts])
     return redact(line)
 
@@ -217,8 +224,12 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         text = shell.status_text()
         return f" {text} " if text else None
 
+    # a fresh install gets one hint, inside its first prompt (gone at the first key)
+    first_run = _first_run(Path(shell.data_dir))
     completer = CommandCompleter(shell, ready)
     session: PromptSession[str] = PromptSession(
+        lexer=CommandLexer(shell, ready),
+        style=_style(shell),
         history=history,
         completer=completer,
         complete_while_typing=False,
@@ -271,7 +282,10 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
                 # proxy's writer thread: nothing it still holds can be written later,
                 # from that thread, into the middle of the next prompt's render.
                 with patch_stdout(raw=True):
-                    line = await session.prompt_async(prompt)
+                    # "" clears it: prompt_async keeps the last placeholder given
+                    hint: StyleAndTextTuples | str = FIRST_RUN_HINT if first_run else ""
+                    first_run = False
+                    line = await session.prompt_async(prompt, placeholder=hint)
             except KeyboardInterrupt:
                 continue  # Ctrl-C clears the line; it never leaves the shell
             except EOFError:
@@ -286,6 +300,8 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
                 if failed:
                     break  # a line typed while loading must not run in a broken shell
                 await run_lines(shell, lines)
+        if ready.done():  # /quit or Ctrl-D (SIGTERM leaves through the except below)
+            shell.output.info(shell.tally.summary(), style="dim")
     except asyncio.CancelledError:
         # SIGTERM (cli._terminable): stop loading plugins now rather than after a slow
         # shell_started hook; shell.stop() then closes whatever the start had opened
@@ -300,6 +316,65 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await loader
     return failed[0] if failed else 0
+
+
+FIRST_RUN_HINT: StyleAndTextTuples = [("class:placeholder", "/help · Tab completes · Ctrl-D quits")]
+
+
+def _first_run(data_dir: Path) -> bool:
+    """True once per data directory: the first REPL session of a fresh install."""
+    marker = data_dir / "welcomed"
+    if marker.exists():
+        return False
+    with contextlib.suppress(OSError):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    return True
+
+
+def _style(shell: Shell) -> Style:
+    from prompt_toolkit.styles import Style
+
+    # prompt_toolkit honours NO_COLOR itself; --color=never must too
+    if not shell.output.colored():
+        return Style([])
+    return Style.from_dict(
+        {
+            "placeholder": "#888888 italic",
+            "command": "ansicyan bold",
+            "command.unknown": "ansired",
+            "command.args": "",
+        }
+    )
+
+
+class CommandLexer(Lexer):
+    """Colours the command word as it is typed: known commands in one colour, an
+    unknown one in another (case does not matter, as for running it)."""
+
+    def __init__(self, shell: Shell, ready: asyncio.Future[None]) -> None:
+        self.shell = shell
+        self.ready = ready
+
+    def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
+        lines = document.lines
+
+        def line(number: int) -> StyleAndTextTuples:
+            text = lines[number] if number < len(lines) else ""
+            stripped = text.lstrip()
+            if not stripped.startswith("/") or not self.ready.done():
+                return [("", text)]
+            lead = text[: len(text) - len(stripped)]
+            word, space, rest = stripped.partition(" ")
+            known = len(word) > 1 and self.shell.commands.get(word) is not None
+            # a word still being typed is only "unknown" once no command starts with it
+            partial = not space and any(
+                n.startswith(word[1:].lower()) for n in self.shell.commands.names()
+            )
+            style = "class:command" if known else "" if partial else "class:command.unknown"
+            return [("", lead), (style, word), ("class:command.args", space + rest)]
+
+        return line
 
 
 def one_echo(accept: BufferAcceptHandler | None) -> BufferAcceptHandler:
@@ -334,7 +409,9 @@ async def run_lines(shell: Shell, lines: list[str]) -> None:
     for index, line in enumerate(lines):
         if len(lines) > 1:
             shell.output.print(f"» {line}")
-        code = await run_command(shell, line)
+        shell.tally.commands += 1
+        async with live_status(shell, line):
+            code = await run_command(shell, line)
         rest = lines[index + 1 :]
         if code == EXIT_INTERRUPTED and rest and not shell.exit_requested:
             noun = "line" if len(rest) == 1 else "lines"

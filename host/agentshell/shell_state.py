@@ -26,6 +26,7 @@ from .commands import CommandRegistry
 from .errors import ConfigError
 from .output import Output
 from .plugins import PluginHost, summarize_exception
+from .tally import SessionTally
 
 Mode = Literal["repl", "run"]
 
@@ -78,6 +79,7 @@ class ShellState:
         self._default_agents: dict[str, Any] = {}
         self.telemetry: Any = None
         self.runner: Any = None
+        self.tally = SessionTally()  # commands, calls, tokens, cost: the exit summary
         self.auth: Any = None
         self.state: dict[str, Any] = {}  # a place for plugins to share session state
         self.current_task: asyncio.Task[Any] | None = None

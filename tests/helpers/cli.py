@@ -40,9 +40,16 @@ def agentshell(
     )
 
 
-def spawn_repl(home: Path, *plugins: str, timeout: float = 30, **env: str) -> pexpect.spawn[str]:
-    """The interactive shell in a real pty (140x40, no cursor-position requests), with
-    each of ``plugins`` loaded by ``-p``."""
+def spawn_repl(
+    home: Path,
+    *plugins: str,
+    timeout: float = 30,
+    dimensions: tuple[int, int] = (40, 140),
+    cwd: Path | None = None,
+    **env: str,
+) -> pexpect.spawn[str]:
+    """The interactive shell in a real pty (rows x columns ``dimensions``, no
+    cursor-position requests), with each of ``plugins`` loaded by ``-p``."""
     args = ["-m", "agentshell"]
     for plugin in plugins:
         args += ["-p", plugin]
@@ -52,7 +59,8 @@ def spawn_repl(home: Path, *plugins: str, timeout: float = 30, **env: str) -> pe
         env=child_env(home, **{"PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **env}),
         encoding="utf-8",
         timeout=timeout,
-        dimensions=(40, 140),
+        dimensions=dimensions,
+        cwd=str(cwd) if cwd is not None else None,
     )
 
 

@@ -73,12 +73,12 @@ def test_positional_options_and_flags() -> None:
     [
         (
             "",
-            "/deploy: missing <spec>; usage: /deploy <spec> [<goal>] [--from STAGE] [--dry-run]"
-            " [--note VALUE]",
+            "/deploy: missing <SPEC>; usage: /deploy <SPEC> [<GOAL>] [--from <STAGE>] [--dry-run]"
+            " [--note <VALUE>]",
         ),
         ("A B C", "/deploy: unexpected argument 'C'; usage: /deploy"),
         ("A --form plan", "/deploy: unknown option --form (did you mean --from?)"),
-        ("A --from", "/deploy: --from needs a stage"),
+        ("A --from", "/deploy: --from needs <STAGE>"),
         ("A --from deploy", "/deploy: --from must be one of plan, tasks, implement"),
         ("A --dry-run=yes", "/deploy: --dry-run takes no value"),
         ('A "unclosed', "cannot parse the line: No closing quotation"),
@@ -98,7 +98,7 @@ def test_variadic_and_choices() -> None:
         args=[Arg("mode", choices=("a", "b")), Arg("rest", variadic=True, required=False)],
     )
     assert cmd.parse(["a", "1", "2"]).values == {"mode": "a", "rest": ["1", "2"]}
-    with pytest.raises(CommandError, match="mode must be one of a, b"):
+    with pytest.raises(CommandError, match="<MODE> must be one of a, b"):
         cmd.parse(["c"])
 
 
@@ -205,7 +205,10 @@ async def test_help_lists_and_describes(make_shell: Any, output: CapturedOutput)
     for name in ("/help", "/plugins", "/config", "/set-env", "/quit", "/deploy"):
         assert name in output.text
     assert await shell.execute("/help deploy") == 0
-    assert "usage: /deploy <spec> [<goal>] [--from STAGE] [--dry-run] [--note VALUE]" in output.text
+    assert (
+        "usage: /deploy <SPEC> [<GOAL>] [--from <STAGE>] [--dry-run] [--note <VALUE>]"
+        in output.text
+    )
     assert "(from plugin deploy-plugin)" in output.text
     assert await shell.execute("/help deplyo") == 1
     assert "no command /deplyo — did you mean /deploy?" in output.errors
@@ -249,7 +252,7 @@ async def test_config_command_shows_sources(make_shell: Any, output: CapturedOut
     assert await shell.execute("/config reload") == 0
     assert shell.config.retry.attempts == 9
     assert await shell.execute("/config bogus") == 1
-    assert "action must be one of show, reload, path" in output.errors
+    assert "<ACTION> must be one of show, reload, path" in output.errors
 
 
 async def test_set_env_affects_the_session(
@@ -298,13 +301,21 @@ async def test_handler_exception_is_one_line(make_shell: Any, output: CapturedOu
     assert "Traceback" not in output.errors
 
 
-def test_history_set_env_quoted_and_empty_values() -> None:
-    # quoted forms are parsed like the command parses them, so the value is still masked
-    assert redact_history_line('/set-env "OTHER=hunter2 pass"') == "/set-env OTHER=****"
+def test_history_masks_set_env_values_of_secret_names_only() -> None:
+    # quoted forms are parsed like the command parses them; a secret-looking name's value
+    # is masked, any other value is kept (quoted so that the line replays as typed)
+    assert redact_history_line('/set-env "DB_PASSWORD=hunter2 pass"') == "/set-env DB_PASSWORD=****"
+    assert redact_history_line('/set-env "OTHER=hunter2 pass"') == "/set-env OTHER='hunter2 pass'"
     assert redact_history_line("/set-env MY_KEY='sk-live-abc'") == "/set-env MY_KEY=****"
     assert redact_history_line("/set-env A=") == "/set-env A="
     assert redact_history_line("/set-env A=''") == "/set-env A="
-    assert redact_history_line("/set-env A=1 B=2") == "/set-env A=**** B=****"
+    assert redact_history_line("/set-env DEMO_LATENCY_SCALE=1 B=2") == (
+        "/set-env DEMO_LATENCY_SCALE=1 B=2"
+    )
+    # a value shaped like a key is masked whatever the name
+    assert "sk-abcdefghijklmnop1234" not in redact_history_line(
+        "/set-env FOO=sk-abcdefghijklmnop1234"
+    )
     unbalanced = redact_history_line("/set-env K='hunter2 pass")
     assert "hunter2" not in unbalanced and unbalanced.startswith("/set-env K=")
 

@@ -12,82 +12,30 @@ and the prompt that follows it, every earlier render is final.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import pexpect
-import pyte
 import pytest
 
-from tests.helpers.cli import spawn_repl
+from tests.helpers.screen import PROMPT, Terminal
 
-PROMPT = "agentshell>"
-TIMEOUT = 30
-ROWS, COLUMNS = 40, 140
+ROWS = 40
 SENTINEL = "/help quit"
 SENTINEL_OUTPUT = "usage: /quit"
 TOOLBAR = "tokens 0"
 
 
-class Screen(pyte.Screen):
-    """A pyte screen that sends its answers (cursor position reports) to the shell."""
-
-    def __init__(self, child: pexpect.spawn[str]) -> None:
-        super().__init__(COLUMNS, ROWS)
-        self.child = child
-
-    def write_process_input(self, data: str) -> None:
-        self.child.send(data)
-
-
-class Terminal:
-    """The shell in a pty, its output rendered by pyte."""
-
-    def __init__(self, home: Path) -> None:
-        # spawn_repl (a 40x140 pty) turns cursor-position requests off; this screen
-        # answers them
-        self.child = spawn_repl(home, timeout=TIMEOUT, PROMPT_TOOLKIT_NO_CPR="0")
-        self.screen = Screen(self.child)
-        self.stream = pyte.Stream(self.screen)
-
-    def rows(self) -> list[str]:
-        return [row.rstrip() for row in self.screen.display]
-
-    def wait_for(self, done: str | None = None) -> None:
-        """Read output until a row starts with ``done`` and a bare prompt follows it
-        (the shell is idle again); without ``done``, until a prompt shows."""
-        deadline = time.monotonic() + TIMEOUT  # a bound on waiting, never an assertion
-        while not self._idle_after(done):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{done!r} never showed; screen:\n" + "\n".join(self.rows()))
-            try:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=1))
-            except pexpect.TIMEOUT:
-                continue
-
-    def _idle_after(self, done: str | None) -> bool:
-        rows = self.rows()
-        if done is None:
-            return any(row.startswith(PROMPT) for row in rows)
-        hits = [i for i, row in enumerate(rows) if row.startswith(done)]
-        return bool(hits) and any(row == PROMPT for row in rows[hits[-1] + 1 :])
-
+class EchoTerminal(Terminal):
     def settle(self) -> None:
         """Run the sentinel command and wait for its output and the next prompt."""
-        self.child.send(SENTINEL + "\r")
+        self.send_line(SENTINEL)
         self.wait_for(SENTINEL_OUTPUT)
 
-    def close(self) -> None:
-        self.child.sendeof()
-        self.child.expect(pexpect.EOF)
-        self.child.close()
 
-
-def spawn(tmp_path: Path, toolbar: bool) -> Terminal:
+def spawn(tmp_path: Path, toolbar: bool) -> EchoTerminal:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (home / "config.toml").write_text(f"[shell]\ntoolbar = {str(toolbar).lower()}\n")
-    return Terminal(home)
+    return EchoTerminal(home)
 
 
 def count(rows: list[str], text: str) -> int:

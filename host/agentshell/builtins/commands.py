@@ -39,11 +39,8 @@ def help_command(ctx: CommandContext) -> int:
             out.print("")
             for line in command.description.strip().splitlines():
                 out.print(f"  {_plain(line)}".rstrip())
-        entries = [(f"<{arg.name}>", arg.help) for arg in command.args]
-        entries += [
-            (opt.name if opt.flag else f"{opt.name} {opt.metavar}", opt.help)
-            for opt in command.options
-        ]
+        entries = [(arg.placeholder, arg.help) for arg in command.args]
+        entries += [(opt.label, opt.help) for opt in command.options]
         if entries:
             out.print("")
             width = max(len(label) for label, _ in entries)
@@ -53,7 +50,13 @@ def help_command(ctx: CommandContext) -> int:
             out.print(f"  aliases: {', '.join('/' + a for a in command.aliases)}")
         out.print(f"  (from plugin {command.plugin})")
         return 0
-    rows = [(f"/{c.name}", c.help, c.plugin) for c in shell.commands.all()]
+    aliases: dict[str, list[str]] = {}
+    for alias, target in sorted(shell.commands.aliases().items()):
+        aliases.setdefault(target, []).append(alias)
+    rows = [
+        (", ".join(f"/{n}" for n in [c.name, *aliases.get(c.name, [])]), c.help, c.plugin)
+        for c in shell.commands.all()
+    ]
     out.table(["command", "what it does", "plugin"], rows, title="Commands")
     out.print("Type /help <command> for its arguments. Tab completes commands and arguments.")
     out.print("Ctrl-C cancels a running command; Ctrl-D on an empty line (or /quit) exits.")

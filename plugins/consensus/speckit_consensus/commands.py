@@ -51,7 +51,10 @@ def complete_spec(shell: Any, text: str) -> Iterable[str]:
 
 
 def complete_stage(shell: Any, text: str) -> Iterable[str]:
-    return [s for s in STAGE_CHOICES if s.startswith(text)]
+    """The six short names; ``spec-plan`` spellings are still accepted, and offered
+    only once the user has started typing one."""
+    pool = STAGE_CHOICES if text.startswith("spec-") else STAGES
+    return [s for s in pool if s.startswith(text)]
 
 
 #: where the resume plugin publishes its service (docs/resume.md, the contract)

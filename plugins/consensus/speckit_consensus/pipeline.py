@@ -22,7 +22,7 @@ from .events import (
 )
 from .evidence import rel
 from .specid import new_branch_id
-from .stages import STAGES, Stage, continue_hint, resume_hint, stages_from
+from .stages import STAGES, STATUS_STYLES, Stage, continue_hint, resume_hint, stages_from
 
 EXIT_HALT = 3
 RESUME_KEY = "speckit.resume"
@@ -149,11 +149,11 @@ def report(shell: Any, spec_id: str, outcome: StageOutcome) -> None:
     if syn.status == "ok":
         out.success(line)
     else:  # every status has a marker, so a scan of the left edge finds the bad stages
-        out.info(f"{MARKS.get(syn.status, '✗')} {line}")
+        out.info(f"{MARKS.get(syn.status, '✗')} {line}", style=STATUS_STYLES.get(syn.status))
     for conflict in syn.conflicts:
         out.info(f"    conflict: {conflict}")
     for agent in syn.missing_agents:
-        out.info(f"    missing: {agent} — {syn.missing_reasons.get(agent, '')}")
+        out.info(f"    missing: {agent} — {syn.missing_reasons.get(agent, '')}", style="dim")
 
 
 def halt(
@@ -171,7 +171,9 @@ def halt(
     syn = outcome.synthesis
     hint = resume_hint(spec_id, outcome.stage, ids.branch_id if stored else None, single=single)
     out.info("")
-    out.info(f"halted at {outcome.stage}: consensus {syn.status}")
+    out.info(
+        f"halted at {outcome.stage}: consensus {syn.status}", style=STATUS_STYLES.get(syn.status)
+    )
     for reason in syn.reasons:
         out.info(f"  reason: {reason}")
     if outcome.synthesis_path is not None:

@@ -32,7 +32,9 @@ def shell_started(shell: Any) -> None:
 
     from .agents import ROSTER_KEY, roster, sync_default_agents
     from .commands import settings_of
+    from .stages import STATUS_STYLES
 
+    shell.output.words.update(STATUS_STYLES)  # status words in /spec-status and friends
     # recorded demo agents: used until the user configures agents of these names
     sync_default_agents(shell, settings_of(shell).demo_latency_scale)
     # /resume (another plugin) asks which agents each stage will call

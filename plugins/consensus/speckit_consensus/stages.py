@@ -12,6 +12,9 @@ from .specid import parse_branch_id, spec_id_error
 Stage = Literal["plan", "tasks", "implement", "validate", "audit", "unlock"]
 STAGES: tuple[Stage, ...] = ("plan", "tasks", "implement", "validate", "audit", "unlock")
 
+#: the theme style of each consensus status (agentshell.theme); tables colour the words
+STATUS_STYLES = {"ok": "success", "degraded": "warning", "conflict": "conflict", "failed": "error"}
+
 #: every spelling the parser accepts: ``plan``, ``spec-plan`` and ``/spec-plan``
 STAGE_CHOICES: tuple[str, ...] = (*STAGES, *(f"spec-{s}" for s in STAGES))
 
