@@ -2,7 +2,8 @@
 and calling hooks that may be sync or async.
 
 Built-in features are plugins too: they are entry points of group ``agentshell`` in
-agentshell's own distribution and go through exactly the same path as a third party's.
+agentshell's own distribution and go through exactly the same path as a third party's
+(finding them is :mod:`agentshell.discovery`'s job).
 A plugin that fails to import, to register, or in a collection hook is marked failed
 with the reason (``/plugins`` shows it) and the shell goes on without it.
 """
@@ -12,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import importlib
 import inspect
-import json
 import os
 import sys
 import traceback
@@ -25,11 +24,16 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
+from .discovery import (
+    CACHE_FILE,
+    ENTRY_POINT_GROUP,
+    PluginEntryPoint,
+    discover_entry_points,
+)
 from .errors import AgentError
 
 hookimpl = pluggy.HookimplMarker("agentshell")
 
-ENTRY_POINT_GROUP = "agentshell"
 PluginState = Literal["loaded", "disabled", "failed"]
 
 
@@ -60,7 +64,14 @@ class PluginInfo:
 
 
 # frames that are never the culprit: a module named with ``-p`` is imported from cli.py
-_HOST_FRAMES = ("pluggy/", "importlib", "agentshell/plugins.py", "agentshell/cli.py", "<frozen")
+_HOST_FRAMES = (
+    "pluggy/",
+    "importlib",
+    "agentshell/plugins.py",
+    "agentshell/discovery.py",
+    "agentshell/cli.py",
+    "<frozen",
+)
 
 
 def summarize_exception(exc: BaseException) -> str:
@@ -407,24 +418,6 @@ def _argument_problems(hook_name: str, impl: Any) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
-class PluginEntryPoint:
-    """One ``agentshell`` entry point: what discovery found, cacheable as JSON."""
-
-    name: str
-    value: str  # "package.module" or "package.module:attr"
-    distribution: str = ""
-    version: str = ""
-
-    def load(self) -> object:
-        # what importlib.metadata.EntryPoint.load does, without importing importlib.metadata
-        module_name, _, attrs = self.value.partition(":")
-        obj: object = importlib.import_module(module_name.strip())
-        for attr in filter(None, attrs.strip().split(".")):
-            obj = getattr(obj, attr)
-        return obj
-
-
 def _invoke(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
     # pluggy's HookImpl: pass only the arguments the implementation names
     return impl.function(*[kwargs[a] for a in impl.argnames])
@@ -445,73 +438,8 @@ def _stager(staged: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Callable[..
     return register
 
 
-CACHE_FILE = "entry-points.json"
-_CACHE_VERSION = 1
-
-
-def _cache_key() -> list[Any]:
-    # Installing or removing a distribution changes the mtime of the sys.path directory
-    # that holds its metadata, so the key changes with it (stevedore does the same).
-    stamps: list[Any] = []
-    for entry in sys.path:
-        entry = entry or os.getcwd()  # "" is the working directory
-        try:
-            stamps.append([entry, os.stat(entry).st_mtime_ns])
-        except OSError:
-            stamps.append([entry, None])
-    return [_CACHE_VERSION, sys.executable, sys.version, stamps]
-
-
-def discover_entry_points(
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> list[PluginEntryPoint]:
-    """Every entry point of group ``agentshell``, agentshell's own first, then by name.
-
-    Scanning every installed distribution's metadata costs tens of milliseconds, so with
-    ``cache_dir`` the result is kept in ``<cache_dir>/entry-points.json``, keyed by the
-    interpreter, ``sys.path`` and the modification times of its entries. Set
-    ``AGENTSHELL_NO_PLUGIN_CACHE=1`` to always scan.
-    """
-    use_cache = cache_dir is not None and os.environ.get("AGENTSHELL_NO_PLUGIN_CACHE", "") in {
-        "",
-        "0",
-    }
-    path = os.path.join(os.fspath(cache_dir), CACHE_FILE) if cache_dir is not None else ""
-    key = _cache_key() if use_cache else None
-    if use_cache:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                cached = json.load(fh)
-            if cached.get("key") == key:
-                return [PluginEntryPoint(**item) for item in cached["entry_points"]]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            pass  # missing or unreadable cache: scan
-    from importlib.metadata import entry_points
-
-    found = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist
-        found.append(
-            PluginEntryPoint(
-                name=ep.name,
-                value=ep.value,
-                distribution=dist.name if dist else "",
-                version=dist.version if dist else "",
-            )
-        )
-    found.sort(key=lambda ep: (ep.distribution != "agentshell", ep.name))
-    if use_cache:
-        try:
-            from .files import atomic_write
-
-            payload = {"key": key, "entry_points": [ep.__dict__ for ep in found]}
-            atomic_write(path, json.dumps(payload))
-        except OSError:
-            pass  # a read-only data dir only costs the scan next time
-    return found
-
-
 __all__ = [
+    "CACHE_FILE",
     "ENTRY_POINT_GROUP",
     "PluginEntryPoint",
     "PluginHost",
