@@ -68,7 +68,7 @@ class ShellConfig(ShellChecks, ShellRegistry):
         """Keep every valid setting: only an invalid key falls back to its default (a
         budget cap next to a typo must not be dropped), and an agent with a bad key is
         left out whole. Every problem is reported, not just the first."""
-        from .config import check_config, check_section
+        from .config_check import check_config, check_section
 
         assert self.raw_config is not None
         checked = check_config(self.raw_config)

@@ -73,7 +73,7 @@ class ShellSinks(ShellRegistry):
         listed with all the others (the REPL reports them as each sink starts)."""
         if not strict or self.raw_config is None:
             return
-        from .config import check
+        from .config_check import check
 
         for name in names:
             model = self._sink_factories[name][1]
@@ -101,7 +101,7 @@ class ShellSinks(ShellRegistry):
         if model is not None:
             # the same strict check as every other section: a typo (``pth``) is an
             # unknown key even if the sink's model does not forbid extra keys itself
-            from .config import check
+            from .config_check import check
 
             raw = self.raw_config or configfiles.RawConfig(data={}, sources=[])
             # --set values are typed text ("3"), converted by the model as before

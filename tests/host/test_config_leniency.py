@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.config import check, check_config
+from agentshell.config_check import check, check_config
 from agentshell.configfiles import RawConfig, Source
 from agentshell.errors import ConfigError
 from agentshell.output import Output
