@@ -25,7 +25,8 @@ STORE = "resume.sqlite3"
 CONFIG = f'[telemetry]\nsinks = []\n\n[plugins.resume]\npath = "{STORE}"\n'
 SPEC, OTHER = "SPEC-KIT-DEMO", "SPEC-KIT-DEMO-2"
 AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--from <STAGE> [<BRANCH-ID>] [--force]] | "
+    "/spec-auto <SPEC-ID> [<goal>...] [--consensus GOAL] [--from <STAGE> [<BRANCH-ID>] "
+    "[--force]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
 PLAN_USAGE = (
