@@ -582,11 +582,6 @@ def all_commands() -> list[Command]:
             options=[
                 from_opt,
                 Option(
-                    "--consensus",
-                    "the goal, as one argument (instead of the goal words)",
-                    metavar="GOAL",
-                ),
-                Option(
                     "--resume",
                     "continue a branch (the one named, else the spec's current one) with "
                     "its stored goal",
@@ -597,6 +592,11 @@ def all_commands() -> list[Command]:
                     "with --from: start although an earlier stage's latest verdict is not "
                     "in consensus (a warning; the run records it)",
                     flag=True,
+                ),
+                Option(
+                    "--consensus",
+                    "the goal, as one argument (instead of the goal words)",
+                    metavar="GOAL",
                 ),
             ],
             synopsis=SPEC_AUTO_USAGE,
