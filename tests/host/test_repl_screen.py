@@ -258,7 +258,7 @@ def test_spec_consensus_after_a_halt_on_screen(tmp_path: Path, columns: int) -> 
         term.send_line("/spec-consensus SPEC-KIT-CONFLICT audit")
         rows = term.until(
             lambda rows: (
-                any("from the resume store's summary" in r for r in rows)
+                any("SPEC-KIT-CONFLICT audit: conflict (recorded" in r for r in rows)
                 and idle_after(rows, "reason: agents' decisions")
             ),
             "the /spec-consensus summary",
@@ -269,6 +269,7 @@ def test_spec_consensus_after_a_halt_on_screen(tmp_path: Path, columns: int) -> 
         )
         assert term.screen.buffer[top][0].fg == "magenta"
         assert any(r.lstrip().startswith("conflict: recommendation differs") for r in rows[top:])
+        assert "store's summary)" in "\n".join(rows[top:])
     finally:
         term.close()
 
