@@ -313,7 +313,14 @@ def spec_consensus(ctx: CommandContext) -> int:
     cwd = Path(shell.cwd)
     path = latest_synthesis(cwd / settings.evidence_dir, spec_id, stage)
     stored = _stored_result(shell, spec_id, stage)
-    record = read_model(path, SynthesisRecord, "a synthesis record", cwd) if path else None
+    record: SynthesisRecord | None = None
+    if path is not None:
+        try:
+            record = read_model(path, SynthesisRecord, "a synthesis record", cwd)
+        except CommandError as exc:  # damaged evidence: the store's summary still answers
+            if stored is None:
+                raise
+            shell.output.warn(f"{exc}; ignored")
     if stored is not None and record is not None and stored.get("run_id") != record.run_id:
         evidence_at, stored_at = _when(record.created_at), _when(stored.get("created_at"))
         if evidence_at is not None and stored_at is not None and evidence_at > stored_at:
