@@ -207,9 +207,12 @@ def halt(
 #: what to change before resuming, per status: asking the same agents the same
 #: question again most likely ends the same way
 _WHY = {
-    "conflict": "the agents disagree",
-    "degraded": "agents are missing",
-    "failed": "too few valid answers",
+    "conflict": "the agents disagree: the same question to the same agents likely ends "
+    "the same way.",
+    "degraded": "agents are missing (the reasons above): unless that passes (a timeout, an "
+    "overload), asking again ends the same way.",
+    "failed": "too few valid answers (the reasons above): unless that passes (a timeout, an "
+    "overload), asking again ends the same way.",
 }
 
 
@@ -227,7 +230,7 @@ def guidance(
     from .config import SECTION
 
     stage = outcome.stage
-    why = _WHY.get(outcome.synthesis.status, "no consensus")
+    why = _WHY.get(outcome.synthesis.status, "no consensus.")
     spec_file = rel(Path(shell.cwd) / _specs_dir(shell) / spec_id / "spec.md", shell.cwd)
     on = f" {branch_id}" if branch_id else ""
     if single:
@@ -243,7 +246,7 @@ def guidance(
     except Exception:
         now = ""
     return [
-        f"  {why}; the same question to the same agents likely ends the same way.",
+        f"  {why}",
         "  before resuming, change one of:",
         f"    the spec: edit {spec_file}",
         f"    the goal: {goal}",
