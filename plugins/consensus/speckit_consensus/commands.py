@@ -313,14 +313,8 @@ def spec_consensus(ctx: CommandContext) -> int:
     cwd = Path(shell.cwd)
     path = latest_synthesis(cwd / settings.evidence_dir, spec_id, stage)
     stored = _stored_result(shell, spec_id, stage)
-    record: SynthesisRecord | None = None
-    if path is not None:
-        try:
-            record = read_model(path, SynthesisRecord, "a synthesis record", cwd)
-        except CommandError as exc:  # damaged evidence: the store's summary still answers
-            if stored is None:
-                raise
-            shell.output.warn(f"{exc}; ignored")
+    # damaged evidence is an error naming the file, never silently passed over
+    record = read_model(path, SynthesisRecord, "a synthesis record", cwd) if path else None
     if stored is not None and record is not None and stored.get("run_id") != record.run_id:
         evidence_at, stored_at = _when(record.created_at), _when(stored.get("created_at"))
         if evidence_at is not None and stored_at is not None and evidence_at > stored_at:
@@ -515,10 +509,8 @@ def _latest_result(spec_dir: Path) -> Stage | None:
 
 
 def show(ctx: CommandContext) -> int:
-    """A stage's Markdown result in the terminal: rendered by rich on a terminal (in
-    colour unless NO_COLOR / --color=never), the plain text when piped."""
-    from agentshell.redact import redact
-
+    """A stage's Markdown result: rendered on a terminal (in colour unless NO_COLOR /
+    --color=never), the Markdown text when piped (the host's ``Output.markdown``)."""
     from .engine import spec_paths
     from .evidence import rel
     from .markdown import strip_meta
@@ -545,22 +537,8 @@ def show(ctx: CommandContext) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CommandError(f"cannot read {rel(path, shell.cwd)}: {why}") from None
-    body = redact(strip_meta(text)).rstrip("\n")
-    out = ctx.out
-    if not _isatty(out.stream):
-        out.print(body)  # piped: the Markdown itself, unwrapped and uncoloured
-        return 0
-    from rich.markdown import Markdown
-
-    out.render(Markdown(body, hyperlinks=False))
+    ctx.out.markdown(strip_meta(text).rstrip("\n"))  # the host renders it, or not
     return 0
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (ValueError, AttributeError):
-        return False
 
 
 def all_commands() -> list[Command]:

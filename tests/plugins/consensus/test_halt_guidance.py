@@ -189,17 +189,3 @@ def test_a_store_from_before_summaries_reads_an_empty_summary(tmp_path: Path) ->
         assert (found["status"], found["conflicts"], found["summary"]) == ("conflict", ["c"], {})
     finally:
         store.close()
-
-
-async def test_damaged_evidence_falls_back_to_the_stored_summary(
-    make_shell: Any, output: Any, project: Path
-) -> None:
-    shell = await make_shell(config=FAST + "evidence = true\n")
-    assert await shell.execute(f"/spec-auto {SPEC}") == 3
-    records = sorted(project.glob("docs/SPEC-OPS-004-*/evidence/**/*audit*synthesis.json"))  # noqa: ASYNC240
-    assert len(records) == 1
-    records[0].write_text("{", encoding="utf-8")
-    clear(output)
-    assert await shell.execute(f"/spec-consensus {SPEC} audit --json") == 0, output.errors
-    assert json_out(output)["source"] == "resume store"
-    assert "warning:" in output.errors and "ignored" in output.errors
