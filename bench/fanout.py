@@ -6,7 +6,14 @@ Run from the repository root: ``python bench/fanout.py [--runs 7] [--calls 2000]
    (tests/servers/openai_server.py) answering after a fixed 200 ms: median wall time
    of ``AgentRunner.run_many`` and its overhead over 200 ms (target: 64 agents within
    200 ms + 60 ms).
-2. Per-call overhead of the runner and every hook (target: under 1 ms), measured
+2. The live status display (``agentshell.live.live_status``, what the REPL shows while
+   a command runs) during a 64-agent fan-out, against a server answering after
+   ``--live-delay`` (1 s: several redraws a fan-out), on vs off in alternating runs of
+   the same process: median wall time of each, their ratio (target: on <= 1.05 x off),
+   this process's CPU per fan-out, and the redraws and bytes the display wrote. The
+   display writes to a real pty (120 x 40) whose other end a thread drains, as a
+   terminal would, so it renders at its real refresh rate.
+3. Per-call overhead of the runner and every hook (target: under 1 ms), measured
    sequentially, separately against an in-process backend (runner cost only) and a
    zero-delay server (runner + HTTP), each compared to calling the backend directly.
    "All hooks" means a real Shell with every installed entry-point plugin loaded.
@@ -186,6 +193,133 @@ async def fanout(shell: Shell, runs: int) -> list[Row]:
     return rows
 
 
+@contextlib.contextmanager
+def pty_stdout(columns: int = 120, lines: int = 40) -> Any:
+    """``sys.stdout`` on a real pty of ``columns`` x ``lines`` whose master end a thread
+    drains (as a terminal reads it); yields a dict whose ``bytes`` counts what was
+    written. Rich reads the size from COLUMNS/LINES when stdout is replaced."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+    seen = {"bytes": 0}
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            seen["bytes"] += len(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stream = open(slave, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    saved = sys.stdout, os.environ.get("COLUMNS"), os.environ.get("LINES")
+    sys.stdout = stream
+    os.environ["COLUMNS"], os.environ["LINES"] = str(columns), str(lines)
+    try:
+        yield seen
+    finally:
+        sys.stdout = saved[0]
+        for key, value in (("COLUMNS", saved[1]), ("LINES", saved[2])):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        stream.close()
+        os.close(slave)
+        reader.join(5)
+        os.close(master)
+
+
+LiveRow = tuple[str, float, float, float, int, int]
+
+
+async def live_display(shell: Shell, runs: int, delay_s: float, n: int = 64) -> list[LiveRow]:
+    """64-agent fan-outs with the live display off and on, alternating (so load changes
+    hit both alike): (label, median wall s, max wall s, CPU s per fan-out, redraws per
+    fan-out, bytes per fan-out)."""
+    from agentshell import live
+
+    redraws = [0]
+    build = live.LiveStatus.renderable
+
+    def counted(self: live.LiveStatus) -> Any:  # counts frames; draws exactly the same
+        redraws[0] += 1
+        return build(self)
+
+    live.LiveStatus.renderable = counted  # type: ignore[method-assign]
+    walls: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, float] = {"off": 0.0, "on": 0.0}
+    frames = {"off": 0, "on": 0}
+    written = {"off": 0, "on": 0}
+    try:
+        with server_process(delay_s) as base_url:
+            specs = agents(base_url, n)
+
+            async def once() -> None:
+                outcomes = await shell.runner.run_many(specs, REQUEST)
+                failed = [o.error for o in outcomes if not o.ok]
+                if failed:
+                    raise SystemExit(f"fan-out failed: {failed[0]}")
+
+            await once()  # warm: connections open
+            with pty_stdout() as tty:
+                for _ in range(runs):
+                    for label in ("off", "on"):
+                        before_cpu, before_frames = time.process_time(), redraws[0]
+                        before_bytes = tty["bytes"]
+                        if label == "on":
+                            async with live.live_status(shell, "/bench fan-out"):
+                                walls[label].append(await timed(once))
+                        else:
+                            walls[label].append(await timed(once))
+                        await asyncio.sleep(0.05)  # let the drain thread catch up
+                        cpu[label] += time.process_time() - before_cpu
+                        frames[label] += redraws[0] - before_frames
+                        written[label] += tty["bytes"] - before_bytes
+            await shell.runner.aclose()
+    finally:
+        live.LiveStatus.renderable = build  # type: ignore[method-assign]
+    return [
+        (
+            label,
+            statistics.median(walls[label]),
+            max(walls[label]),
+            cpu[label] / runs,
+            frames[label] // runs,
+            written[label] // runs,
+        )
+        for label in ("off", "on")
+    ]
+
+
+def print_live(rows: list[LiveRow], runs: int, delay_s: float) -> None:
+    print(
+        f"Live status display during a 64-agent fan-out ({delay_s * 1000:.0f} ms answers, "
+        f"median of {runs} runs each, alternating)"
+    )
+    print(
+        f"{'display':<8} {'wall ms':>9} {'max ms':>9} {'CPU ms/fan-out':>15}"
+        f" {'redraws':>8} {'bytes':>8}"
+    )
+    for label, med, worst, cpu_s, frames, written in rows:
+        print(
+            f"{label:<8} {med * 1000:>9.1f} {worst * 1000:>9.1f} {cpu_s * 1000:>15.1f}"
+            f" {frames:>8} {written:>8}"
+        )
+    ratio = rows[1][1] / rows[0][1]
+    verdict = "OK" if ratio <= 1.05 else "MISSED"
+    print(f"target: on / off <= 1.05: {ratio:.3f} -> {verdict}\n")
+
+
 async def per_call(shell: Shell, spec: AgentSpec, calls: int) -> tuple[float, float]:
     """Median-of-5 per-call seconds through the runner and directly via the backend."""
     backend = shell.runner.backend(spec.backend)
@@ -250,7 +384,7 @@ async def per_call_table(shell: Shell, calls: int) -> list[tuple[str, float, flo
     return results
 
 
-async def main(runs: int, calls: int) -> None:
+async def main(runs: int, calls: int, live_delay: float = 1.0, only_live: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["AGENTSHELL_HOME"] = str(Path(tmp) / "home")
         os.chdir(tmp)
@@ -259,8 +393,11 @@ async def main(runs: int, calls: int) -> None:
         shell = await make_shell(load_plugins=True)
         try:
             print(f"plugins loaded: {', '.join(shell.plugins.loaded)}\n")
-            print_fanout(await fanout(shell, runs), runs)
-            await per_call_table(shell, calls)
+            if not only_live:
+                print_fanout(await fanout(shell, runs), runs)
+            print_live(await live_display(shell, runs, live_delay), runs, live_delay)
+            if not only_live:
+                await per_call_table(shell, calls)
         finally:
             with contextlib.suppress(Exception):
                 await shell.stop()
@@ -270,9 +407,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="warm fan-out runs per N")
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per sample")
+    parser.add_argument(
+        "--live-delay", type=float, default=1.0, help="answer delay (s) in the live-display case"
+    )
+    parser.add_argument("--only-live", action="store_true", help="run only the live-display case")
     parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve)
     else:
-        asyncio.run(main(args.runs, args.calls))
+        asyncio.run(main(args.runs, args.calls, args.live_delay, args.only_live))

@@ -246,6 +246,18 @@ class Output:
         text = "\n".join(line.rstrip() for line in captured.get().splitlines())
         self._write(text, self.stream, scrub=False, fold=False)
 
+    def markdown(self, text: str) -> None:
+        """Print a Markdown document: rendered by rich on a terminal (headings, tables,
+        lists; coloured only when :meth:`colored`), the Markdown text itself when
+        stdout is not a terminal, so a pipe or a redirect gets the document back."""
+        text = redact(text)
+        if not _isatty(self.stream):
+            self._write(text, self.stream, scrub=False, fold=False)
+            return
+        from rich.markdown import Markdown
+
+        self.render(Markdown(text, hyperlinks=False))
+
     def render(self, renderable: Any) -> None:
         with self._lock:
             if self.closed:

@@ -82,7 +82,8 @@ def wrap(text: str, width: int) -> str:
 
 # a command line inside a message ("resume with: /spec-auto S --from audit S-2026…") is
 # one unit: a copy of it pasted back must be one line, not two commands
-_COMMAND = re.compile(r"(?:(?<=^)|(?<=\s))/[a-z][\w-]*(?=\s|$)[^;()—<\[]*")
+# (a quoted argument, ``--consensus "<GOAL>"``, belongs to it, placeholder and all)
+_COMMAND = re.compile(r'(?:(?<=^)|(?<=\s))/[a-z][\w-]*(?=\s|$)(?:[^;()—<\["]|"[^"\n]*")*')
 _NBSP = "\u00a0"  # textwrap breaks only at ASCII whitespace
 _TWO_COLUMNS = re.compile(r"^(\s*\S(?:.*?\S)?\s{2,})\S")
 _LABEL = re.compile(r"^(\s*(?:[✓✗!»•·-]\s+)?[\w .'/-]{1,24}?:\s+)\S")

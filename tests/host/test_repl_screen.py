@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers.cli import agentshell, child_env
 from tests.helpers.paths import DOCS
-from tests.helpers.screen import PROMPT, Terminal
+from tests.helpers.screen import IDLE_PROMPTS, PROMPT, Terminal, idle_after
 
 pytestmark = pytest.mark.e2e
 
@@ -174,7 +174,12 @@ def test_halt_block_keeps_the_resume_line_whole(tmp_path: Path, columns: int) ->
         halted = next(i for i, r in enumerate(rows) if r.startswith("halted at audit"))
         block = rows[halted:]
         # the command to copy is on rows of its own, its branch id never cut
-        resume = next(i for i, r in enumerate(block) if "/spec-auto SPEC-KIT-CONFLICT --from" in r)
+        label = next(i for i, r in enumerate(block) if "resume with:" in r)
+        resume = next(
+            i
+            for i, r in enumerate(block)
+            if i >= label and "/spec-auto SPEC-KIT-CONFLICT --from" in r
+        )
         row = block[resume]
         if BRANCH_ID.search(row) is None:
             # wider than the terminal: on a row of its own, overflowing (the terminal
@@ -182,10 +187,127 @@ def test_halt_block_keeps_the_resume_line_whole(tmp_path: Path, columns: int) ->
             assert row.lstrip().startswith("/spec-auto"), "\n".join(block)
             assert len(row) == columns, "\n".join(block)
             assert BRANCH_ID.search(row + block[resume + 1]), "\n".join(block)
-        assert_no_split_words([r for r in block[:resume] if r and not BRANCH_ID.search(r)], whole)
+        lines = logical_lines(block[:resume], columns)
+        assert_no_split_words([BRANCH_ID.sub("BRANCH", r) for r in lines], whole_of(whole))
         # conflict magenta on the status line
         y = halted
         assert term.screen.buffer[y][0].fg == "magenta"
+    finally:
+        term.close()
+
+
+def logical_lines(rows: list[str], columns: int) -> list[str]:
+    """The lines as printed: a row filled to the last column went on in the next row
+    (the terminal wrapped a word wider than the line), so the two are one line."""
+    lines: list[str] = []
+    carry = ""
+    for row in rows:
+        if len(row) == columns:
+            carry += row
+            continue
+        lines.append(carry + row)
+        carry = ""
+    return [*lines, carry] if carry else lines
+
+
+def whole_of(text: str) -> str:
+    return BRANCH_ID.sub("BRANCH", text)
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_halt_block_says_what_to_change_before_resuming(tmp_path: Path, columns: int) -> None:
+    home, cwd = project(tmp_path)
+    whole = whole_of(piped(home, cwd, "/spec-auto SPEC-KIT-CONFLICT"))
+    term = Terminal(home, columns=columns, lines=60, cwd=cwd)
+    try:
+        term.wait_for()
+        term.send_line("/spec-auto SPEC-KIT-CONFLICT")
+        term.wait_for("  resume with:")
+        rows = term.rows()
+        halted = next(i for i, r in enumerate(rows) if r.startswith("halted at audit"))
+        end = next(i for i, r in enumerate(rows) if i > halted and r in IDLE_PROMPTS)
+        lines = [BRANCH_ID.sub("BRANCH", r) for r in logical_lines(rows[halted:end], columns)]
+        text = "\n".join(lines)
+        # every command is whole on one line (the terminal may wrap it at the edge,
+        # never a newline of ours), so a copy of it runs
+        assert "  details: /spec-consensus SPEC-KIT-CONFLICT audit" in lines
+        assert "before resuming, change one of:" in text
+        assert any(r.strip() == "the spec: edit docs/SPEC-KIT-CONFLICT/spec.md" for r in lines)
+        goal = '/spec-auto SPEC-KIT-CONFLICT --from audit BRANCH --consensus "<GOAL>"'
+        assert any(r.strip() in (f"the goal: {goal}", goal) for r in lines), text
+        assert "/config reload" in text
+        assert any(
+            r.strip() in ("resume with: " + c, c)
+            for r in lines
+            for c in ["/spec-auto SPEC-KIT-CONFLICT --from audit BRANCH"]
+        ), text
+        assert text.index("before resuming") < text.index("resume with:")
+        assert_no_split_words(lines, whole)
+    finally:
+        term.close()
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_spec_consensus_after_a_halt_on_screen(tmp_path: Path, columns: int) -> None:
+    home, cwd = project(tmp_path)  # evidence is off: the default
+    term = Terminal(home, columns=columns, lines=60, cwd=cwd)
+    try:
+        term.wait_for()
+        term.send_line("/spec-auto SPEC-KIT-CONFLICT")
+        term.wait_for("  resume with:")
+        term.send_line("/spec-consensus SPEC-KIT-CONFLICT audit")
+        rows = term.until(
+            lambda rows: (
+                any("SPEC-KIT-CONFLICT audit: conflict (recorded" in r for r in rows)
+                and idle_after(rows, "reason: agents' decisions")
+            ),
+            "the /spec-consensus summary",
+        )
+        assert not any(r.startswith("error:") for r in rows), "\n".join(rows)
+        top = next(
+            i for i, r in enumerate(rows) if r.startswith("SPEC-KIT-CONFLICT audit: conflict")
+        )
+        assert term.screen.buffer[top][0].fg == "magenta"
+        assert any(r.lstrip().startswith("conflict: recommendation differs") for r in rows[top:])
+        assert "store's summary)" in "\n".join(rows[top:])
+    finally:
+        term.close()
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+@pytest.mark.parametrize("no_color", [False, True], ids=["color", "NO_COLOR"])
+def test_show_renders_the_stage_markdown(tmp_path: Path, columns: int, no_color: bool) -> None:
+    home, cwd = project(tmp_path)
+    env = {"NO_COLOR": "1"} if no_color else {}
+    term = Terminal(home, columns=columns, lines=200, cwd=cwd, **env)
+    try:
+        term.wait_for()
+        term.send_line("/spec-plan SPEC-KIT-DEMO")
+        term.wait_for("✓ plan: ok")
+        before = len(term.raw)
+        term.send_line("/show SPEC-KIT-DEMO")
+        term.wait_for("Consensus")
+        rows = term.rows()
+        start = next(i for i, r in enumerate(rows) if r.startswith(f"{PROMPT} /show"))
+        shown = rows[start + 1 :]
+        text = "\n".join(shown)
+        # rendered, not the source: no Markdown markers, no status comment
+        assert "Plan — SPEC-KIT-DEMO" in text
+        assert not any(r.lstrip().startswith(("# ", "## ", "**", "<!--")) for r in shown), text
+        assert "speckit-consensus:" not in text
+        assert all(len(r) <= columns for r in shown)
+        styled = {
+            (cell.fg, cell.bold)
+            for row in range(start + 1, len(rows))
+            for cell in term.screen.buffer[row].values()
+            if cell.data.strip()
+        }
+        raw = term.raw[before:]
+        if no_color:
+            assert {fg for fg, _ in styled} == {"default"}
+            assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", raw)
+        else:
+            assert len({fg for fg, _ in styled}) > 1 or any(bold for _, bold in styled)
     finally:
         term.close()
 

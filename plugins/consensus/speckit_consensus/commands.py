@@ -16,6 +16,7 @@ from .specid import parse_branch_id
 from .stages import (
     STAGE_CHOICES,
     STAGES,
+    STATUS_STYLES,
     Stage,
     check_branch_of,
     parse_stage,
@@ -136,6 +137,21 @@ async def spec_auto(ctx: CommandContext) -> int:
     resume = bool(ctx.args.get("resume"))
     words = ctx.args.get("goal") or []
     branch, words = _branch_word(spec_id, list(words) if isinstance(words, list) else [words])
+    given = ctx.args.get("consensus")
+    if given is not None:
+        if words:
+            raise CommandError(
+                f"/spec-auto: give the goal once, as words or with --consensus; "
+                f"usage: {SPEC_AUTO_USAGE}"
+            )
+        if _near_branch(spec_id, given):
+            check_branch_of(spec_id, given, "spec-auto")  # raises: not a branch id
+        if parse_branch_id(given) is not None:
+            raise CommandError(
+                f"/spec-auto: --consensus needs a goal; {given} is a branch id "
+                f"(usage: {SPEC_AUTO_USAGE})"
+            )
+        words = [given]
     if branch is not None and not resume and not raw_from:
         raise CommandError(
             f"/spec-auto: a branch id goes with --resume (continue {branch}) or "
@@ -165,7 +181,8 @@ async def spec_auto(ctx: CommandContext) -> int:
 
 
 SPEC_AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--from <STAGE> [<BRANCH-ID>] [--force]] | "
+    "/spec-auto <SPEC-ID> [<goal>...] [--consensus GOAL] [--from <STAGE> [<BRANCH-ID>] "
+    "[--force]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
 
@@ -250,8 +267,43 @@ def _reload(record: SynthesisRecord, cwd: Path) -> list[AgentResult]:
     return results
 
 
+def _stored_result(shell: Any, spec_id: str, stage: Stage) -> dict[str, Any] | None:
+    """The resume store's newest result of the stage, through the service the resume
+    plugin publishes (``stage_summary``; this plugin never imports it), or None."""
+    lookup = getattr(shell.state.get(RESUME_KEY), "stage_summary", None)
+    if not callable(lookup):
+        return None
+    try:
+        found = lookup(spec_id, stage)
+    except Exception as exc:  # a locked or damaged store: say so, use the evidence
+        shell.output.warn(f"resume store: cannot read the {stage} result of {spec_id}: {exc}")
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("status"), str) else None
+
+
+def _no_result(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -> str:
+    """Why /spec-consensus has nothing to show, and what to enable or run."""
+    from .pipeline import resume_off_reason
+
+    run = f"/spec-{stage} {spec_id}"
+    if shell.state.get(RESUME_KEY) is not None:
+        return f"no {stage} result for {spec_id} yet (run {run})"
+    where = f"no evidence for {spec_id} stage {stage} under {settings.evidence_dir}"
+    if settings.evidence_enabled(shell.environ):
+        return f"{where} (run {run})"
+    return (
+        f"{where}: evidence is off and {resume_off_reason(shell)}; enable one "
+        f"(SPEC_KIT_TELEMETRY_ENABLED=1 or [plugins.consensus] evidence = true; or the resume "
+        f"plugin, which keeps every verdict), then run {run}"
+    )
+
+
 def spec_consensus(ctx: CommandContext) -> int:
+    """The latest verdict of a stage: re-evaluated from the evidence when there is
+    evidence of that run (or newer), else the resume store's summary of it, which is
+    kept whatever the evidence setting (so this works after every halt)."""
     from .evidence import SynthesisRecord, latest_synthesis, read_model, rel
+    from .gate import _when
     from .synthesis import synthesize
 
     shell = ctx.shell
@@ -260,14 +312,20 @@ def spec_consensus(ctx: CommandContext) -> int:
     stage = parse_stage(ctx.args.stage)
     cwd = Path(shell.cwd)
     path = latest_synthesis(cwd / settings.evidence_dir, spec_id, stage)
-    if path is None:
-        hint = ""
-        if not settings.evidence_enabled(shell.environ):
-            hint = " (evidence is off: set SPEC_KIT_TELEMETRY_ENABLED=1 or evidence = true)"
-        raise CommandError(
-            f"no evidence for {spec_id} stage {stage} under {settings.evidence_dir}{hint}"
-        )
-    record = read_model(path, SynthesisRecord, "a synthesis record", cwd)
+    stored = _stored_result(shell, spec_id, stage)
+    # damaged evidence is an error naming the file, never silently passed over
+    record = read_model(path, SynthesisRecord, "a synthesis record", cwd) if path else None
+    if stored is not None and record is not None and stored.get("run_id") != record.run_id:
+        evidence_at, stored_at = _when(record.created_at), _when(stored.get("created_at"))
+        if evidence_at is not None and stored_at is not None and evidence_at > stored_at:
+            stored = None  # the evidence is of a newer run than the store's last result
+    elif record is not None:
+        stored = None  # evidence of the same run: re-evaluate it against today's schemas
+    if stored is not None:
+        _show_stored(ctx, spec_id, stage, stored)
+        return 0
+    if record is None or path is None:
+        raise CommandError(_no_result(shell, settings, spec_id, stage))
     results = _reload(record, cwd)
     syn = synthesize(stage, results, aggregator=record.aggregator, quorum=record.quorum.required)
     out = ctx.out
@@ -287,6 +345,60 @@ def spec_consensus(ctx: CommandContext) -> int:
         out.info(f"  missing: {agent} — {syn.missing_reasons.get(agent, '')}")
     out.info(f"  synthesis: {record.synthesis_path}")
     return 0
+
+
+def _show_stored(ctx: CommandContext, spec_id: str, stage: Stage, stored: dict[str, Any]) -> None:
+    """The resume store's summary of a verdict (no agent answers to re-evaluate)."""
+    import datetime as dt
+
+    summary = stored.get("summary") or {}
+    agents = summary.get("agents") or {}
+    missing = summary.get("missing_reasons") or {}
+    when = stored.get("created_at")
+    at = (
+        dt.datetime.fromtimestamp(float(when), dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        if isinstance(when, int | float)
+        else str(when)
+    )
+    out = ctx.out
+    if ctx.args.get("json"):
+        out.json(
+            {
+                "stage": stage,
+                "status": stored["status"],
+                "agreements": stored.get("agreements") or [],
+                "conflicts": stored.get("conflicts") or [],
+                "missing_agents": list(missing),
+                "missing_reasons": missing,
+                "reasons": summary.get("reasons") or [],
+                "agents": agents,
+                "aggregator": summary.get("aggregator"),
+                "quorum": summary.get("quorum"),
+                "decision": summary.get("decision"),
+                "recorded_status": stored["status"],
+                "source": "resume store",
+                "branch_id": stored.get("branch_id"),
+                "run_id": stored.get("run_id"),
+                "synthesis_path": stored.get("synthesis_path"),
+            }
+        )
+        return
+    status = stored["status"]
+    out.info(
+        f"{spec_id} {stage}: {status} (recorded {at} on branch {stored.get('branch_id')}; "
+        "from the resume store's summary)",
+        style=STATUS_STYLES.get(status),
+    )
+    if agents:
+        out.info(f"  agents: {', '.join(f'{a}={state}' for a, state in agents.items())}")
+    for item in stored.get("agreements") or []:
+        out.info(f"  agreement: {item}")
+    for item in stored.get("conflicts") or []:
+        out.info(f"  conflict: {item}")
+    for agent, why in missing.items():
+        out.info(f"  missing: {agent} — {why}")
+    for reason in summary.get("reasons") or []:
+        out.info(f"  reason: {reason}")
 
 
 def _last(shell: Any, settings: ConsensusSettings, spec_id: str, stage: Stage) -> StageMeta | None:
@@ -373,6 +485,62 @@ def spec_status(ctx: CommandContext) -> int:
     return 0
 
 
+def _latest_result(spec_dir: Path) -> Stage | None:
+    """The stage whose result was written last (its status comment's time, else the
+    file's), the later stage on a tie; None when no stage has one."""
+    from .markdown import read_meta
+
+    best: tuple[str, int, Stage] | None = None
+    for index, stage in enumerate(STAGES):
+        path = spec_dir / f"{stage}.md"
+        if not path.is_file():
+            continue
+        meta = read_meta(path)
+        if meta is not None:
+            when = meta.generated_at
+        else:
+            import datetime as dt
+
+            when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).isoformat()
+        key = (when.replace("Z", "+00:00"), index, stage)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return best[2] if best else None
+
+
+def show(ctx: CommandContext) -> int:
+    """A stage's Markdown result: rendered on a terminal (in colour unless NO_COLOR /
+    --color=never), the Markdown text when piped (the host's ``Output.markdown``)."""
+    from .engine import spec_paths
+    from .evidence import rel
+    from .markdown import strip_meta
+
+    shell = ctx.shell
+    settings = settings_of(shell)
+    spec_id = validate_spec_id(ctx.args.spec_id)
+    spec_dir = spec_paths(shell, settings, spec_id)[0]  # "no spec …" names the file
+    given = ctx.args.get("stage")
+    stage = parse_stage(given) if given else _latest_result(spec_dir)
+    if stage is None:
+        raise CommandError(
+            f"no stage result for {spec_id} yet: none of {rel(spec_dir, shell.cwd)}/<STAGE>.md "
+            f"exists (/spec-auto {spec_id} writes them)"
+        )
+    path = spec_dir / f"{stage}.md"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(
+            f"no {stage} result for {spec_id} yet: {rel(path, shell.cwd)} does not exist "
+            f"(/spec-{stage} {spec_id} writes it)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CommandError(f"cannot read {rel(path, shell.cwd)}: {why}") from None
+    ctx.out.markdown(strip_meta(text).rstrip("\n"))  # the host renders it, or not
+    return 0
+
+
 def all_commands() -> list[Command]:
     from_opt = Option(
         "--from",
@@ -410,6 +578,11 @@ def all_commands() -> list[Command]:
                     "in consensus (a warning; the run records it)",
                     flag=True,
                 ),
+                Option(
+                    "--consensus",
+                    "the goal, as one argument (instead of the goal words)",
+                    metavar="GOAL",
+                ),
             ],
             synopsis=SPEC_AUTO_USAGE,
             description="--from STAGE forks a child of <BRANCH-ID> (default: the current "
@@ -427,6 +600,20 @@ def all_commands() -> list[Command]:
                 Arg("stage", "plan, tasks, ... (or spec-plan, ...)", complete=complete_stage),
             ],
             options=[Option("--json", "print JSON", flag=True)],
+        ),
+        Command(
+            "show",
+            show,
+            help="show a stage's result (docs/<SPEC-ID>/<STAGE>.md) rendered in the terminal",
+            args=[
+                SPEC_ARG,
+                Arg(
+                    "stage",
+                    "plan, tasks, ... (default: the stage whose result was written last)",
+                    required=False,
+                    complete=complete_stage,
+                ),
+            ],
         ),
         Command(
             "spec-status",

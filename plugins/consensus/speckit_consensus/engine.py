@@ -325,6 +325,19 @@ async def run_stage(
     )
 
 
+def summary_of(synthesis: Synthesis, results: list[AgentResult]) -> dict[str, Any]:
+    """The short account of a verdict the resume store keeps (and ``/spec-consensus``
+    shows without evidence): why, who answered what, who is missing; no answers."""
+    return {
+        "reasons": list(synthesis.reasons),
+        "agents": {r.agent: r.state for r in results},
+        "missing_reasons": dict(synthesis.missing_reasons),
+        "aggregator": synthesis.aggregator,
+        "quorum": synthesis.quorum,
+        "decision": synthesis.decision,
+    }
+
+
 def _record(
     shell: Any,
     ids: RunIds,
@@ -351,6 +364,11 @@ def _record(
                 valid=r.valid,
                 error=r.reason,
             )
+        # a service that can read a summary back takes one (docs/resume.md, the contract):
+        # /spec-consensus shows it after a halt even with the evidence off
+        extra = (
+            {"summary": summary_of(synthesis, results)} if hasattr(resume, "stage_summary") else {}
+        )
         resume.record_stage(
             run_id=ids.run_id,
             branch_id=ids.branch_id,
@@ -360,6 +378,7 @@ def _record(
             agreements=synthesis.agreements,
             conflicts=synthesis.conflicts,
             synthesis_path=str(synthesis_path) if synthesis_path else None,
+            **extra,
         )
     except NotStored:
         raise  # a stage whose result was not stored must not report success

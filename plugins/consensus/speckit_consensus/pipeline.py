@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 from agentshell import format_usd
@@ -178,11 +179,16 @@ def halt(
         out.info(f"  reason: {reason}")
     if outcome.synthesis_path is not None:
         out.info(f"  synthesis: {rel(outcome.synthesis_path, shell.cwd)}")
+    if outcome.synthesis_path is not None or shell.state.get(RESUME_KEY) is not None:
+        # the resume store keeps a summary of every verdict, evidence on or off
+        out.info(f"  details: /spec-consensus {spec_id} {outcome.stage}")
     else:
         out.info(
             "  synthesis: evidence is off (set SPEC_KIT_TELEMETRY_ENABLED=1 or "
             "[plugins.consensus] evidence = true to keep it)"
         )
+    for line in guidance(shell, spec_id, outcome, ids.branch_id if stored else None, single=single):
+        out.info(line)
     out.info(f"  resume with: {hint}")
     shell.telemetry.emit(
         PipelineHalted(
@@ -196,6 +202,67 @@ def halt(
         )
     )
     return hint
+
+
+#: what to change before resuming, per status: asking the same agents the same
+#: question again most likely ends the same way
+_WHY = {
+    "conflict": "the agents disagree: the same question to the same agents likely ends "
+    "the same way.",
+    "degraded": "agents are missing (the reasons above): unless that passes (a timeout, an "
+    "overload), asking again ends the same way.",
+    "failed": "too few valid answers (the reasons above): unless that passes (a timeout, an "
+    "overload), asking again ends the same way.",
+}
+
+
+def guidance(
+    shell: Any,
+    spec_id: str,
+    outcome: StageOutcome,
+    branch_id: str | None,
+    *,
+    single: bool,
+) -> list[str]:
+    """The halt block's "change first" lines: the spec file to edit, the exact command
+    that asks again with a new goal, and where the stage's agents are configured."""
+    from .agents import resolve
+    from .config import SECTION
+
+    stage = outcome.stage
+    why = _WHY.get(outcome.synthesis.status, "no consensus.")
+    spec_file = rel(Path(shell.cwd) / _specs_dir(shell) / spec_id / "spec.md", shell.cwd)
+    on = f" {branch_id}" if branch_id else ""
+    if single:
+        goal = f'/spec-{stage} {spec_id}{on} --consensus "<GOAL>"'
+    else:
+        goal = f'/spec-auto {spec_id} --from {stage}{on} --consensus "<GOAL>"'
+    try:  # the agents asked now, so the user sees what to replace
+        plan = resolve(stage, _settings(shell), shell.agents)
+        names = [spec.name for spec, _ in plan.workers]
+        if plan.aggregator is not None:
+            names.append(plan.aggregator.name)
+        now = f" (now {', '.join(names)})"
+    except Exception:
+        now = ""
+    return [
+        f"  {why}",
+        "  before resuming, change one of:",
+        f"    the spec: edit {spec_file}",
+        f"    the goal: {goal}",
+        f"    the agents{now}: set [plugins.{SECTION}.stages.{stage}] agents in "
+        "agentshell.toml, then /config reload",
+    ]
+
+
+def _settings(shell: Any) -> ConsensusSettings:
+    from .commands import settings_of
+
+    return settings_of(shell)
+
+
+def _specs_dir(shell: Any) -> str:
+    return _settings(shell).specs_dir
 
 
 async def run_stages(

@@ -120,6 +120,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN replayed_tokens INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        5,
+        "stage summary",
+        (
+            # a halt keeps why (reasons, each agent's state, missing agents) even with the
+            # evidence off, so /spec-consensus can always show the verdict it stopped on
+            "ALTER TABLE stage_results ADD COLUMN summary TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

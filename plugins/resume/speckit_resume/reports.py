@@ -6,6 +6,7 @@ lets run while another process writes.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -89,6 +90,22 @@ class Reports:
             (spec_id, stage),
         )
         return dict(rows[0]) if rows else None
+
+    def latest_stage_summary(self, spec_id: str, stage: str) -> dict[str, Any] | None:
+        """The newest recorded result of one stage of a spec, on any branch, with its
+        agreements, conflicts and summary (``{}`` for a row written before migration 5)."""
+        rows = self.query(
+            "SELECT status, branch_id, run_id, synthesis_path, created_at, agreements,"
+            " conflicts, summary FROM stage_results WHERE spec_id = ? AND stage = ?"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (spec_id, stage),
+        )
+        if not rows:
+            return None
+        found = dict(rows[0])
+        for key, empty in (("agreements", "[]"), ("conflicts", "[]"), ("summary", "{}")):
+            found[key] = json.loads(found[key] or empty)
+        return found
 
     def output_counts(self, branch_id: str) -> dict[str, int]:
         """Stored ok outputs per stage of one branch (an index-only count)."""

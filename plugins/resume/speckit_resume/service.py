@@ -195,7 +195,11 @@ class ResumeService:
         agreements: list[Any],
         conflicts: list[Any],
         synthesis_path: str | None,
+        summary: dict[str, Any] | None = None,
     ) -> None:
+        """One stage's verdict. ``summary`` (reasons, each agent's state, missing agents
+        and why, aggregator, quorum) is what ``/spec-consensus`` shows when there is no
+        evidence: kept, redacted, whatever the evidence setting."""
         with self.storing(f"the {stage} result of {spec_id}"):
             self.store.add_stage_result(
                 run_id=run_id,
@@ -206,7 +210,17 @@ class ResumeService:
                 agreements=redact_tree(list(agreements)),
                 conflicts=redact_tree(list(conflicts)),
                 synthesis_path=synthesis_path,
+                summary=redact_tree(dict(summary)) if summary else None,
             )
+
+    def stage_summary(self, spec_id: str, stage: str) -> dict[str, Any] | None:
+        """The newest recorded result of a stage of the spec (any branch): what
+        ``stage_verdict`` returns plus ``agreements``, ``conflicts`` and ``summary`` (the
+        dict given to ``record_stage``; ``{}`` when none was), or None. Never creates the
+        database. ``/spec-consensus`` reads it when the evidence is off."""
+        if not self.opened and not self.path.is_file():
+            return None
+        return self.store.latest_stage_summary(spec_id, normalize_stage(stage))
 
     def record_validation(
         self,

@@ -440,11 +440,13 @@ class Store(Reports):
         agreements: list[Any],
         conflicts: list[Any],
         synthesis_path: str | None,
+        summary: dict[str, Any] | None = None,
     ) -> None:
         with self.write() as conn:
             conn.execute(
                 "INSERT INTO stage_results(run_id, branch_id, spec_id, stage, status, agreements,"
-                " conflicts, synthesis_path, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " conflicts, synthesis_path, created_at, summary)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     branch_id,
@@ -455,6 +457,7 @@ class Store(Reports):
                     _json(list(conflicts)),
                     synthesis_path,
                     time.time(),
+                    _json(summary),
                 ),
             )
 

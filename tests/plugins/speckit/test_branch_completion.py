@@ -25,7 +25,8 @@ STORE = "resume.sqlite3"
 CONFIG = f'[telemetry]\nsinks = []\n\n[plugins.resume]\npath = "{STORE}"\n'
 SPEC, OTHER = "SPEC-KIT-DEMO", "SPEC-KIT-DEMO-2"
 AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--from <STAGE> [<BRANCH-ID>] [--force]] | "
+    "/spec-auto <SPEC-ID> [<goal>...] [--consensus GOAL] [--from <STAGE> [<BRANCH-ID>] "
+    "[--force]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
 PLAN_USAGE = (
@@ -108,28 +109,45 @@ async def test_spec_auto_offers_branches_only_with_resume_or_from(
     shell, branches = await store_shell(make_shell, monkeypatch)
     # without --resume or --from its words are the goal: nothing but the options
     # (--force is offered like any flag; it is an error without --from)
-    assert offered(shell, f"/spec-auto {SPEC} ") == ["--from", "--resume", "--force"]
-    assert offered(shell, f"/spec-auto {SPEC} make it fast ") == ["--from", "--resume", "--force"]
-    assert offered(shell, f"/spec-auto {SPEC} --resume ") == [*branches[SPEC], "--from", "--force"]
+    assert offered(shell, f"/spec-auto {SPEC} ") == ["--from", "--resume", "--force", "--consensus"]
+    assert offered(shell, f"/spec-auto {SPEC} make it fast ") == [
+        "--from",
+        "--resume",
+        "--force",
+        "--consensus",
+    ]
+    assert offered(shell, f"/spec-auto {SPEC} --resume ") == [
+        *branches[SPEC],
+        "--from",
+        "--force",
+        "--consensus",
+    ]
     assert offered(shell, f"/spec-auto {OTHER} --resume ") == [
         *branches[OTHER],
         "--from",
         "--force",
+        "--consensus",
     ]
     assert offered(shell, f"/spec-auto {SPEC} goal --from tasks ") == [
         *branches[SPEC],
         "--resume",
         "--force",
+        "--consensus",
     ]
     assert offered(shell, f"/spec-auto {SPEC} --from=tasks ") == [
         *branches[SPEC],
         "--resume",
         "--force",
+        "--consensus",
     ]
     assert "plan" in offered(shell, f"/spec-auto {SPEC} --from ")  # the stage, not a branch
     assert not set(offered(shell, f"/spec-auto {SPEC} --from ")) & set(branches[SPEC])
     given = branches[SPEC][2]
-    assert offered(shell, f"/spec-auto {SPEC} --resume {given} ") == ["--from", "--force"]
+    assert offered(shell, f"/spec-auto {SPEC} --resume {given} ") == [
+        "--from",
+        "--force",
+        "--consensus",
+    ]
 
 
 async def test_no_store_file_is_created_and_a_broken_one_offers_nothing(
@@ -139,13 +157,13 @@ async def test_no_store_file_is_created_and_a_broken_one_offers_nothing(
     shell = await make_shell(config=CONFIG)
     assert offered(shell, f"/resume {SPEC} ") == ["--json"]
     assert offered(shell, f"/spec-plan {SPEC} ") == ["--consensus", "--resume"]
-    assert offered(shell, f"/spec-auto {SPEC} --resume ") == ["--from", "--force"]
+    assert offered(shell, f"/spec-auto {SPEC} --resume ") == ["--from", "--force", "--consensus"]
     assert not Path(STORE).exists()  # noqa: ASYNC240
     assert not shell.state["speckit.resume"].opened
     # a file that is not a database: no completions, no error, no exception
     Path(STORE).write_bytes(b"this is not a sqlite database" * 100)  # noqa: ASYNC240
     assert offered(shell, f"/resume {SPEC} ") == ["--json"]
-    assert offered(shell, f"/spec-auto {SPEC} --resume ") == ["--from", "--force"]
+    assert offered(shell, f"/spec-auto {SPEC} --resume ") == ["--from", "--force", "--consensus"]
     assert shell.state["speckit.resume"].complete_branches(SPEC) == []
     assert output.errors == ""
 
@@ -158,7 +176,7 @@ async def test_consensus_alone_offers_flags_only(
     alone = await make_shell(config=CONFIG)  # the same project and store, no resume plugin
     assert "speckit.resume" not in alone.state
     assert offered(alone, f"/spec-plan {SPEC} ") == ["--consensus", "--resume"]
-    assert offered(alone, f"/spec-auto {SPEC} --resume ") == ["--from", "--force"]
+    assert offered(alone, f"/spec-auto {SPEC} --resume ") == ["--from", "--force", "--consensus"]
     assert offered(shell, f"/spec-auto {SPEC} --resume ")[:-1]  # the store is there
 
 
