@@ -282,10 +282,10 @@ class OpenAIBackend:
             async with _closing(await client.send(outgoing, stream=True)) as response:
                 if response.status_code >= 400:
                     raw = await read_body(response, _ERROR_BODY_CAP, truncate=True)
-                    error = status_error(self.shell, agent, response, raw)
+                    failure = status_error(self.shell, agent, response, raw)
                     if stream and refuses_stream(response.status_code, raw):
-                        raise StreamRefused(error)
-                    raise error
+                        raise StreamRefused(failure)
+                    raise failure
                 if response.status_code != 200:
                     raise BadAgentOutput(f"unexpected HTTP {response.status_code} from the server")
                 content_type = response.headers.get("content-type", "")
