@@ -36,7 +36,8 @@ def project(tmp_path: Path, openai_server: OpenAIServer) -> Iterator[tuple[Path,
         "[agents.claude]\n"
         'backend = "openai"\n'
         'model = "gpt-test"\n'
-        f'base_url = "{openai_server.base_url}"\n',
+        f'base_url = "{openai_server.base_url}"\n'
+        "[retry]\nbase_delay_s = 0.01\nmax_delay_s = 0.01\n",
         encoding="utf-8",
     )
     yield home, cwd
@@ -71,6 +72,58 @@ def test_partial_text_shows_before_the_answer_completes_then_renders_as_markdown
         # the answer is in the output once: the raw text was replaced, not followed
         assert sum("Streamed title" in row for row in rows) == 1
         assert sum(row.startswith(PROMPT) for row in rows) == 2
+    finally:
+        release.set()
+        term.close()
+
+
+def test_a_retry_takes_the_partial_answer_back_and_the_notice_goes_above(
+    project: tuple[Path, Path], openai_server: OpenAIServer
+) -> None:
+    home, cwd = project
+    release = threading.Event()
+    first = ScriptedReply(
+        pieces=["Wrong start ", "of an ", "answer"],
+        hold_after=2,
+        release=release,
+        truncate_stream_after=4,  # the role, three pieces, then the connection drops
+    )
+    openai_server.script("claude", [first, ScriptedReply(pieces=["Right ", "answer\n"])])
+    term = Terminal(home, "tests.helpers.ask", columns=100, cwd=cwd)
+    try:
+        term.wait_for()
+        term.type("/ask claude hello")
+        term.until(lambda rows: shown(rows, "Wrong start of an"), "the first attempt")
+        release.set()
+        term.wait_for("Right answer")
+        rows = term.rows()
+        assert not shown(rows, "Wrong start")
+        notice = [i for i, row in enumerate(rows) if "claude: retrying in" in row]
+        answer = [i for i, row in enumerate(rows) if "Right answer" in row]
+        assert notice and answer and notice[0] < answer[0]
+    finally:
+        release.set()
+        term.close()
+
+
+def test_a_secret_split_across_deltas_never_reaches_the_terminal(
+    project: tuple[Path, Path], openai_server: OpenAIServer
+) -> None:
+    home, cwd = project
+    release = threading.Event()
+    pieces = ["the key: api_key = sk-abc", "defghijklmnopq and more\n"]
+    openai_server.script("claude", [ScriptedReply(pieces=pieces, hold_after=1, release=release)])
+    term = Terminal(home, "tests.helpers.ask", columns=100, cwd=cwd)
+    try:
+        term.wait_for()
+        term.type("/ask claude hello")
+        term.until(lambda rows: shown(rows, "the key: api_key ="), "the partial answer")
+        assert "sk-abc" not in term.raw
+        release.set()
+        term.wait_for("and more")
+        assert shown(term.rows(), "api_key = ****")
+        # not in anything the shell wrote, escape sequences and erased text included
+        assert "sk-abc" not in term.raw and "defghij" not in term.raw
     finally:
         release.set()
         term.close()
