@@ -11,8 +11,8 @@ word being written is held back until a space or newline ends it
 (:func:`agentshell.redact.settled`): what reaches the screen is always whole words,
 masked as a finished text would be. The held-back word appears with the next space or
 at :meth:`AnswerStream.finish`; an answer cut short (Ctrl-C, an error) never shows its
-unfinished last word, which may be the first half of a secret. The Markdown rendering is made from the whole answer,
-redacted again.
+unfinished last word, which may be the first half of a secret. The Markdown rendering
+is made from the whole answer, redacted again.
 
 While a REPL command runs, a rich Live status region sits below the output, and rich
 buffers partial lines written through it. The stream pauses that region while the
@@ -49,9 +49,9 @@ class AnswerStream:
     """One answer being shown. ``write`` pieces of text as they arrive, ``reset`` when
     a retry starts the answer again, and ``finish`` once. Also a context manager that
     finishes on exit: marked ``(cancelled)`` when leaving by Ctrl-C or cancellation,
-    ``(incomplete)`` when leaving by another error (both ``stopped``). :meth:`delta` takes the runner's
-    :class:`~agentshell.agent_models.Delta` directly: ``runner.run(...,
-    on_delta=answer.delta)``."""
+    ``(incomplete)`` when leaving by another error (both ``stopped``). :meth:`delta`
+    takes the runner's :class:`~agentshell.agent_models.Delta` directly:
+    ``runner.run(..., on_delta=answer.delta)``."""
 
     def __init__(self, output: Output) -> None:
         self._output = output
