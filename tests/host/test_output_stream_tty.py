@@ -72,8 +72,34 @@ def test_partial_text_shows_before_the_answer_completes_then_renders_as_markdown
         # the answer is in the output once: the raw text was replaced, not followed
         assert sum("Streamed title" in row for row in rows) == 1
         assert sum(row.startswith(PROMPT) for row in rows) == 2
+        # the code block is highlighted: its characters are coloured
+        assert colours(term, "print('hi')") - {"default"}
     finally:
         release.set()
+        term.close()
+
+
+def colours(term: Terminal, text: str) -> set[str]:
+    """The foreground colours of the first row showing ``text``."""
+    index = next(i for i, row in enumerate(term.rows()) if text in row)
+    row = term.screen.buffer[index]
+    return {row[x].fg for x in range(term.screen.columns) if row[x].data.strip()}
+
+
+def test_no_color_renders_the_markdown_without_colours(
+    project: tuple[Path, Path], openai_server: OpenAIServer
+) -> None:
+    home, cwd = project
+    openai_server.script("claude", [ScriptedReply(pieces=ANSWER)])
+    term = Terminal(home, "tests.helpers.ask", columns=100, cwd=cwd, NO_COLOR="1")
+    try:
+        term.wait_for()
+        term.type("/ask claude hello")
+        term.wait_for("print('hi')")
+        assert not shown(term.rows(), "**bold**")
+        assert colours(term, "print('hi')") == {"default"}
+        assert colours(term, "Some bold words") == {"default"}
+    finally:
         term.close()
 
 
