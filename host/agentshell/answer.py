@@ -155,10 +155,9 @@ class AnswerStream:
         # before it on the line (``api_key = `` then the value)
         start = raw.rfind("\n", 0, self._done) + 1
         masked = _CONTROL.sub("", redact(raw[start:cut]))
-        if masked.startswith(self._line):
-            piece = masked[len(self._line) :]
-        else:  # the mask reached back into what is shown: show only what is new
-            piece = masked[len(self._line) :] if len(masked) > len(self._line) else ""
+        # what is new on the line; should a mask ever reach back into what is shown
+        # (a registered secret with spaces in it), this still never repeats it
+        piece = masked[len(self._line) :]
         self._done = cut
         newline = masked.rfind("\n")
         self._line = masked[newline + 1 :] if newline >= 0 else masked
