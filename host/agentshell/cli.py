@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# every command succeeded, but a telemetry sink not marked optional lost events
+# (3 is the spec-kit plugin's halt)
+EXIT_TELEMETRY_LOST = 4
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM: how CI cancels a job
 
@@ -307,15 +310,24 @@ async def _interactive(ns: argparse.Namespace) -> int:
             return await repl(shell, start=True)
         finally:
             await _stop(shell)
+    shell.fail_on_telemetry_loss = True  # commands from a pipe: a script, as `run`
     failed = await _start(shell)
     if failed is not None:
         return failed
+    status = EXIT_FAILED
     try:
         from .runner_cli import line_reader
 
-        return await line_reader(shell)
+        status = await line_reader(shell)
     finally:
         await _stop(shell)
+    return _with_telemetry(shell, status)
+
+
+def _with_telemetry(shell: Shell, status: int) -> int:
+    """The exit status once the shell has stopped: a success whose telemetry was lost
+    (a sink not marked optional) becomes 4; a failure keeps its own status."""
+    return EXIT_TELEMETRY_LOST if status == EXIT_OK and shell.telemetry_lost else status
 
 
 def _read_script(path: str) -> list[str]:
@@ -356,6 +368,7 @@ async def _run(ns: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     shell = _make_shell(ns, "run")
+    shell.fail_on_telemetry_loss = True  # a lost event fails the run (status 4)
     if _requested_failed(shell, ns):
         return EXIT_USAGE  # asked for by name: running without it would mislead
     failed = await _start(shell)
@@ -392,7 +405,7 @@ async def _run(ns: argparse.Namespace) -> int:
                 break
     finally:
         await _stop(shell)
-    return status
+    return _with_telemetry(shell, status)
 
 
 async def _plugins(ns: argparse.Namespace) -> int:

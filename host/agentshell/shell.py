@@ -142,7 +142,10 @@ class Shell(ShellConfig, ShellSinks):
                 duration_s=time.time() - self.started_at, dropped_events=self.telemetry.dropped
             )
         )
-        self.telemetry.close(self.config.telemetry.flush_timeout_s)
+        # what any sink lost is reported here, one line each, not by the bus: `run`
+        # makes it an error (and its exit status) unless the sink is optional
+        self.telemetry.close(self.config.telemetry.flush_timeout_s, report=False)
+        self.telemetry_lost = self.report_telemetry_losses(fail=self.fail_on_telemetry_loss)
 
     # -- commands ----------------------------------------------------------------------
 

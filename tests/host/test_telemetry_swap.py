@@ -149,7 +149,7 @@ async def test_telemetry_use_swaps_sinks_without_losing_events(
         ("/telemetry use jsonl console --set path=x", "name the sink"),
         ("/telemetry use jsonl --set novalue", "wants <setting>=<value>"),
         ("/telemetry use jsonl --set colour=red", "telemetry.jsonl.colour"),
-        ("/telemetry bogus", "action must be one of"),
+        ("/telemetry bogus", "<ACTION> must be one of"),
     ],
 )
 async def test_bad_use_is_one_clear_line_and_changes_nothing(
