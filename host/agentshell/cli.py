@@ -41,6 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"agentshell {__version__}")
         return EXIT_OK
+    if args[:1] and args[0].startswith("/"):
+        # `agentshell /help`: a shell command where a subcommand goes; say how to run it
+        # rather than argparse's "argument cmd: invalid choice: '/help'"
+        import shlex
+
+        line = shlex.quote(" ".join(args))
+        print(
+            f"error: {args[0]} is a command of the shell: run it with agentshell run {line}, "
+            "or type it in the interactive shell (agentshell)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     parser = _parser()
     ns = parser.parse_args(args)
     try:

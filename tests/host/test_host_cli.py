@@ -306,3 +306,14 @@ def test_run_says_which_commands_were_skipped(tmp_path: Path) -> None:
         "error: skipped 2 commands after the failure: /help, /plugins; use -k to keep going"
         in done.stderr
     )
+
+
+def test_a_command_given_without_run_says_how_to_run_it(cli_env: dict[str, str]) -> None:
+    done = agentshell(cli_env, "/spec-auto", "SPEC-KIT-DEMO")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: /spec-auto is a command of the shell: run it with "
+        "agentshell run '/spec-auto SPEC-KIT-DEMO', or type it in the interactive shell "
+        "(agentshell)"
+    )
+    assert "invalid choice" not in done.stderr

@@ -25,7 +25,7 @@ from agentshell.cli import EXIT_FAILED, EXIT_OK, EXIT_TELEMETRY_LOST
 from agentshell.plugins import hookimpl
 from agentshell.telemetry import Event, PluginErrorEvent
 from tests.helpers.cli import child_env, spawn_repl
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.smallfs import fill, small_fs
 from tests.helpers.sockets import free_port
 
@@ -38,7 +38,7 @@ def project(tmp_path: Path, config: str, *, docs: bool = False) -> Path:
     where.mkdir()
     (where / "agentshell.toml").write_text(config, encoding="utf-8")
     if docs:
-        shutil.copytree(REPO / "docs", where / "docs")
+        shutil.copytree(REPO / "docs", where / "docs", ignore=without_demo_outputs)
     return where
 
 

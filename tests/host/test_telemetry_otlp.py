@@ -36,7 +36,7 @@ from agentshell.telemetry import (
     StartSpan,
 )
 from tests.conftest import ShellFactory
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 from tests.servers.otlp_receiver import OTLPReceiver
 
@@ -346,7 +346,9 @@ async def test_each_spec_kit_run_is_one_trace_run_then_stages_then_calls(
     """The consensus plugin's events (its own span mapping): /spec-auto is one trace,
     invoke_workflow -> invoke_agent <stage> -> chat; so is each /spec-<stage>, also one
     answered entirely from the resume store."""
-    shutil.copytree(ROOT / "docs" / "SPEC-KIT-DEMO", Path("docs") / "SPEC-KIT-DEMO")
+    shutil.copytree(
+        ROOT / "docs" / "SPEC-KIT-DEMO", Path("docs") / "SPEC-KIT-DEMO", ignore=without_demo_outputs
+    )
     shell = await make_shell(config=demo_config(otlp_receiver))
     assert await shell.execute("/spec-auto SPEC-KIT-DEMO") == 0, output.errors
     assert await shell.execute("/spec-plan SPEC-KIT-DEMO --resume") == 0, output.errors
@@ -556,7 +558,7 @@ def test_the_cli_prints_no_raw_sdk_lines_and_exits_promptly(tmp_path: Path) -> N
 
     def run(name: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
         project = tmp_path / name  # a fresh project and home each: no state carried over
-        shutil.copytree(ROOT / "docs", project / "docs")
+        shutil.copytree(ROOT / "docs", project / "docs", ignore=without_demo_outputs)
         started = time.monotonic()
         result = subprocess.run(
             argv,

@@ -263,7 +263,10 @@ def spec_consensus(ctx: CommandContext) -> int:
     if path is None:
         hint = ""
         if not settings.evidence_enabled(shell.environ):
-            hint = " (evidence is off: set SPEC_KIT_TELEMETRY_ENABLED=1 or evidence = true)"
+            hint = (
+                " (evidence is off: set SPEC_KIT_TELEMETRY_ENABLED=1 or "
+                "[plugins.consensus] evidence = true, then run the stage again)"
+            )
         raise CommandError(
             f"no evidence for {spec_id} stage {stage} under {settings.evidence_dir}{hint}"
         )
