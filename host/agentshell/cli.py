@@ -164,14 +164,30 @@ def _parser() -> argparse.ArgumentParser:
     color_help = "colour: auto (a terminal, unless NO_COLOR is set), always or never"
     parser.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help)
     sub = parser.add_subparsers(dest="cmd")
-    run = sub.add_parser("run", help="run commands non-interactively")
+    run = sub.add_parser(
+        "run",
+        help="run commands non-interactively",
+        epilog=(
+            "exit status: 0 every command succeeded; else the failing command's own "
+            "(1 an error; a plugin's command may return others), "
+            "2 bad usage or configuration, 4 the commands succeeded but a telemetry "
+            "sink lost events ([telemetry] optional accepts that), 130 Ctrl-C, "
+            "143 SIGTERM"
+        ),
+    )
     run.add_argument("commands", nargs="*", metavar="COMMAND", help='a command line, e.g. "/help"')
     run.add_argument("-f", "--file", help="read commands from FILE, one per line ('-' = stdin)")
     run.add_argument(
         "-k", "--keep-going", action="store_true", help="run every command even after a failure"
     )
     run.add_argument(
-        "-p", "--plugin", action="append", default=[], metavar="MODULE", dest="plugin2"
+        "-p",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        dest="plugin2",
+        help="also load the plugin in MODULE (an importable module name); repeatable",
     )
     run.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help, dest="color2")
     plugins = sub.add_parser("plugins", help="list plugins and their state")
