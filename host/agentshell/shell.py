@@ -216,7 +216,8 @@ class Shell(ShellConfig, ShellSinks):
             if info.state == "failed":
                 failed.append(why)
         if failed and not self.commands.suggest(name):
-            more = f" (and {len(failed) - 1} more; see /plugins)" if len(failed) > 1 else ""
+            where = "/plugins" if self.commands.get("plugins") else "agentshell plugins"
+            more = f" (and {len(failed) - 1} more; see {where})" if len(failed) > 1 else ""
             return failed[0] + more
         return None
 
@@ -232,7 +233,11 @@ class Shell(ShellConfig, ShellSinks):
         if failed:
             noun = "" if parts else (" plugin" if len(failed) == 1 else " plugins")
             parts.append(f"{len(failed)}{noun} failed to load: {_few(failed)}")
-        return "; ".join(parts) + " — see /plugins" if parts else None
+        if not parts:
+            return None
+        # /plugins is itself a plugin's (builtins): when it is gone, point at the CLI
+        where = "/plugins" if self.commands.get("plugins") else "agentshell plugins"
+        return "; ".join(parts) + f" — see {where}"
 
     async def work_completed(self, context: Mapping[str, Any]) -> None:
         """Tell every plugin that a unit of work labelled ``context`` (the labels its
