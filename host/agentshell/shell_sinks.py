@@ -41,9 +41,13 @@ class ShellSinks(ShellRegistry):
                     f"{where}: telemetry.sinks: unknown telemetry sink {shown} "
                     f"(available: {available})"
                 )
-            self._config_error(
-                ConfigError("\n".join(lines)), strict, "telemetry goes to the other sinks"
+            known = [name for name in names if name in self._sink_factories]
+            then = (
+                f"telemetry goes to the other sinks ({', '.join(known)})"
+                if known
+                else "no telemetry sink is active: events are counted, not kept"
             )
+            self._config_error(ConfigError("\n".join(lines)), strict, then)
         self._check_sink_tables()
         self._check_optional_sinks()
         # the default sinks are a convenience: if their plugin is disabled, do without
