@@ -218,7 +218,10 @@ class TelemetryBus:
             worker.stopped_at = time.time()
             stats = worker.stats()
             if not finished:  # stuck in the sink's own code: what it held is lost too
-                pending = getattr(worker.sink, "pending", None) or "what it was still writing"
+                pending = None
+                with contextlib.suppress(Exception):  # a sink's property: never fails a close
+                    pending = getattr(worker.sink, "pending", None)
+                pending = pending or "what it was still writing"
                 stuck = f"{pending}; gave up after {timeout:g} s, they are lost"
                 stats.lost = f"{stats.lost}, {stuck}" if stats.lost else stuck
             self._retired.append(stats)
