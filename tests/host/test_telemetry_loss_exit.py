@@ -9,6 +9,7 @@ loaded with ``-p``, a queue that overflows behind a sink that is still busy."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -283,3 +284,22 @@ async def test_events_dropped_on_a_full_queue_count_as_lost(
     dropped = re.search(r"\): (\d+) event\(s\) dropped \(queue full\)", line)
     assert dropped is not None, line
     assert int(dropped.group(1)) in (4, 5)
+
+
+async def test_telemetry_status_names_a_configured_sink_that_did_not_start(
+    make_shell: ShellFactory, output: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    shell = await make_shell(
+        config=f'[telemetry]\nsinks = ["jsonl"]\n[telemetry.jsonl]\npath = "{tmp_path}/afile/t"\n',
+        mode="repl",
+    )
+    assert await shell.execute("/telemetry") == 0
+    assert (
+        f"  jsonl: did not start: cannot write {tmp_path}/afile/t: Not a directory "
+        "(1 event(s) missed so far)"
+    ) in output.text
+    assert await shell.execute("/telemetry --json") == 0
+    data = json.loads(output.text[output.text.rindex("\n{") :])
+    [entry] = data["not_started"]
+    assert entry["name"] == "jsonl" and entry["missed"] == 1

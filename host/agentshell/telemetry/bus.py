@@ -194,6 +194,12 @@ class TelemetryBus:
                 self._missed.append(SinkLoss(entry.name, None, lost, why))
         self._unavailable = []
 
+    def not_started(self) -> list[tuple[str, str, int]]:
+        """The configured sinks that could not be started and are still wanted: name,
+        why, and how many events they have missed so far (``/telemetry`` shows them)."""
+        with self._lock:
+            return [(u.name, u.reason, self.emitted - u.emitted_before) for u in self._unavailable]
+
     def losses(self) -> list[SinkLoss]:
         """Every sink that lost events for good this session, closed ones only (an
         active sink may still write what it holds): the sinks that could not start, and
