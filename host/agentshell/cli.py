@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# every command succeeded, but a telemetry sink not marked optional lost events
+# (3 is the spec-kit plugin's halt)
+EXIT_TELEMETRY_LOST = 4
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM: how CI cancels a job
 
@@ -38,6 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"agentshell {__version__}")
         return EXIT_OK
+    if args[:1] and args[0].startswith("/"):
+        # `agentshell /help`: a shell command where a subcommand goes; say how to run it
+        # rather than argparse's "argument cmd: invalid choice: '/help'"
+        import shlex
+
+        line = shlex.quote(" ".join(args))
+        print(
+            f"error: {args[0]} is a command of the shell: run it with agentshell run {line}, "
+            "or type it in the interactive shell (agentshell)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     parser = _parser()
     ns = parser.parse_args(args)
     try:
@@ -149,14 +164,30 @@ def _parser() -> argparse.ArgumentParser:
     color_help = "colour: auto (a terminal, unless NO_COLOR is set), always or never"
     parser.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help)
     sub = parser.add_subparsers(dest="cmd")
-    run = sub.add_parser("run", help="run commands non-interactively")
+    run = sub.add_parser(
+        "run",
+        help="run commands non-interactively",
+        epilog=(
+            "exit status: 0 every command succeeded; else the failing command's own "
+            "(1 an error; a plugin's command may return others), "
+            "2 bad usage or configuration, 4 the commands succeeded but a telemetry "
+            "sink lost events ([telemetry] optional accepts that), 130 Ctrl-C, "
+            "143 SIGTERM"
+        ),
+    )
     run.add_argument("commands", nargs="*", metavar="COMMAND", help='a command line, e.g. "/help"')
     run.add_argument("-f", "--file", help="read commands from FILE, one per line ('-' = stdin)")
     run.add_argument(
         "-k", "--keep-going", action="store_true", help="run every command even after a failure"
     )
     run.add_argument(
-        "-p", "--plugin", action="append", default=[], metavar="MODULE", dest="plugin2"
+        "-p",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        dest="plugin2",
+        help="also load the plugin in MODULE (an importable module name); repeatable",
     )
     run.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help, dest="color2")
     plugins = sub.add_parser("plugins", help="list plugins and their state")
@@ -307,15 +338,24 @@ async def _interactive(ns: argparse.Namespace) -> int:
             return await repl(shell, start=True)
         finally:
             await _stop(shell)
+    shell.fail_on_telemetry_loss = True  # commands from a pipe: a script, as `run`
     failed = await _start(shell)
     if failed is not None:
         return failed
+    status = EXIT_FAILED
     try:
         from .runner_cli import line_reader
 
-        return await line_reader(shell)
+        status = await line_reader(shell)
     finally:
         await _stop(shell)
+    return _with_telemetry(shell, status)
+
+
+def _with_telemetry(shell: Shell, status: int) -> int:
+    """The exit status once the shell has stopped: a success whose telemetry was lost
+    (a sink not marked optional) becomes 4; a failure keeps its own status."""
+    return EXIT_TELEMETRY_LOST if status == EXIT_OK and shell.telemetry_lost else status
 
 
 def _read_script(path: str) -> list[str]:
@@ -356,6 +396,7 @@ async def _run(ns: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     shell = _make_shell(ns, "run")
+    shell.fail_on_telemetry_loss = True  # a lost event fails the run (status 4)
     if _requested_failed(shell, ns):
         return EXIT_USAGE  # asked for by name: running without it would mislead
     failed = await _start(shell)
@@ -392,7 +433,7 @@ async def _run(ns: argparse.Namespace) -> int:
                 break
     finally:
         await _stop(shell)
-    return status
+    return _with_telemetry(shell, status)
 
 
 async def _plugins(ns: argparse.Namespace) -> int:

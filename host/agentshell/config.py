@@ -192,6 +192,8 @@ class TelemetrySettings(BaseModel):
     __pydantic_extra__: dict[str, dict[str, Any]] = Field(init=False)
 
     sinks: list[str] = Field(default_factory=lambda: ["jsonl"])
+    # sinks whose lost events do not fail `agentshell run` (exit status 4): a warning
+    optional: list[str] = Field(default_factory=list)
     capture_content: bool = False
     queue_size: int = Field(default=10_000, ge=1)
     flush_timeout_s: float = Field(default=2.0, ge=0)

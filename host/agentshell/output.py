@@ -159,8 +159,10 @@ class Output:
             os.dup2(devnull, stream.fileno())
             os.close(devnull)
 
-    def print(self, text: str = "", *, style: str | None = None) -> None:
-        self._write(text, self.stream, style=style)
+    def print(self, text: str = "", *, style: str | None = None, fold: bool = True) -> None:
+        """A line of output, wrapped to the terminal unless ``fold=False`` (text that is
+        copied as it is: TOML, where a folded line would no longer parse)."""
+        self._write(text, self.stream, style=style, fold=fold)
 
     def info(self, message: str, *, style: str | None = None) -> None:
         """A line of output; ``style`` names a theme style (``"conflict"``, ``"dim"``…)."""

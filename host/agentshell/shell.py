@@ -142,7 +142,10 @@ class Shell(ShellConfig, ShellSinks):
                 duration_s=time.time() - self.started_at, dropped_events=self.telemetry.dropped
             )
         )
-        self.telemetry.close(self.config.telemetry.flush_timeout_s)
+        # what any sink lost is reported here, one line each, not by the bus: `run`
+        # makes it an error (and its exit status) unless the sink is optional
+        self.telemetry.close(self.config.telemetry.flush_timeout_s, report=False)
+        self.telemetry_lost = self.report_telemetry_losses(fail=self.fail_on_telemetry_loss)
 
     # -- commands ----------------------------------------------------------------------
 
@@ -213,7 +216,8 @@ class Shell(ShellConfig, ShellSinks):
             if info.state == "failed":
                 failed.append(why)
         if failed and not self.commands.suggest(name):
-            more = f" (and {len(failed) - 1} more; see /plugins)" if len(failed) > 1 else ""
+            where = "/plugins" if self.commands.get("plugins") else "agentshell plugins"
+            more = f" (and {len(failed) - 1} more; see {where})" if len(failed) > 1 else ""
             return failed[0] + more
         return None
 
@@ -229,7 +233,11 @@ class Shell(ShellConfig, ShellSinks):
         if failed:
             noun = "" if parts else (" plugin" if len(failed) == 1 else " plugins")
             parts.append(f"{len(failed)}{noun} failed to load: {_few(failed)}")
-        return "; ".join(parts) + " — see /plugins" if parts else None
+        if not parts:
+            return None
+        # /plugins is itself a plugin's (builtins): when it is gone, point at the CLI
+        where = "/plugins" if self.commands.get("plugins") else "agentshell plugins"
+        return "; ".join(parts) + f" — see {where}"
 
     async def work_completed(self, context: Mapping[str, Any]) -> None:
         """Tell every plugin that a unit of work labelled ``context`` (the labels its

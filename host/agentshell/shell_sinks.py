@@ -41,10 +41,15 @@ class ShellSinks(ShellRegistry):
                     f"{where}: telemetry.sinks: unknown telemetry sink {shown} "
                     f"(available: {available})"
                 )
-            self._config_error(
-                ConfigError("\n".join(lines)), strict, "telemetry goes to the other sinks"
+            known = [name for name in names if name in self._sink_factories]
+            then = (
+                f"telemetry goes to the other sinks ({', '.join(known)})"
+                if known
+                else "no telemetry sink is active: events are counted, not kept"
             )
+            self._config_error(ConfigError("\n".join(lines)), strict, then)
         self._check_sink_tables()
+        self._check_optional_sinks()
         # the default sinks are a convenience: if their plugin is disabled, do without
         return [name for name in names if name in self._sink_factories]
 
@@ -67,6 +72,45 @@ class ShellSinks(ShellRegistry):
                 f"{where}: [telemetry.{configfiles.clip(name)}]: no telemetry sink named "
                 f"{configfiles.clip(name)!r} ({hint}available: {available})",
             )
+
+    def _check_optional_sinks(self) -> None:
+        """``[telemetry] optional`` naming no sink any plugin provides: a typo would
+        silently make a real sink's losses fail ``run``; a warning with a guess."""
+        import difflib
+
+        if self.raw_config is None:
+            return
+        for name in dict.fromkeys(self.config.telemetry.optional):
+            if name in self._sink_factories or self._unavailable_plugin(name):
+                continue
+            where = self.raw_config.locate(("telemetry", "optional"))
+            guess = difflib.get_close_matches(name, self.sink_names, n=1)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
+            available = ", ".join(self.sink_names) or "none"
+            self.output.warn_once(
+                f"optional-sink:{name}",
+                f"{where}: telemetry.optional: no telemetry sink named "
+                f"{configfiles.clip(name)!r} ({hint}available: {available})",
+            )
+
+    def report_telemetry_losses(self, *, fail: bool) -> bool:
+        """After the session closed: one line per sink that lost events for good (which
+        sink, where it wrote, how much, the last error). With ``fail`` (``agentshell
+        run``, piped commands) a loss of a sink not listed in ``[telemetry] optional``
+        is an error and the result is True (the caller exits with its own status);
+        otherwise every loss is a warning (the REPL goes on regardless)."""
+        from .cli import EXIT_TELEMETRY_LOST
+
+        optional = set(self.config.telemetry.optional)
+        failed = False
+        for loss in self.telemetry.losses():
+            if fail and loss.name not in optional:
+                failed = True
+                accept = f'[telemetry] optional = ["{loss.name}"] accepts this'
+                self.output.error(f"{loss} (exit status {EXIT_TELEMETRY_LOST}; {accept})")
+            else:
+                self.output.warn(str(loss))
+        return failed
 
     def _check_sink_settings(self, names: list[str], strict: bool) -> None:
         """``run``: every sink's settings are checked up front, so their problems are
@@ -121,6 +165,7 @@ class ShellSinks(ShellRegistry):
         """Make ``names`` the active sinks; return the names that could not be started."""
         sinks: list[tuple[str, Any]] = []
         failed: list[str] = []
+        reasons: dict[str, str] = {}
         for name in names:
             try:
                 sinks.append((name, self.make_sink(name, (overrides or {}).get(name))))
@@ -132,12 +177,16 @@ class ShellSinks(ShellRegistry):
                 if isinstance(exc, OSError) and exc.filename:  # a file problem: say which
                     why = f"cannot write {exc.filename}: {exc.strerror or exc}"
                 self.output.error(f"telemetry sink {name}: {why}")
-        self.telemetry.replace_sinks(sinks)
+                reasons[name] = str(why)
+        # the events those sinks miss are counted: `run` fails on them at the end
+        self.telemetry.replace_sinks(sinks, unavailable=reasons)
         return failed
 
     def _sink_error(self, name: str, exc: BaseException) -> None:
+        from .telemetry.worker import describe_error
+
         self.output.warn(
-            f"telemetry sink {name} failed: {type(exc).__name__}: {exc} "
+            f"telemetry sink {name} failed: {describe_error(exc)} "
             "(reported once; /telemetry shows the count)"
         )
 

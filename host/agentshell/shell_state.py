@@ -78,6 +78,11 @@ class ShellState:
         self.agents: dict[str, Any] = {}
         self._default_agents: dict[str, Any] = {}
         self.telemetry: Any = None
+        # set by `agentshell run` and for piped commands: a telemetry sink not listed
+        # in [telemetry] optional that lost events is then an error at stop(), and
+        # telemetry_lost is True (the command line exits with status 4)
+        self.fail_on_telemetry_loss = False
+        self.telemetry_lost = False
         self.runner: Any = None
         self.tally = SessionTally()  # commands, calls, tokens, cost: the exit summary
         self.auth: Any = None

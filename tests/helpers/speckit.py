@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agentshell import AgentCall, AgentResponse, hookimpl
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
@@ -27,7 +27,7 @@ def copy_spec(cwd: Path, spec: str = DEMO, *, only_spec_md: bool = False) -> Pat
         target.mkdir(parents=True)
         shutil.copy(REPO / "docs" / spec / "spec.md", target)
     else:
-        shutil.copytree(REPO / "docs" / spec, target)
+        shutil.copytree(REPO / "docs" / spec, target, ignore=without_demo_outputs)
     return target
 
 

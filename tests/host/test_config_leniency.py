@@ -27,6 +27,7 @@ from agentshell.output import Output
 from agentshell.shell import Shell, fix_advice
 from tests.conftest import CapturedOutput
 from tests.helpers.cli import REPO, child_env, run_in
+from tests.helpers.paths import without_demo_outputs
 
 BUDGET_AND_TYPO = (
     "[retry]\n"
@@ -179,7 +180,11 @@ async def test_repl_reports_a_bad_backend_next_to_a_bad_value(
 
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / "SPEC-KIT-DEMO", isolated_env / "docs" / "SPEC-KIT-DEMO")
+    shutil.copytree(
+        REPO / "docs" / "SPEC-KIT-DEMO",
+        isolated_env / "docs" / "SPEC-KIT-DEMO",
+        ignore=without_demo_outputs,
+    )
     return isolated_env
 
 

@@ -306,3 +306,25 @@ def test_run_says_which_commands_were_skipped(tmp_path: Path) -> None:
         "error: skipped 2 commands after the failure: /help, /plugins; use -k to keep going"
         in done.stderr
     )
+
+
+def test_a_command_given_without_run_says_how_to_run_it(cli_env: dict[str, str]) -> None:
+    done = agentshell(cli_env, "/spec-auto", "SPEC-KIT-DEMO")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: /spec-auto is a command of the shell: run it with "
+        "agentshell run '/spec-auto SPEC-KIT-DEMO', or type it in the interactive shell "
+        "(agentshell)"
+    )
+    assert "invalid choice" not in done.stderr
+
+
+def test_run_help_describes_every_option_and_the_exit_statuses(cli_env: dict[str, str]) -> None:
+    from agentshell.cli import EXIT_TELEMETRY_LOST, EXIT_USAGE
+
+    done = agentshell(cli_env, "run", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "-p MODULE, --plugin MODULE also load the plugin in MODULE" in text
+    assert f"{EXIT_USAGE} bad usage or configuration" in text
+    assert f"{EXIT_TELEMETRY_LOST} the commands succeeded but a telemetry sink lost events" in text

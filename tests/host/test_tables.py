@@ -21,7 +21,7 @@ from hypothesis import given, settings, strategies as st
 from agentshell.output import Output
 from tests.conftest import CapturedOutput
 from tests.helpers.cli import agentshell, child_env
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 
 ShellFactory = Any
 
@@ -84,7 +84,11 @@ def test_wrap_lets_a_short_column_wrap_and_keep_holds_a_long_one() -> None:
 
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / "SPEC-KIT-DEMO", isolated_env / "docs" / "SPEC-KIT-DEMO")
+    shutil.copytree(
+        REPO / "docs" / "SPEC-KIT-DEMO",
+        isolated_env / "docs" / "SPEC-KIT-DEMO",
+        ignore=without_demo_outputs,
+    )
     return isolated_env
 
 

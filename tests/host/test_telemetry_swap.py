@@ -266,3 +266,19 @@ async def test_failed_use_does_not_remember_its_set_values(
     assert "max_bytes" in output.errors
     assert await shell.execute("/telemetry use jsonl") == 0  # not poisoned by the bad value
     assert "--set for this session" not in output.text
+
+
+async def test_an_unknown_sink_says_which_sinks_still_get_telemetry(
+    make_shell: ShellFactory, output: CapturedOutput
+) -> None:
+    await make_shell(config='[telemetry]\nsinks = ["nope", "null"]\n', mode="repl")
+    assert "warning: telemetry goes to the other sinks (null);" in output.errors
+
+
+async def test_an_unknown_sink_alone_says_no_telemetry_is_kept(
+    make_shell: ShellFactory, output: CapturedOutput
+) -> None:
+    shell = await make_shell(config='[telemetry]\nsinks = ["nope"]\n', mode="repl")
+    assert shell.telemetry.sink_names == []
+    assert "warning: no telemetry sink is active: events are counted, not kept;" in output.errors
+    assert "other sinks" not in output.errors

@@ -146,3 +146,14 @@ def test_cli_unknown_command_names_a_plugin_that_failed_to_import(tmp_path: Path
         "error: unknown command /hlep — did you mean /help? "
         "(1 plugin failed to load: tests.helpers.no_such_module — see /plugins)"
     ) in done.stderr.splitlines()
+
+
+async def test_with_builtins_disabled_the_hint_points_at_the_cli_not_a_missing_command(
+    make_shell: Any, output: CapturedOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTSHELL_DISABLE_PLUGINS", "builtins")
+    shell = await make_shell()
+    assert await shell.execute("/help") == 1
+    assert error_lines(output) == [
+        "error: unknown command /help (1 plugin is disabled: builtins — see agentshell plugins)"
+    ]

@@ -119,12 +119,17 @@ async def config_command(ctx: CommandContext) -> int:
     if ctx.args.json:
         out.json(merged)
     else:
-        out.print(_to_toml(merged).strip("\n"))
+        # never folded to the terminal: a value moved to the next line, or a comment
+        # continued without its '#', is no longer TOML (the terminal wraps it softly)
+        out.print(_to_toml(merged).strip("\n"), fold=False)
     # only the sources that set something ("environment" only if a variable did)
     sources = [s.label for s in shell.raw_config.sources if s.data] if shell.raw_config else []
-    out.print(f"# sources (lowest precedence first): defaults, {', '.join(sources) or 'none'}")
+    out.print(
+        f"# sources (lowest precedence first): defaults, {', '.join(sources) or 'none'}",
+        fold=False,
+    )
     for problem in shell.config_errors:
-        out.print(f"# problem: {problem}")
+        out.print(f"# problem: {' '.join(problem.split())}", fold=False)
     return 0
 
 

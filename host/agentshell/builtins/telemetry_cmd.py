@@ -151,6 +151,10 @@ def _status(ctx: CommandContext) -> int:
                 "sinks": [asdict(s) for s in active],
                 "earlier": [asdict(s) for s in retired],
                 "available": ctx.shell.sink_names,
+                "not_started": [
+                    {"name": name, "reason": why, "missed": missed}
+                    for name, why, missed in bus.not_started()
+                ],
             }
         )
         return 0
@@ -164,6 +168,8 @@ def _status(ctx: CommandContext) -> int:
         _sink_notes(ctx, active)
     else:
         ctx.out.print("No telemetry sinks are active (events are counted, not kept).")
+    for name, why, missed in bus.not_started():  # configured, but its start failed
+        ctx.out.print(f"  {name}: did not start: {why} ({missed:,} event(s) missed so far)")
     if retired:
         rows = [_row(s, i) for i, s in enumerate(retired, 1)]
         ctx.out.table(EARLIER, rows, title="Earlier in this session", optional=OPTIONAL)

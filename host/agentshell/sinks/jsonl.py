@@ -9,6 +9,7 @@ another process's write. A writer whose file was rotated away by someone else no
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -45,7 +46,7 @@ class JsonlSink:
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(path)
         self._thread_lock = threading.Lock()  # handle() may be called from any thread
         self._lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._fd = -1
@@ -61,7 +62,7 @@ class JsonlSink:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # e.g. a cleaned-up temp dir
+        _make_parent(self.path)  # e.g. a cleaned-up temp dir
         self._fd = os.open(self.path, _FLAGS, 0o600)
         self._ino = os.fstat(self._fd).st_ino
 
@@ -75,7 +76,17 @@ class JsonlSink:
         self.write(b"\n".join(lines))
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` (whole lines) in one locked write."""
+        """Append ``data`` (whole lines) in one locked write. An error names the file
+        (``os.write`` on a descriptor does not): "No space left on device" alone would
+        not say which disk is full."""
+        try:
+            self._write(data)
+        except OSError as exc:
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
+
+    def _write(self, data: bytes) -> None:
         with self._thread_lock:
             if fcntl is not None:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
@@ -118,6 +129,15 @@ class JsonlSink:
                 if fd >= 0:
                     os.close(fd)
             self._fd = self._lock_fd = -1
+
+
+def _make_parent(path: Path) -> None:
+    """Create ``path``'s directory. A file in the way is "Not a directory" naming
+    ``path`` (as the shell says it), not mkdir's confusing "File exists"."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
 
 
 def default_path(shell: Any) -> Path:

@@ -13,7 +13,7 @@ to sinks.
 
 from __future__ import annotations
 
-from .bus import Flush, TelemetryBus
+from .bus import Flush, SinkLoss, TelemetryBus
 from .events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -58,6 +58,7 @@ __all__ = [
     "SessionStarted",
     "SessionStopped",
     "SetAttributes",
+    "SinkLoss",
     "SinkStats",
     "SpanKind",
     "SpanOp",

@@ -15,10 +15,36 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from .events import AgentCallFinished, Event
 from .worker import STOP, SinkStats, SinkWorker, TelemetrySink, export_failed
+
+
+@dataclass(frozen=True)
+class SinkLoss:
+    """A sink that lost events for good this session (:meth:`TelemetryBus.losses`)."""
+
+    name: str
+    target: str | None  # where it wrote; None for a sink that never started
+    lost: str  # what, in words: "3 event(s) not written", "26 span(s) not exported"
+    why: str | None  # "last error: ...", or "it did not start: ..."
+
+    def __str__(self) -> str:
+        where = f" ({self.target})" if self.target else ""
+        why = f"; {self.why}" if self.why else ""
+        return f"telemetry: {self.name}{where}: {self.lost}{why}"
+
+
+@dataclass
+class _Unavailable:
+    """A configured sink that could not be started: it misses every event from then on,
+    until a swap chooses the sinks again or the session closes."""
+
+    name: str
+    reason: str
+    emitted_before: int
 
 
 class Flush:
@@ -89,6 +115,8 @@ class TelemetryBus:
         self._swap_lock = threading.Lock()
         self.emitted = 0
         self._retired: list[SinkStats] = []
+        self._unavailable: list[_Unavailable] = []
+        self._missed: list[SinkLoss] = []  # unavailable sinks, once the set changed
         _live_buses.add(self)
 
     def emit(self, event: Event) -> None:
@@ -136,17 +164,57 @@ class TelemetryBus:
         return True
 
     def replace_sinks(
-        self, sinks: Iterable[tuple[str, TelemetrySink]], timeout: float = 2.0
+        self,
+        sinks: Iterable[tuple[str, TelemetrySink]],
+        timeout: float = 2.0,
+        *,
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
         """Swap the active sinks. Every event emitted before the swap reaches the old
-        sinks (they are drained and closed), every event after it the new ones."""
+        sinks (they are drained and closed), every event after it the new ones.
+        ``unavailable`` names the sinks that were wanted but could not be started (and
+        why): every event from now until the next swap is counted as lost to them."""
         with self._swap_lock:
             workers = tuple(self._start(name, sink) for name, sink in sinks)
             with self._lock:
                 old, self._workers = self._workers, workers
+                self._settle_unavailable()
+                self._unavailable = [
+                    _Unavailable(name, reason, self.emitted)
+                    for name, reason in (unavailable or {}).items()
+                ]
         self._retire(list(old), timeout)
 
-    def _retire(self, workers: list[SinkWorker], timeout: float) -> None:
+    def _settle_unavailable(self) -> None:
+        # called under self._lock: the events emitted while each was wanted are lost
+        for entry in self._unavailable:
+            missed = self.emitted - entry.emitted_before
+            if missed:
+                lost, why = f"all {missed:,} event(s) lost", f"it did not start: {entry.reason}"
+                self._missed.append(SinkLoss(entry.name, None, lost, why))
+        self._unavailable = []
+
+    def not_started(self) -> list[tuple[str, str, int]]:
+        """The configured sinks that could not be started and are still wanted: name,
+        why, and how many events they have missed so far (``/telemetry`` shows them)."""
+        with self._lock:
+            return [(u.name, u.reason, self.emitted - u.emitted_before) for u in self._unavailable]
+
+    def losses(self) -> list[SinkLoss]:
+        """Every sink that lost events for good this session, closed ones only (an
+        active sink may still write what it holds): the sinks that could not start, and
+        those that dropped events, failed to write or export them, or were closed with
+        events unwritten."""
+        with self._lock:
+            missed = list(self._missed)
+        closed = [
+            SinkLoss(s.name, s.target, s.lost, s.last_error and f"last error: {s.last_error}")
+            for s in self._retired
+            if s.lost
+        ]
+        return missed + closed
+
+    def _retire(self, workers: list[SinkWorker], timeout: float, *, report: bool = True) -> None:
         deadline = time.monotonic() + timeout
         for worker in workers:  # all drain in parallel; then wait for each
             worker.stopping = True
@@ -154,9 +222,17 @@ class TelemetryBus:
         for worker in workers:
             finished = worker.stop(deadline - time.monotonic())
             worker.stopped_at = time.time()
-            self._retired.append(worker.stats())
+            stats = worker.stats()
+            if not finished:  # stuck in the sink's own code: what it held is lost too
+                pending = None
+                with contextlib.suppress(Exception):  # a sink's property: never fails a close
+                    pending = getattr(worker.sink, "pending", None)
+                pending = pending or "what it was still writing"
+                stuck = f"{pending}; gave up after {timeout:g} s, they are lost"
+                stats.lost = f"{stats.lost}, {stuck}" if stats.lost else stuck
+            self._retired.append(stats)
             lost = worker.unfinished()
-            if lost or not finished:
+            if report and (lost or not finished):
                 # one line per sink, at the swap or the exit that lost its events
                 waited = "" if finished else f"; gave up after {timeout:g} s, they are lost"
                 with contextlib.suppress(Exception):
@@ -173,11 +249,14 @@ class TelemetryBus:
         waits for it (``/telemetry flush`` polls it so that Ctrl-C interrupts)."""
         return Flush([(w, w.mark()) for w in self._workers])
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Flush and close every sink, within ``timeout`` seconds in total."""
+    def close(self, timeout: float = 2.0, *, report: bool = True) -> None:
+        """Flush and close every sink, within ``timeout`` seconds in total. With
+        ``report=False`` what the sinks could not write is not warned about: the caller
+        reports :meth:`losses` itself (the shell, in one line per sink)."""
         with self._swap_lock, self._lock:
             workers, self._workers = self._workers, ()
-        self._retire(list(workers), timeout)
+            self._settle_unavailable()
+        self._retire(list(workers), timeout, report=report)
         _live_buses.discard(self)
 
     def stats(self) -> list[SinkStats]:
@@ -205,4 +284,4 @@ def _close_live_buses() -> None:
             bus.close(bus.exit_timeout)
 
 
-__all__ = ["Flush", "TelemetryBus"]
+__all__ = ["Flush", "SinkLoss", "TelemetryBus"]

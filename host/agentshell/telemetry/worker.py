@@ -50,6 +50,9 @@ class SinkStats:
     target: str | None = None
     started_at: float | None = None
     stopped_at: float | None = None
+    # once the sink is closed: what it lost for good, in words ("3 event(s) not
+    # written"), or None when it lost nothing (see SinkWorker.lost)
+    lost: str | None = None
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -171,7 +174,7 @@ class SinkWorker:
                 self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
-        self.last_error = shorten(f"{type(exc).__name__}: {redact(str(exc))}")
+        self.last_error = shorten(redact(describe_error(exc)))
         if not self._reported:
             self._reported = True
             with contextlib.suppress(Exception):
@@ -220,6 +223,28 @@ class SinkWorker:
         target = sink_target(self.sink)
         return f"{self.name}{f' ({target})' if target else ''}: {', '.join(parts)}"
 
+    def lost(self) -> str | None:
+        """What this sink lost for good, in words, or None when nothing: events dropped
+        (queue full), events its ``handle()`` raised on, events still queued when it was
+        closed, and what its own pipeline lost (an optional ``lost`` attribute, e.g.
+        otlp's "26 span(s) not exported"; else its ``export_failed`` count). Final only
+        once the sink is closed: before, queued events may still be written."""
+        parts = []
+        if self.dropped:
+            parts.append(f"{self.dropped:,} event(s) dropped (queue full)")
+        if self.failed:
+            parts.append(f"{self.failed:,} event(s) not written")
+        queued = sum(1 for item in list(self.items) if isinstance(item, Event))
+        if queued:
+            parts.append(f"{queued:,} event(s) still queued when it was closed")
+        own = _attribute(self.sink, "lost", _ABSENT)
+        if own is not _ABSENT:  # the sink says it itself (None: nothing lost)
+            if own:
+                parts.append(redact(str(own)))
+        elif export_failed(self.sink):
+            parts.append(f"{export_failed(self.sink):,} export(s) failed")
+        return ", ".join(parts) or None
+
     def stats(self) -> SinkStats:
         # a sink may report failures that happen off its handle() path (an exporter's
         # background thread) through a ``last_error`` attribute
@@ -238,7 +263,30 @@ class SinkWorker:
             sink_target(sink),
             self.started_at,
             self.stopped_at,
+            self.lost() if self.stopped_at is not None else None,
         )
+
+
+def describe_error(exc: BaseException) -> str:
+    """A sink's failure for the user, without an exception class name where the error
+    speaks for itself: a file problem names the file (``cannot write PATH: No space left
+    on device``), a network one its cause."""
+    if isinstance(exc, OSError) and exc.strerror:  # a real system error (errno)
+        what = exc.strerror
+        return f"cannot write {exc.filename}: {what}" if exc.filename else what
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_ABSENT = object()
+
+
+def _attribute(sink: object, name: str, default: object = None) -> object:
+    """An optional attribute or property of a sink; None when reading it raises."""
+    try:
+        return getattr(sink, name, default)
+    except Exception:
+        return None
 
 
 def export_failed(sink: object) -> int:
@@ -264,6 +312,7 @@ __all__ = [
     "SinkStats",
     "SinkWorker",
     "TelemetrySink",
+    "describe_error",
     "export_failed",
     "shorten",
     "sink_target",

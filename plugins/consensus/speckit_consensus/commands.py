@@ -181,7 +181,7 @@ async def spec_auto(ctx: CommandContext) -> int:
 
 
 SPEC_AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--consensus GOAL] [--from <STAGE> [<BRANCH-ID>] "
+    "/spec-auto <SPEC-ID> [<GOAL>...] [--consensus <GOAL>] [--from <STAGE> [<BRANCH-ID>] "
     "[--force]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
@@ -189,7 +189,7 @@ SPEC_AUTO_USAGE = (
 
 def stage_usage(stage: str) -> str:
     return (
-        f"/spec-{stage} <SPEC-ID> [<BRANCH-ID>] [--consensus GOAL] | "
+        f"/spec-{stage} <SPEC-ID> [<BRANCH-ID>] [--consensus <GOAL>] | "
         f"/spec-{stage} <SPEC-ID> --resume [<BRANCH-ID>]"
     )
 
@@ -636,6 +636,7 @@ def all_commands() -> list[Command]:
                         "the branch to continue (default: the current branch)",
                         required=False,
                         complete=complete_branch,
+                        metavar="BRANCH-ID",
                     ),
                 ],
                 options=[

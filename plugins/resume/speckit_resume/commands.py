@@ -494,6 +494,7 @@ def commands() -> list[Command]:
                 spec_arg,
                 Arg(
                     "branch",
+                    metavar="BRANCH-ID",
                     help="a branch id (default: current)",
                     required=False,
                     complete=_complete_branches,

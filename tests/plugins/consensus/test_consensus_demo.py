@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from speckit_consensus.stages import STAGES
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 
 FAST = "[telemetry]\nsinks = []\n\n[plugins.consensus]\ndemo_latency_scale = 0\n"
 
@@ -21,7 +21,9 @@ FAST = "[telemetry]\nsinks = []\n\n[plugins.consensus]\ndemo_latency_scale = 0\n
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
     for spec in ("SPEC-KIT-DEMO", "SPEC-KIT-CONFLICT"):
-        shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
+        shutil.copytree(
+            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
+        )
     (isolated_env / "agentshell.toml").write_text(FAST)
     return isolated_env
 

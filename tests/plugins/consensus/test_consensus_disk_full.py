@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.smallfs import fill, small_fs
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,7 @@ def _one_error(done: subprocess.CompletedProcess[str]) -> str:
 
 def test_stage_markdown_on_a_full_disk_names_the_file(isolated_env: Path) -> None:
     with small_fs(isolated_env / "project", "1m") as project:
-        shutil.copytree(REPO / "docs" / SPEC, project / "docs" / SPEC)
+        shutil.copytree(REPO / "docs" / SPEC, project / "docs" / SPEC, ignore=without_demo_outputs)
         fill(project)
         line = _one_error(_run(project, f"/spec-plan {SPEC}"))
         target = project / "docs" / SPEC / "plan.md"
@@ -64,7 +64,7 @@ def test_evidence_on_a_full_disk_names_the_file_and_keeps_no_half_set(
     isolated_env: Path,
 ) -> None:
     project = isolated_env / "project"
-    shutil.copytree(REPO / "docs" / SPEC, project / "docs" / SPEC)
+    shutil.copytree(REPO / "docs" / SPEC, project / "docs" / SPEC, ignore=without_demo_outputs)
     with small_fs(isolated_env / "evidence", "1m") as evidence:
         folder = evidence / "consensus" / SPEC
         folder.mkdir(parents=True)
@@ -104,7 +104,7 @@ def test_a_run_clears_temp_files_of_killed_writers_but_not_of_live_ones(
     isolated_env: Path,
 ) -> None:
     project = isolated_env / "project"
-    shutil.copytree(REPO / "docs" / SPEC, project / "docs" / SPEC)
+    shutil.copytree(REPO / "docs" / SPEC, project / "docs" / SPEC, ignore=without_demo_outputs)
     evidence = project / "evidence"
     folder = evidence / "consensus" / SPEC
     folder.mkdir(parents=True)

@@ -382,3 +382,14 @@ async def test_status_and_completion(
     from_opt = next(o for o in command.options if o.name == "--from")
     assert list(from_opt.complete(shell, "spec-a")) == ["spec-audit"]
     assert list(from_opt.complete(shell, "i")) == ["implement"]
+
+
+async def test_spec_consensus_without_evidence_names_the_setting_and_its_section(
+    make_shell: Any, output: Any, openai_server: OpenAIServer, agents: Agents, spec_dir: Path
+) -> None:
+    shell = await make_shell(config=config(openai_server, evidence=False))
+    assert await shell.execute(f"/spec-plan {SPEC}") == 0  # ran, but kept no evidence
+    assert await shell.execute(f"/spec-consensus {SPEC} plan") == 1
+    assert "evidence is off" in output.errors
+    assert "SPEC_KIT_TELEMETRY_ENABLED=1 or [plugins.consensus] evidence = true" in output.errors
+    assert output.errors.rstrip().endswith(f"then run /spec-plan {SPEC}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
 from tests.helpers.speckit import QUIET, answer_recorded, openai_agents
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
@@ -27,7 +27,9 @@ FAST = (
 @pytest.fixture
 def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for spec in (DEMO, "SPEC-KIT-CONFLICT"):
-        shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
+        shutil.copytree(
+            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
+        )
     return isolated_env
 
 

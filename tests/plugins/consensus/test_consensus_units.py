@@ -21,7 +21,7 @@ from speckit_consensus.markdown import StageMeta, read_meta, render_stage, strip
 from speckit_consensus.schemas import SCHEMAS, required_fields, validate_output
 from speckit_consensus.stages import STAGES, parse_stage, resume_hint, validate_spec_id
 from speckit_consensus.synthesis import AgentResult, synthesize
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO
 from tests.helpers.speckit import FinishedCalls
 
@@ -286,7 +286,7 @@ CONFIG = (
 
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO)
+    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO, ignore=without_demo_outputs)
     return isolated_env
 
 

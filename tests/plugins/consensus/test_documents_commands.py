@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from speckit_consensus.stages import STAGES
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,9 @@ FILE = re.compile(
 @pytest.fixture
 def work(isolated_env: Path) -> Path:
     for spec in ("SPEC-KIT-DEMO", "SPEC-KIT-CONFLICT"):
-        shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
+        shutil.copytree(
+            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
+        )
     (isolated_env / "agentshell.toml").write_text(FAST)
     return isolated_env
 

@@ -16,7 +16,7 @@ from speckit_consensus.events import ConsensusSynthesized, PipelineStageComplete
 from speckit_consensus.stages import STAGES
 from speckit_metrics.events import MetricsTokens
 from tests.helpers.events import ListSinkPlugin
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 
 CONFIG = '[telemetry]\nsinks = ["list"]\n\n[plugins.consensus]\ndemo_latency_scale = 0\n'
 CALLS = {"plan": 3, "tasks": 3, "implement": 4, "validate": 3, "audit": 3, "unlock": 3}
@@ -30,7 +30,11 @@ def index(events: list[Any], kind: type, stage: str) -> int:
 async def test_metrics_tokens_is_emitted_as_each_stage_reaches_its_verdict(
     make_shell: Any, output: Any, isolated_env: Path
 ) -> None:
-    shutil.copytree(REPO / "docs" / "SPEC-KIT-DEMO", isolated_env / "docs" / "SPEC-KIT-DEMO")
+    shutil.copytree(
+        REPO / "docs" / "SPEC-KIT-DEMO",
+        isolated_env / "docs" / "SPEC-KIT-DEMO",
+        ignore=without_demo_outputs,
+    )
     sinks = ListSinkPlugin()
     shell = await make_shell(plugins=[sinks], config=CONFIG)
     assert await shell.execute("/spec-auto SPEC-KIT-DEMO") == 0, output.errors
@@ -68,7 +72,9 @@ async def test_a_halted_stage_still_gets_its_metrics_before_the_halt(
     make_shell: Any, output: Any, isolated_env: Path
 ) -> None:
     shutil.copytree(
-        REPO / "docs" / "SPEC-KIT-CONFLICT", isolated_env / "docs" / "SPEC-KIT-CONFLICT"
+        REPO / "docs" / "SPEC-KIT-CONFLICT",
+        isolated_env / "docs" / "SPEC-KIT-CONFLICT",
+        ignore=without_demo_outputs,
     )
     sinks = ListSinkPlugin()
     shell = await make_shell(plugins=[sinks], config=CONFIG)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.smallfs import small_fs
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ def _run(cwd: Path, line: str) -> subprocess.CompletedProcess[str]:
 def test_spec_auto_fails_with_one_line_when_the_resume_store_disk_fills(
     isolated_env: Path,
 ) -> None:
-    shutil.copytree(REPO / "docs" / SPEC, isolated_env / "docs" / SPEC)
+    shutil.copytree(REPO / "docs" / SPEC, isolated_env / "docs" / SPEC, ignore=without_demo_outputs)
     with small_fs(isolated_env / "store", "512k") as fs:
         db = fs / "resume.sqlite3"
         (isolated_env / "agentshell.toml").write_text(f'[plugins.resume]\npath = "{db}"\n')

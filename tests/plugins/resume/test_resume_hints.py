@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agentshell import AgentCall, AgentResponse, hookimpl, register_secret
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO
 from tests.helpers.speckit import clear, json_out
 
@@ -72,7 +72,9 @@ class Hold:
 def project(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", PLUGINS)
     for spec in (DEMO, CONFLICT):
-        shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
+        shutil.copytree(
+            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
+        )
     return isolated_env
 
 

@@ -17,7 +17,7 @@ import pytest
 from agentshell import AgentCall, AgentResponse, hookimpl
 from speckit_consensus.markdown import strip_meta
 from speckit_consensus.stages import STAGES
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
 from tests.helpers.speckit import QUIET, answer_recorded, clear, json_out, openai_agents
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
@@ -47,7 +47,9 @@ class Counter:
 @pytest.fixture
 def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for spec in (DEMO, "SPEC-KIT-CONFLICT"):
-        shutil.copytree(REPO / "docs" / spec, isolated_env / "docs" / spec)
+        shutil.copytree(
+            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
+        )
     return isolated_env
 
 

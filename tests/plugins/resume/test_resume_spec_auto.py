@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.crash import call_counter, kill_mid_stage, rows
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import recorded, stage_of
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
@@ -51,7 +51,7 @@ def test_spec_auto_killed_mid_stage_resumes_without_paying_twice(
     ).format(url=openai_server.base_url)
     config += '[retry]\nattempts = 1\n\n[plugins.resume]\npath = "resume.sqlite3"\n'
     (isolated_env / "agentshell.toml").write_text(config)
-    shutil.copytree(ROOT / "docs" / SPEC, isolated_env / "docs" / SPEC)
+    shutil.copytree(ROOT / "docs" / SPEC, isolated_env / "docs" / SPEC, ignore=without_demo_outputs)
     db = isolated_env / "resume.sqlite3"
     env = {**os.environ, "AGENTSHELL_DISABLE_PLUGINS": "faults"}
     cmd = [sys.executable, "-m", "agentshell", "run"]

@@ -25,12 +25,12 @@ STORE = "resume.sqlite3"
 CONFIG = f'[telemetry]\nsinks = []\n\n[plugins.resume]\npath = "{STORE}"\n'
 SPEC, OTHER = "SPEC-KIT-DEMO", "SPEC-KIT-DEMO-2"
 AUTO_USAGE = (
-    "/spec-auto <SPEC-ID> [<goal>...] [--consensus GOAL] [--from <STAGE> [<BRANCH-ID>] "
+    "/spec-auto <SPEC-ID> [<GOAL>...] [--consensus <GOAL>] [--from <STAGE> [<BRANCH-ID>] "
     "[--force]] | "
     "/spec-auto <SPEC-ID> --resume [<BRANCH-ID>]"
 )
 PLAN_USAGE = (
-    "/spec-plan <SPEC-ID> [<BRANCH-ID>] [--consensus GOAL] | "
+    "/spec-plan <SPEC-ID> [<BRANCH-ID>] [--consensus <GOAL>] | "
     "/spec-plan <SPEC-ID> --resume [<BRANCH-ID>]"
 )
 RESUME_USAGE = "/resume <SPEC-ID> [<BRANCH-ID>] [--json]"

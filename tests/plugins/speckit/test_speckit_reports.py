@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
 from tests.helpers.speckit import QUIET, FinishedCalls, clear, copy_spec
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
@@ -122,7 +122,7 @@ CONFIG = (
 
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO)
+    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO, ignore=without_demo_outputs)
     return isolated_env
 
 

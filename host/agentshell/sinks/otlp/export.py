@@ -45,6 +45,9 @@ class ExportStats:
         self.spans_failed = 0
         self.metrics_exported = 0  # metric export requests (each carries every series)
         self.metrics_failed = 0
+        # metric points are cumulative: a failed export is made good by a later one, so
+        # only a failure of the last export loses metrics
+        self.metrics_last_failed = False
         self.last_error: str | None = None
         self.last_cause: str | None = None
         # the cause of the failure being reported, per kind ("spans", "metrics") from the
@@ -58,6 +61,7 @@ class ExportStats:
                 self.spans_exported += n
             else:
                 self.metrics_exported += 1
+                self.metrics_last_failed = False
 
     def fail(self, kind: str, n: int, endpoint: str, cause: str | None = None) -> None:
         with self._lock:
@@ -66,6 +70,7 @@ class ExportStats:
                 what = f"{n} span(s)"
             else:
                 self.metrics_failed += 1
+                self.metrics_last_failed = True
                 what = "metrics"
             cause = cause or self._causes.pop(kind, None) or self._causes.pop("log", None)
             cause = cause or "export failed"

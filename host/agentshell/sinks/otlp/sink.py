@@ -170,6 +170,20 @@ class OtlpSink:
         waiting = max(s.spans_ended - s.spans_exported - s.spans_failed, 0)
         return f"{waiting} span(s) not yet exported" if waiting else None
 
+    @property
+    def lost(self) -> str | None:
+        """What never left the process, for the shell's end-of-session report: spans
+        whose export failed, plus (once closed) those still waiting, and the metrics
+        when the last export of them failed (they are cumulative); None when nothing."""
+        s = self.export_stats
+        spans = s.spans_failed
+        if self._lost is not None:  # closed: what is still waiting never will be sent
+            spans += max(s.spans_ended - s.spans_exported - s.spans_failed, 0)
+        parts = [f"{spans:,} span(s)"] if spans else []
+        if s.metrics_last_failed:
+            parts.append("the last metrics export")
+        return f"{' and '.join(parts)} not exported" if parts else None
+
     def flush(self) -> bool:
         """Send the spans the batch processor holds (``/telemetry flush``), within the
         export timeout; metrics go out at their interval and at close. False when the
