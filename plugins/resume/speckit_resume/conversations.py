@@ -208,21 +208,22 @@ class Conversations:
         return conversation_id, branch_id
 
     def fork(self, conversation_id: str, branch_id: str, fork_turn: int, reason: str) -> str:
-        """A child of ``branch_id`` that keeps turns ``<= fork_turn``; it becomes the
-        conversation's current branch. The parent stays as it was."""
+        """A child of ``branch_id`` that keeps turns ``<= fork_turn`` (``-1``: none, a
+        compacted history starts afresh); it becomes the conversation's current
+        branch. The parent stays as it was."""
         child, now = _new_id(), time.time()
         with self._storing(f"a branch of conversation {conversation_id}"), self.store.write() as c:
             c.execute(
                 "INSERT INTO conversation_branches(branch_id, conversation_id, parent_branch_id,"
                 " fork_turn, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (child, conversation_id, branch_id, max(0, int(fork_turn)), reason, now),
+                (child, conversation_id, branch_id, max(-1, int(fork_turn)), reason, now),
             )
             c.execute(
                 "UPDATE conversations SET current_branch_id = ?, updated_at = ?"
                 " WHERE conversation_id = ?",
                 (child, now, conversation_id),
             )
-        self._lineage[child] = (branch_id, max(0, int(fork_turn)))
+        self._lineage[child] = (branch_id, max(-1, int(fork_turn)))
         return child
 
     # -- items -------------------------------------------------------------------------
