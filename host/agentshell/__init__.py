@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "Option": "commands",
     "ParsedArgs": "commands",
     "Output": "output",
+    "AnswerStream": "answer",
     # agents
     "AgentBackend": "agents",
     "AgentCall": "agents",
@@ -33,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "AgentResponse": "agents",
     "AgentRunner": "agents",
     "AgentSpec": "agents",
+    "Delta": "agents",
     "Outcome": "agents",
     "Progress": "agents",
     "TokenUsage": "agents",
@@ -95,11 +97,13 @@ if TYPE_CHECKING:
         AgentResponse as AgentResponse,
         AgentRunner as AgentRunner,
         AgentSpec as AgentSpec,
+        Delta as Delta,
         Outcome as Outcome,
         Progress as Progress,
         TokenUsage as TokenUsage,
         parse_json_content as parse_json_content,
     )
+    from .answer import AnswerStream as AnswerStream
     from .auth import (
         AuthProvider as AuthProvider,
         Credentials as Credentials,

@@ -3,14 +3,16 @@ reports back.
 
 ``AgentSpec`` (who to ask), ``AgentRequest`` (what to ask), ``AgentResponse`` and
 ``TokenUsage`` (the answer and what it cost), ``AgentCall`` (one call in flight, as hooks
-see it), the ``AgentBackend`` protocol backends implement, and ``Progress`` / ``Outcome``
-(a fan-out's live reports and results). Kept apart from the runner
+see it), ``Delta`` (a piece of an answer as it streams), the ``AgentBackend`` protocol
+backends implement, and ``Progress`` / ``Outcome`` (a fan-out's live reports and
+results). Kept apart from the runner
 (:mod:`agentshell.agents`) because these change with the protocol, the runner with the
 policy; import them from :mod:`agentshell` or :mod:`agentshell.agents`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -162,9 +164,30 @@ class AgentResponse(BaseModel):
     cost_usd: float | None = None  # set by a pricing plugin in after_agent_call
 
 
+@dataclass(frozen=True)
+class Delta:
+    """A piece of an answer as it streams in.
+
+    ``attempt`` is the attempt that produced it (from 1). A retry restarts the answer:
+    a delta whose ``attempt`` differs from the previous one's means "drop what came
+    before, the answer starts again with this text".
+    """
+
+    text: str
+    attempt: int = 1
+
+
+DeltaSink = Callable[[Delta], None]
+
+
 @dataclass
 class AgentCall:
-    """One call in flight, as hooks see it. ``attempt`` counts from 1."""
+    """One call in flight, as hooks see it. ``attempt`` counts from 1.
+
+    ``on_delta`` is set when the caller wants the answer as it arrives. A backend that
+    can stream calls :meth:`emit` with each piece of text; one that cannot does
+    nothing, and the runner hands the caller the whole answer as one delta instead.
+    """
 
     agent: AgentSpec
     request: AgentRequest
@@ -173,6 +196,31 @@ class AgentCall:
     max_attempts: int = 1
     call_id: str = field(default_factory=lambda: _new_call_id())
     started_at: float = field(default_factory=time.monotonic)
+    on_delta: DeltaSink | None = field(default=None, repr=False, compare=False)
+    #: the attempt that last called :meth:`emit` (0: nothing streamed yet)
+    streamed_attempt: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the caller wants deltas (a backend may skip streaming otherwise)."""
+        return self.on_delta is not None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the current attempt has emitted any text."""
+        return self.streamed_attempt == self.attempt
+
+    def emit(self, text: str) -> None:
+        """Hand the caller the next piece of the answer (a backend calls this as text
+        arrives; a no-op when nobody listens or ``text`` is empty). The delta is
+        stamped with the current attempt. A failing listener never fails the call: a
+        display error must not lose the answer."""
+        sink = self.on_delta
+        if sink is None or not text:
+            return
+        self.streamed_attempt = self.attempt
+        with contextlib.suppress(Exception):
+            sink(Delta(text, self.attempt))
 
 
 # Unique per process run without a syscall per call (8 random hex digits, as
@@ -252,6 +300,8 @@ __all__ = [
     "AgentResponse",
     "AgentSpec",
     "BackendFactory",
+    "Delta",
+    "DeltaSink",
     "Outcome",
     "Progress",
     "ProgressState",

@@ -22,6 +22,8 @@ from .agent_models import (
     AgentResponse,
     AgentSpec,
     BackendFactory,
+    Delta,
+    DeltaSink,
     Outcome,
     Progress,
     ProgressState,
@@ -108,9 +110,15 @@ class AgentRunner:
         context: Mapping[str, Any] | None = None,
         *,
         progress: Callable[[Progress], None] | None = None,
+        on_delta: DeltaSink | None = None,
     ) -> AgentResponse:
         """Call one agent; return its response or raise the final :class:`AgentError`.
-        Cancelling the caller cancels the call (its HTTP request or subprocess)."""
+        Cancelling the caller cancels the call (its HTTP request or subprocess).
+
+        ``on_delta`` gets the answer as it arrives (:class:`Delta`): per chunk from a
+        backend that streams, else the whole answer once, before this returns. A delta
+        with a new ``attempt`` means a retry started the answer again. What was
+        delivered before a cancellation or failure stays with the caller."""
         from . import telemetry as ev
 
         call = AgentCall(
@@ -118,6 +126,7 @@ class AgentRunner:
             request=request,
             context=dict(context or {}),
             max_attempts=self.policy.settings.attempts,
+            on_delta=on_delta,
         )
         labels = _labels(call)
         self.telemetry.emit(ev.AgentCallStarted(**labels))
@@ -157,6 +166,10 @@ class AgentRunner:
             self.in_flight.pop(call.call_id, None)
         response.attempts = call.attempt
         response.latency_ms = response.latency_ms or (time.monotonic() - start) * 1000
+        if not call.streamed:
+            # a backend without streaming (or a cached answer): the caller still gets
+            # the answer as deltas, all of it at once
+            call.emit(response.content)
         if request.expect_json and response.parsed is None:
             response.parsed = parse_json_content(response.content)
         try:
@@ -358,6 +371,8 @@ __all__ = [
     "AgentRunner",
     "AgentSpec",
     "BackendFactory",
+    "Delta",
+    "DeltaSink",
     "Outcome",
     "Progress",
     "RetryPolicy",

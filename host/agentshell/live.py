@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -101,7 +101,6 @@ async def live_status(shell: Shell, command: str) -> AsyncIterator[None]:
         yield
         return
     from rich.console import Console
-    from rich.live import Live
 
     colored = shell.output.colored(stream)
     console = Console(
@@ -114,23 +113,15 @@ async def live_status(shell: Shell, command: str) -> AsyncIterator[None]:
     )
     view = LiveStatus(shell, command)
     view.status, view.width = _status(shell), console.width
-    live = Live(
-        view.renderable(),
-        console=console,
-        auto_refresh=False,  # redrawn by the task below, on the loop's thread
-        transient=True,
-        redirect_stdout=True,
-        redirect_stderr=True,
-        vertical_overflow="visible",
-    )
+    region = _Region(console, view)
 
     async def redraw() -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
             view.status, view.width = _status(shell), console.width
-            live.update(view.renderable(), refresh=True)
+            region.update()
 
-    with live, shell.output.beside_live(console):
+    with region, shell.output.beside_live(console, region.paused):
         ticker = asyncio.ensure_future(redraw())
         try:
             yield
@@ -138,6 +129,65 @@ async def live_status(shell: Shell, command: str) -> AsyncIterator[None]:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+
+
+class _Region:
+    """The Live region, which can be hidden for a while (an answer streaming: rich's
+    stdout proxy would hold its partial lines back). A rich Live keeps the size of its
+    last render after it stops, so showing the region again takes a new one."""
+
+    def __init__(self, console: Any, view: LiveStatus) -> None:
+        self.console = console
+        self.view = view
+        self.live: Any = None
+        self.hidden = 0
+        self.closed = False
+
+    def _show(self) -> None:
+        from rich.live import Live
+
+        if self.closed:  # the command ended while the region was hidden
+            return
+        self.live = Live(
+            self.view.renderable(),
+            console=self.console,
+            auto_refresh=False,  # redrawn by live_status's task, on the loop's thread
+            transient=True,
+            redirect_stdout=True,
+            redirect_stderr=True,
+            vertical_overflow="visible",
+        )
+        self.live.start(refresh=True)
+
+    def _hide(self) -> None:
+        live, self.live = self.live, None
+        if live is not None:
+            live.stop()
+
+    def update(self) -> None:
+        if self.live is not None:
+            self.live.update(self.view.renderable(), refresh=True)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hide the region (and give stdout back to the terminal) meanwhile."""
+        self.hidden += 1
+        if self.hidden == 1:
+            self._hide()
+        try:
+            yield
+        finally:
+            self.hidden -= 1
+            if self.hidden == 0:
+                self._show()
+
+    def __enter__(self) -> _Region:
+        self._show()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.closed = True
+        self._hide()
 
 
 def _status(shell: Shell) -> str:

@@ -12,12 +12,19 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .redact import redact, redact_tree
 from .theme import ColorMode, color_enabled, paint, rich_style, terminal_width, wrap
+
+if TYPE_CHECKING:
+    from .answer import AnswerStream
+
+#: hides a Live region while its context is entered (see Output.beside_live)
+LivePause = Callable[[], AbstractContextManager[None]]
 
 
 class Output:
@@ -39,17 +46,35 @@ class Output:
         #: status words: ``shell.output.words["conflict"] = "conflict"``)
         self.words: dict[str, str] = {}
         self._live: Any = None  # the console of a rich Live region shown meanwhile
+        self._live_pause: LivePause | None = None
+        self._answer: AnswerStream | None = None  # an answer streaming to the terminal
 
     @contextlib.contextmanager
-    def beside_live(self, console: Any) -> Iterator[None]:
+    def beside_live(self, console: Any, pause: LivePause | None = None) -> Iterator[None]:
         """Print rich renderables through ``console`` while its Live region is shown.
         A rich console writes past a Live's stdout proxy (to the terminal itself), so
-        a table printed any other way would land inside the region."""
-        self._live = console
+        a table printed any other way would land inside the region. ``pause()`` hides
+        the region while its context is entered (an answer streaming, see
+        :meth:`stream_answer`)."""
+        self._live, self._live_pause = console, pause
         try:
             yield
         finally:
-            self._live = None
+            self._live, self._live_pause = None, None
+
+    def stream_answer(self) -> AnswerStream:
+        """An agent's answer shown as it arrives (:class:`agentshell.answer.AnswerStream`):
+        ``write`` pieces, ``reset`` on a retry, ``finish`` once; on a terminal the
+        finished answer is re-rendered as Markdown. Use it as a context manager to have
+        it finished (and marked ``(cancelled)`` on Ctrl-C) whatever happens."""
+        from .answer import AnswerStream
+
+        return AnswerStream(self)
+
+    def _aside(self) -> AbstractContextManager[None]:
+        """Messages printed while an answer streams go above it."""
+        answer = self._answer
+        return answer.aside() if answer is not None else contextlib.nullcontext()
 
     def colored(self, stream: IO[str] | None = None) -> bool:
         """Whether what goes to ``stream`` (default: stdout) is coloured."""
@@ -108,8 +133,9 @@ class Output:
             if (style or lead_style) and self.colored(stream):
                 text = self._paint(text, style, lead, lead_style)
             try:
-                stream.write(text + "\n")
-                stream.flush()
+                with self._aside():
+                    stream.write(text + "\n")
+                    stream.flush()
             except BrokenPipeError:
                 self._pipe_closed(stream)
 
@@ -226,7 +252,8 @@ class Output:
                 if self.closed:
                     return
                 try:
-                    self.console.print(table, width=width, crop=False)
+                    with self._aside():
+                        self.console.print(table, width=width, crop=False)
                 except BrokenPipeError:
                     self._pipe_closed(self.stream)
             return
@@ -251,7 +278,8 @@ class Output:
             if self.closed:
                 return
             try:
-                self.console.print(renderable)
+                with self._aside():
+                    self.console.print(renderable)
             except BrokenPipeError:
                 self._pipe_closed(self.stream)
 
@@ -366,4 +394,4 @@ def _isatty(stream: IO[str]) -> bool:
         return False
 
 
-__all__ = ["Output"]
+__all__ = ["LivePause", "Output"]

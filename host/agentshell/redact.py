@@ -67,6 +67,26 @@ def redact(text: str) -> str:
     return _KNOWN_PREFIXES.sub(MASK, text)
 
 
+# a secret-looking name, ``=`` or ``:``, and a quote not closed yet on this line: the
+# quoted value may still grow, spaces and all
+_OPEN_QUOTE = re.compile(rf"(?i)\b{_SECRET_NAME}\s*[=:]\s*[\"'][^\"'\n]*$")
+
+
+def settled(text: str) -> int:
+    """How much of ``text`` (the beginning of a text still arriving, such as a streamed
+    answer) can be redacted and shown now: :func:`redact` masks it the same way
+    whatever follows. The word being written is held back until a space or newline
+    ends it, so a secret split across two pieces is masked whole (every pattern masks
+    whole words: a registered secret, a ``sk-`` key, the value after ``NAME=`` or
+    ``Bearer``). A quoted value after a secret-looking name is held back until its
+    closing quote, as it may hold spaces."""
+    line = text.rfind("\n") + 1
+    open_quote = _OPEN_QUOTE.search(text, line)
+    if open_quote is not None:
+        return open_quote.start()
+    return max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+
+
 def redact_tree(value: Any) -> Any:
     """A JSON-like value (dicts, lists, tuples) with :func:`redact` applied to every
     string in it, keys included; tuples come back as lists."""
@@ -127,4 +147,5 @@ __all__ = [
     "redact",
     "redact_tree",
     "register_secret",
+    "settled",
 ]
