@@ -27,22 +27,29 @@ SETUP = (
 )
 
 
+SHORT = "(the offline echo agent: `/chat <agent>` or `[plugins.chat] agent` for a real one)"
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
 
 class EchoBackend:
-    """Answers every message with the message and the set-up advice."""
+    """Answers every message with the message; the set-up advice in full the first
+    time in a session, then as one line."""
 
     def __init__(self, shell: Any = None) -> None:
         self.shell = shell
+        self.advised = False
 
     async def complete(self, call: AgentCall) -> AgentResponse:
         said = call.request.prompt.strip()
         first = said.splitlines()[0] if said else ""
         if len(first) > 200:
             first = first[:200] + "…"
-        content = f"*(echo)* You said: {first}\n\n{SETUP}"
+        advice = SETUP if not self.advised else SHORT
+        self.advised = True
+        content = f"*(echo)* You said: {first}\n\n{advice}"
         prompt_words = sum(_words(str(m.get("content", ""))) for m in call.request.messages or [])
         usage = TokenUsage(
             input_tokens=prompt_words or _words(said),
@@ -57,4 +64,4 @@ class EchoBackend:
         pass
 
 
-__all__ = ["BACKEND", "SETUP", "EchoBackend"]
+__all__ = ["BACKEND", "SETUP", "SHORT", "EchoBackend"]
