@@ -260,7 +260,7 @@ class ChatSession:
                 key=key,
             )
         )
-        request = AgentRequest(prompt=text, messages=self._messages(text), stream=True)
+        request = AgentRequest(prompt=text, messages=self._messages(text))
         context = {
             "trace_parent": key,
             "conversation_id": self.conversation_id,
