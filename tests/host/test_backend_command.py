@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentCall, AgentRequest, AgentSpec
-from agentshell.backends.command import CommandBackend, make_backend
+from agentshell.agents import AgentCall, AgentRequest, AgentSpec, Delta
+from agentshell.backends.command import CommandBackend, _Lines, make_backend
 from agentshell.config import RetrySettings
 from agentshell.errors import AgentDisconnected, AgentTimeout, BadAgentOutput, FatalAgentError
 from tests.agents.harness import ShellStub, make_harness, make_shell_stub, pid_alive, read_pids
@@ -224,3 +224,44 @@ async def test_cwd_option(stub: ShellStub, tmp_path: Path) -> None:
     )
     response = await complete(stub, spec)
     assert Path(response.content.strip()) == (tmp_path / "sub").resolve()
+
+
+# -- streaming ------------------------------------------------------------------------
+
+
+async def test_stdout_streams_line_by_line_while_the_agent_runs(
+    stub: ShellStub, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    spec = cli("liner", "lines_agent.py", str(gate), "first line", "second\nand no newline")
+    h = make_harness({"command": make_backend}, shell=stub)
+    got: list[Delta] = []
+    first = asyncio.Event()
+
+    def on_delta(delta: Delta) -> None:
+        got.append(delta)
+        first.set()
+
+    task = asyncio.create_task(h.runner.run(spec, AgentRequest(prompt="hi"), on_delta=on_delta))
+    try:
+        await asyncio.wait_for(first.wait(), 30)
+        # the agent waits for the gate: it cannot have finished
+        assert not task.done()
+        assert got == [Delta("first line\n")]
+    finally:
+        gate.touch()
+    response = await task
+    assert got == [Delta("first line\n"), Delta("second\n"), Delta("and no newline")]
+    assert response.content == "first line\nsecond\nand no newline"
+    await h.runner.aclose()
+
+
+def test_lines_are_decoded_across_chunk_edges() -> None:
+    got: list[str] = []
+    lines = _Lines(got.append)
+    encoded = "naïve café\nrésumé".encode()
+    cut = encoded.index("é".encode()) + 1  # in the middle of a two-byte character
+    lines.feed(encoded[:cut])
+    lines.feed(encoded[cut:])
+    lines.end()
+    assert got == ["naïve café\n", "résumé"]

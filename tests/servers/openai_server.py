@@ -84,6 +84,12 @@ class ScriptedReply:
     - ``model``: ``model`` in the response (default: the request's).
     - ``finish_reason``: ``choices[0].finish_reason``.
     - ``chunk_delay_s``: streaming only: pause between SSE events.
+    - ``pieces``: streaming only: the content deltas, as given (default: ``content``
+      split into words). ``content`` is ignored when it is set.
+    - ``hold_after`` / ``release``: streaming only: after ``hold_after`` content deltas
+      the server waits until the test sets ``release`` (a ``threading.Event``), so a
+      test can look at a partial answer before the rest is sent. ``held`` is set when
+      the server starts waiting.
     """
 
     content: str = "ok"
@@ -99,6 +105,17 @@ class ScriptedReply:
     finish_reason: str = "stop"
     error_message: str | None = None
     chunk_delay_s: float = 0.0
+    pieces: Sequence[str] | None = None
+    hold_after: int | None = None
+    release: threading.Event | None = None
+    held: threading.Event = field(default_factory=threading.Event)
+
+    def answer_pieces(self) -> list[str]:
+        return list(self.pieces) if self.pieces is not None else _split_content(self.content)
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.answer_pieces())
 
 
 @dataclass(frozen=True)
@@ -279,7 +296,7 @@ class _Handler(QuietHandler):
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         response_model = reply.model or (model if isinstance(model, str) else "gpt-test")
-        usage = reply.usage if reply.usage is not None else _estimate_usage(request, reply.content)
+        usage = reply.usage if reply.usage is not None else _estimate_usage(request, reply.answer)
         if stream:
             options = request.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -334,7 +351,7 @@ class _Handler(QuietHandler):
             return json.dumps(payload)
 
         events = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
-        events += [chunk({"content": piece}, None) for piece in _split_content(reply.content)]
+        events += [chunk({"content": piece}, None) for piece in reply.answer_pieces()]
         events.append(chunk({}, reply.finish_reason))
         if include_usage:
             events.append(
@@ -373,6 +390,12 @@ class _Handler(QuietHandler):
             ):
                 self.drop_connection()
                 return
+            # event 0 is the role; content delta N is event N
+            if reply.hold_after is not None and index == reply.hold_after + 1:
+                reply.held.set()
+                if not self._wait_for(reply.release):
+                    self.drop_connection()
+                    return
             data = f"data: {payload}\n\n".encode()
             self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
@@ -380,6 +403,16 @@ class _Handler(QuietHandler):
         self.wfile.flush()
 
     # -- helpers ----------------------------------------------------------------
+    def _wait_for(self, release: threading.Event | None) -> bool:
+        """Wait for ``release`` (False when the server stops first)."""
+        if release is None:
+            return True
+        # wakes the moment the test releases it; looks at `stopping` between waits
+        while not release.wait(0.05):
+            if self.owner.stopping.is_set():
+                return False
+        return True
+
     @staticmethod
     def _model_object(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 0, "owned_by": "agentshell-tests"}

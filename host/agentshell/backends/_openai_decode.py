@@ -10,7 +10,7 @@ wrong without quoting more than a short, redacted preview.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentshell.agents import AgentResponse, AgentSpec, TokenUsage
@@ -122,8 +122,15 @@ def parse_completion(agent: AgentSpec, raw: bytes) -> AgentResponse:
     )
 
 
-async def read_stream(agent: AgentSpec, response: httpx.Response, cap: int) -> AgentResponse:
-    """Server-sent events: ``data: {chunk}`` lines until ``data: [DONE]``."""
+async def read_stream(
+    agent: AgentSpec,
+    response: httpx.Response,
+    cap: int,
+    emit: Callable[[str], None] | None = None,
+) -> AgentResponse:
+    """Server-sent events: ``data: {chunk}`` lines until ``data: [DONE]``. Each piece
+    of content goes to ``emit`` as it arrives (``AgentCall.emit``); usage comes from
+    the chunk that carries it (the last one, with ``stream_options.include_usage``)."""
     reader = Reader(cap)
     parts: list[str] = []
     usage: Any = None
@@ -157,7 +164,11 @@ async def read_stream(agent: AgentSpec, response: httpx.Response, cap: int) -> A
                 continue
             delta = choice.get("delta")
             if isinstance(delta, Mapping):
-                parts.append(content_text(delta.get("content")))
+                text = content_text(delta.get("content"))
+                if text:
+                    parts.append(text)
+                    if emit is not None:
+                        emit(text)
             if isinstance(choice.get("finish_reason"), str):
                 finish = choice["finish_reason"]
     if not done and finish is None:

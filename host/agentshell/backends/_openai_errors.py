@@ -38,6 +38,24 @@ class Unauthorized(AgentError):
         self.status = status
 
 
+class StreamRefused(AgentError):
+    """HTTP 400 naming the ``stream`` parameter: this model does not stream. The
+    backend asks again without streaming when streaming was its own idea."""
+
+    def __init__(self, error: AgentError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def refuses_stream(status: int, raw: bytes) -> bool:
+    """Whether an error answer says the ``stream`` parameter is not supported."""
+    if status != 400:
+        return False
+    data, _ = server_message(raw)
+    error = data.get("error") if isinstance(data, dict) else None
+    return isinstance(error, dict) and error.get("param") in ("stream", "stream_options")
+
+
 def status_error(shell: Any, agent: AgentSpec, response: httpx.Response, raw: bytes) -> AgentError:
     """The error for an HTTP status of 400 or more; ``raw`` is the (capped) error body."""
     status = response.status_code
@@ -141,11 +159,13 @@ def os_reason(exc: BaseException) -> str:
 
 
 __all__ = [
+    "StreamRefused",
     "Unauthorized",
     "auth_error",
     "host",
     "netloc",
     "os_reason",
+    "refuses_stream",
     "status_error",
     "transport_error",
 ]

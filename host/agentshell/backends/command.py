@@ -11,6 +11,10 @@ Agent options:
   shell's); ``kill_grace_s`` — how long SIGTERM gets before SIGKILL (default 2);
   ``max_output_bytes`` — cap on stdout (default 8 MiB).
 
+When the caller listens for deltas (``AgentCall.on_delta``), stdout is handed over
+line by line as the CLI prints it (``call.emit``); the answer is still the whole of
+stdout.
+
 Every call runs in its own process group (a new session), so on timeout or
 cancellation the whole group — the CLI and anything it spawned — gets SIGTERM, then
 SIGKILL after the grace period: no orphans. Token usage is not reported by CLIs in a
@@ -24,7 +28,7 @@ import contextlib
 import os
 import shlex
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,7 +167,10 @@ class CommandBackend:
         self._groups.add(pgid)
         try:
             stdout, stderr = await self._exchange(
-                proc, prompt_text(call.request) if use_stdin else None, cap
+                proc,
+                prompt_text(call.request) if use_stdin else None,
+                cap,
+                _Lines(call.emit) if call.streaming else None,
             )
             returncode = await proc.wait()
         except BaseException:
@@ -190,9 +197,14 @@ class CommandBackend:
         return AgentResponse(agent=agent.name, content=content, model=agent.model)
 
     async def _exchange(
-        self, proc: asyncio.subprocess.Process, stdin_text: str | None, cap: int
+        self,
+        proc: asyncio.subprocess.Process,
+        stdin_text: str | None,
+        cap: int,
+        lines: _Lines | None = None,
     ) -> tuple[bytes, bytes]:
-        """Write stdin and read stdout (capped) and the tail of stderr, concurrently."""
+        """Write stdin and read stdout (capped; each line to ``lines`` as it comes)
+        and the tail of stderr, concurrently."""
         assert proc.stdout is not None and proc.stderr is not None
 
         async def write() -> None:
@@ -210,6 +222,10 @@ class CommandBackend:
                 buffer += chunk
                 if len(buffer) > cap:
                     raise BadAgentOutput(f"output too large (over {cap} bytes)")
+                if lines is not None:
+                    lines.feed(chunk)
+            if lines is not None:
+                lines.end()
             return bytes(buffer)
 
         async def read_err(stream: asyncio.StreamReader) -> bytes:
@@ -265,6 +281,31 @@ class CommandBackend:
                 await proc.wait()
         finally:
             self._groups.discard(pgid)
+
+
+class _Lines:
+    """Stdout bytes in, whole lines of text out (UTF-8 decoded across chunk edges);
+    what follows the last newline goes out at the end."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        import codecs
+
+        self.emit = emit
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""
+
+    def feed(self, chunk: bytes) -> None:
+        text = self.pending + self.decoder.decode(chunk)
+        cut = text.rfind("\n") + 1
+        self.pending = text[cut:]
+        if cut:
+            self.emit(text[:cut])
+
+    def end(self) -> None:
+        rest = self.pending + self.decoder.decode(b"", final=True)
+        self.pending = ""
+        if rest:
+            self.emit(rest)
 
 
 def make_backend(shell: Any) -> CommandBackend:

@@ -18,8 +18,17 @@ ones (the fast path, :mod:`._httpcore_fast`: same errors, same TLS, ~15% less CP
 request). Reading answers is :mod:`._openai_decode`'s job, and mapping failures to the
 taxonomy :mod:`._openai_errors`'.
 
+Streaming: when the caller wants the answer as it arrives (``AgentCall.on_delta`` is
+set, e.g. ``runner.run(..., on_delta=...)``) or ``request.stream`` is true, the request
+asks for server-sent events (``"stream": true``, ``stream_options.include_usage``)
+and each content delta goes to ``call.emit`` as it is read; usage comes from the final
+chunk. ``request.stream = False`` turns it off. A server that refuses ``stream`` for a
+model (HTTP 400 naming the ``stream`` parameter) is asked again without it, and that
+agent is not asked to stream again. A stream cut short is an ``AgentDisconnected``:
+the runner retries it, and the retry's deltas carry the next attempt number.
+
 Agent options (``[agents.<name>]`` keys besides the standard ones):
-``stream`` (bool, default false), ``json_mode`` (bool: send
+``stream`` (bool, default false: stream even when nobody listens), ``json_mode`` (bool: send
 ``response_format={"type": "json_object"}`` when the request expects JSON),
 ``include_usage`` (bool, default true: ``stream_options.include_usage`` when
 streaming), ``max_response_bytes`` (default 8 MiB), ``connect_timeout_s`` (default 10),
@@ -73,6 +82,7 @@ class OpenAIBackend:
         self._ssl: Any = None
         self._urls: dict[str, httpx.URL] = {}  # base_url -> parsed completions URL
         self._defaults: httpx.Headers | None = None  # the clients' default headers
+        self._no_stream: set[str] = set()  # agents whose server refused "stream"
 
     def _new_client(self) -> httpx.AsyncClient:
         # heavy, or needed only once agents are called: imported then, not at start-up
@@ -123,32 +133,49 @@ class OpenAIBackend:
 
     # -- the call ----------------------------------------------------------------------
 
+    def wants_stream(self, call: AgentCall) -> bool:
+        """Whether to ask for server-sent events: the request says so, else a listener
+        for deltas (unless this agent's server refused streaming), else the option."""
+        request = call.request
+        if request.stream is not None:
+            return request.stream
+        if call.streaming and call.agent.name not in self._no_stream:
+            return True
+        return bool(_option(call.agent, "stream", False))
+
     async def complete(self, call: AgentCall) -> AgentResponse:
-        from ._openai_errors import Unauthorized, auth_error
+        from ._openai_errors import StreamRefused, Unauthorized, auth_error
 
         agent = call.agent
         request = call.request
-        stream = (
-            request.stream if request.stream is not None else bool(_option(agent, "stream", False))
-        )
+        stream = self.wants_stream(call)
         body = self.request_body(agent, request, stream)
         url = self._url(agent.base_url or DEFAULT_BASE_URL)
         headers = await self._headers(agent)
         connect_s = min(float(_option(agent, "connect_timeout_s", 10.0)), agent.timeout_s)
         timeouts = _timeout_extension(agent.timeout_s, connect_s)
         content = _encode_json(body)
-        for attempt in (1, 2):
+        refreshed = False
+        while True:
             try:
-                return await self._post(call, url, headers, content, timeouts)
+                return await self._post(call, url, headers, content, timeouts, stream)
+            except StreamRefused as exc:
+                # streaming was our idea (a listener), not the request's: ask again
+                # without it, and do not ask this agent's server to stream again
+                if request.stream or _option(agent, "stream", False):
+                    raise exc.error from None
+                self._no_stream.add(agent.name)
+                stream = False
+                content = _encode_json(self.request_body(agent, request, stream))
             except Unauthorized as exc:
                 # A provider's token may have expired early: refresh once, try once more.
-                if attempt == 1 and self._provider_auth(agent):
+                if not refreshed and self._provider_auth(agent):
+                    refreshed = True
                     creds = await self.shell.auth.credentials(agent, refresh=True)
                     if creds is not None:
                         headers = {**headers, **creds.headers()}
                         continue
                 raise auth_error(self.shell, agent, exc.status, exc.message) from None
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _url(self, base_url: str) -> httpx.URL:
         """The parsed completions URL of a base URL (parsing costs ~30 us a request)."""
@@ -231,11 +258,12 @@ class OpenAIBackend:
         headers: dict[str, str],
         content: bytes,
         timeouts: dict[str, float],
+        stream: bool = False,
     ) -> AgentResponse:
         import httpx
 
         from ._openai_decode import parse_completion, read_body, read_stream
-        from ._openai_errors import status_error, transport_error
+        from ._openai_errors import StreamRefused, refuses_stream, status_error, transport_error
 
         agent = call.agent
         cap = int(_option(agent, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
@@ -254,12 +282,16 @@ class OpenAIBackend:
             async with _closing(await client.send(outgoing, stream=True)) as response:
                 if response.status_code >= 400:
                     raw = await read_body(response, _ERROR_BODY_CAP, truncate=True)
-                    raise status_error(self.shell, agent, response, raw)
+                    failure = status_error(self.shell, agent, response, raw)
+                    if stream and refuses_stream(response.status_code, raw):
+                        raise StreamRefused(failure)
+                    raise failure
                 if response.status_code != 200:
                     raise BadAgentOutput(f"unexpected HTTP {response.status_code} from the server")
                 content_type = response.headers.get("content-type", "")
                 if "text/event-stream" in content_type:
-                    return await read_stream(agent, response, cap)
+                    emit = call.emit if call.streaming else None
+                    return await read_stream(agent, response, cap, emit)
                 # A server may ignore stream=true and answer JSON: accept that too.
                 raw = await read_body(response, cap)
                 return parse_completion(agent, raw)
