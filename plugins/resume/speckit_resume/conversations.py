@@ -146,7 +146,7 @@ def _new_id() -> str:
 
 
 def _item(row: sqlite3.Row) -> ConversationItem:
-    return ConversationItem(**dict(row))
+    return ConversationItem(*row)  # the columns are in _ITEM_COLUMNS' order: the fields' order
 
 
 class Conversations:
