@@ -10,8 +10,9 @@ shown. A secret may arrive split across two deltas (``sk-ab`` then ``cdef…``),
 word being written is held back until a space or newline ends it
 (:func:`agentshell.redact.settled`): what reaches the screen is always whole words,
 masked as a finished text would be. The held-back word appears with the next space or
-at :meth:`AnswerStream.finish`. The Markdown rendering is made from the whole answer,
-redacted again.
+at :meth:`AnswerStream.finish`; an answer cut short (Ctrl-C, an error) never shows its
+unfinished last word, which may be the first half of a secret. The Markdown rendering
+is made from the whole answer, redacted again.
 
 While a REPL command runs, a rich Live status region sits below the output, and rich
 buffers partial lines written through it. The stream pauses that region while the
@@ -48,9 +49,9 @@ class AnswerStream:
     """One answer being shown. ``write`` pieces of text as they arrive, ``reset`` when
     a retry starts the answer again, and ``finish`` once. Also a context manager that
     finishes on exit: marked ``(cancelled)`` when leaving by Ctrl-C or cancellation,
-    ``(incomplete)`` when leaving by another error. :meth:`delta` takes the runner's
-    :class:`~agentshell.agent_models.Delta` directly: ``runner.run(...,
-    on_delta=answer.delta)``."""
+    ``(incomplete)`` when leaving by another error (both ``stopped``). :meth:`delta`
+    takes the runner's :class:`~agentshell.agent_models.Delta` directly:
+    ``runner.run(..., on_delta=answer.delta)``."""
 
     def __init__(self, output: Output) -> None:
         self._output = output
@@ -98,23 +99,27 @@ class AnswerStream:
             self._raw, self._done, self._line, self._shown = "", 0, "", ""
             self._erasable = True
 
-    def finish(self, *, markdown: bool = True, note: str | None = None) -> None:
-        """The answer is complete (or stopped): show the held-back rest, then, on a
-        terminal, replace the raw text by its Markdown rendering (unless
-        ``markdown=False``). ``note`` (``"(cancelled)"``) follows on a line of its
-        own. Calling it again does nothing."""
+    def finish(
+        self, *, markdown: bool = True, note: str | None = None, stopped: bool = False
+    ) -> None:
+        """The answer is complete: show the held-back rest, then, on a terminal,
+        replace the raw text by its Markdown rendering (unless ``markdown=False``).
+        ``note`` (``"(cancelled)"``) follows on a line of its own. ``stopped``: the
+        answer was cut short, so its unfinished last word is left out (it may be the
+        first half of a secret). Calling it again does nothing."""
         if self.finished:
             return
         self.finished = True
         output = self._output
         try:
             with output._lock:
-                self._advance(final=True)
+                self._advance(final=not stopped)
                 if self._tty is None:
                     self._tty = _isatty(output.stream)
-                body = self._raw.strip()
+                text = self._raw[: self._done]
+                body = text.strip()
                 if self._tty and markdown and body and self._erasable and self._erase():
-                    self._render_markdown(redact(self._raw))
+                    self._render_markdown(redact(text))
                 elif self._shown and not self._shown.endswith("\n"):
                     self._emit("\n")
                 self._shown = ""
@@ -135,9 +140,9 @@ class AnswerStream:
         if kind is None:
             self.finish()
         elif issubclass(kind, KeyboardInterrupt | _cancelled()):
-            self.finish(note="(cancelled)")
+            self.finish(note="(cancelled)", stopped=True)
         else:
-            self.finish(note="(incomplete)")
+            self.finish(note="(incomplete)", stopped=True)
 
     # -- showing ---------------------------------------------------------------------------
     def _advance(self, *, final: bool) -> None:
@@ -150,10 +155,9 @@ class AnswerStream:
         # before it on the line (``api_key = `` then the value)
         start = raw.rfind("\n", 0, self._done) + 1
         masked = _CONTROL.sub("", redact(raw[start:cut]))
-        if masked.startswith(self._line):
-            piece = masked[len(self._line) :]
-        else:  # the mask reached back into what is shown: show only what is new
-            piece = masked[len(self._line) :] if len(masked) > len(self._line) else ""
+        # what is new on the line; should a mask ever reach back into what is shown
+        # (a registered secret with spaces in it), this still never repeats it
+        piece = masked[len(self._line) :]
         self._done = cut
         newline = masked.rfind("\n")
         self._line = masked[newline + 1 :] if newline >= 0 else masked

@@ -11,6 +11,7 @@ from agentshell.redact import (
     redact,
     redact_tree,
     register_secret,
+    settled,
 )
 
 
@@ -105,3 +106,19 @@ def test_addresses_are_not_secret_keys(key: str) -> None:
 @pytest.mark.parametrize("key", ["api_key", "access_token", "client_secret", "authorization"])
 def test_secret_keys_stay_secret(key: str) -> None:
     assert is_secret_key(key)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("hello wor", "hello "),  # the word being written waits
+        ("two lines\nand a ha", "two lines\nand a "),
+        ("Bearer abc", "Bearer "),
+        ('api_key = "two wo', ""),  # a quoted secret may hold spaces: wait for its quote
+        ('ok\npassword: "a b', "ok\n"),
+        ('api_key = "two words" and mo', 'api_key = "two words" and '),
+        ("", ""),
+    ],
+)
+def test_settled_holds_back_what_could_still_become_a_secret(text: str, shown: str) -> None:
+    assert text[: settled(text)] == shown

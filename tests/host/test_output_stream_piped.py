@@ -110,15 +110,24 @@ def test_leaving_by_cancellation_marks_the_answer_cancelled(
     with pytest.raises(type(error)), output.stream_answer() as answer:
         answer.write("half of it")
         raise error
-    assert out.getvalue() == f"half of it\n{note}\n"
+    # the unfinished last word is left out: it may be the first half of a secret
+    assert out.getvalue() == f"half of \n{note}\n"
 
 
 def test_leaving_by_an_error_marks_the_answer_incomplete() -> None:
     output, out = make()
     with pytest.raises(RuntimeError), output.stream_answer() as answer:
-        answer.write("half")
+        answer.write("half ")
         raise RuntimeError("boom")
-    assert out.getvalue() == "half\n(incomplete)\n"
+    assert out.getvalue() == "half \n(incomplete)\n"
+
+
+def test_a_stopped_answer_never_shows_a_secret_s_first_half() -> None:
+    output, out = make()
+    answer = output.stream_answer()
+    answer.write("use api_key = sk-abcd")  # the key would have gone on
+    answer.finish(note="(cancelled)", stopped=True)
+    assert out.getvalue() == "use api_key = \n(cancelled)\n"
 
 
 def test_a_message_printed_meanwhile_follows_the_partial_line() -> None:
