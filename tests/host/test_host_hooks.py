@@ -137,7 +137,7 @@ class AllHooks:
     def agent_call_failed(self, call: AgentCall, error: BaseException) -> None:
         self._seen("agent_call_failed", type(error).__name__)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # before an installed chat plugin, which takes any text
     async def handle_text(self, shell: Any, text: str) -> int | None:
         self._seen("handle_text", text)
         return 0 if text.startswith("hello") else None

@@ -268,3 +268,16 @@ async def test_plain_text_without_a_chat_plugin_says_how_to_get_one(
     assert await shell.execute("hello") == 1
     assert NO_CHAT in output.errors
     assert "agentshell install agentshell-chat" in output.errors
+
+
+async def test_resume_chat_completes_conversation_ids(
+    make_shell: Any, openai_server: OpenAIServer
+) -> None:
+    answer_with_turn(openai_server)
+    shell = await make_shell(config=config(openai_server))
+    assert await shell.execute("hello") == 0
+    conversation = shell.state["chat"].conversation_id
+    from agentshell_chat.commands import complete_conversations
+
+    assert complete_conversations(shell, conversation[:3]) == [conversation]
+    assert await shell.execute("/resume-chat zzzz") == 1
