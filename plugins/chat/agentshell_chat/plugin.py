@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentshell.agents import AgentSpec
-from agentshell.errors import CommandError
+from agentshell.errors import AgentshellError, CommandError
 from agentshell.plugins import hookimpl
 
 from .echo import BACKEND, EchoBackend
@@ -62,8 +62,10 @@ async def shell_started(shell: Shell) -> None:
     if shell.continue_last:
         try:
             conversation = await session.resume(None)
-        except CommandError as exc:
+        except CommandError as exc:  # nothing to continue: say so, start afresh
             shell.output.info(str(exc))
+        except AgentshellError as exc:  # an unusable store: the session goes on without it
+            shell.output.warn(f"--continue: {exc}")
         else:
             if shell.mode == "repl":
                 turns = session.last_turn

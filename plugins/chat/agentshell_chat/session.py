@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agentshell.agents import AgentRequest, AgentResponse, AgentSpec, TokenUsage
-from agentshell.errors import CommandError
+from agentshell.errors import AgentshellError, CommandError
 from agentshell.redact import redact
 
 from .events import (
@@ -280,8 +280,12 @@ class ChatSession:
         except asyncio.CancelledError:
             partial = answer.text if answer is not None else ""
             # synchronous on purpose: the task is being cancelled, and a short SQLite
-            # transaction is what keeps the partial answer
-            self._store_turn(turn, text, spec, partial, None, cancelled=True)
+            # transaction is what keeps the partial answer; failing to keep it must not
+            # turn the cancellation into another error
+            try:
+                self._store_turn(turn, text, spec, partial, None, cancelled=True)
+            except AgentshellError as exc:
+                self.shell.output.warn(f"the cancelled answer was not kept: {exc}")
             telemetry.emit(
                 ChatTurnFinished(
                     conversation_id=self.conversation_id, turn=turn, key=key, status="cancelled"

@@ -281,3 +281,34 @@ async def test_resume_chat_completes_conversation_ids(
 
     assert complete_conversations(shell, conversation[:3]) == [conversation]
     assert await shell.execute("/resume-chat zzzz") == 1
+
+
+async def test_the_otlp_trace_is_a_conversation_of_chat_turns(
+    make_shell: Any, openai_server: OpenAIServer, otlp_receiver: Any
+) -> None:
+    answer_with_turn(openai_server)
+    agents = config(openai_server).split("\n\n", 1)[1]  # the agents, without [telemetry]
+    shell = await make_shell(
+        config=(
+            '[telemetry]\nsinks = ["otlp"]\nflush_timeout_s = 30\n'
+            f'[telemetry.otlp]\nendpoint = "{otlp_receiver.endpoint}"\n\n{agents}'
+        )
+    )
+    assert await shell.execute("one") == 0
+    assert await shell.execute("two") == 0
+    conversation_id = shell.state["chat"].conversation_id
+    await shell.stop()  # ends the conversation and flushes the sink
+    spans = otlp_receiver.wait_for_spans(5)
+    (conversation,) = [s for s in spans if s["name"] == "conversation"]
+    turns = [s for s in spans if s["name"] == "chat gpt"]
+    calls = [s for s in spans if s["name"] == "chat gpt-4o-mini"]
+    assert len(turns) == 2 and len(calls) == 2
+    assert conversation["parent_span_id"] is None
+    assert {t["parent_span_id"] for t in turns} == {conversation["span_id"]}
+    assert {c["parent_span_id"] for c in calls} == {t["span_id"] for t in turns}
+    assert {s["trace_id"] for s in spans} == {conversation["trace_id"]}
+    attributes = turns[0]["attributes"]
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.conversation.id"] == conversation_id
+    assert attributes["gen_ai.usage.input_tokens"] == 100
+    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
