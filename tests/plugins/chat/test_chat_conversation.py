@@ -259,11 +259,10 @@ async def test_bare_words_still_point_at_commands(make_shell: Any, output: Any) 
     assert "You said" not in output.text
 
 
-@pytest.mark.parametrize("plugins", ["openai"])
 async def test_plain_text_without_a_chat_plugin_says_how_to_get_one(
-    make_shell: Any, output: Any, monkeypatch: pytest.MonkeyPatch, plugins: str
+    make_shell: Any, output: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", plugins)
+    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,openai")
     shell = await make_shell(config="[telemetry]\nsinks = []\n")
     assert await shell.execute("hello") == 1
     assert NO_CHAT in output.errors
