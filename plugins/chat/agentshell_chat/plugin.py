@@ -124,7 +124,8 @@ def status_segments(shell: Shell) -> str | None:
     if not isinstance(session, ChatSession):
         return None
     turns = session.last_turn
-    return f"chat {session.agent}" + (f" · turn {turns}" if turns else "")
+    # only once there is a conversation: a session of commands keeps its toolbar short
+    return f"chat {session.agent} · turn {turns}" if turns else None
 
 
 __all__ = ["SECTION"]
