@@ -14,6 +14,12 @@ from agentshell.telemetry import (
     SessionStarted,
     SessionStopped,
 )
+from agentshell_chat.events import (
+    ChatTurnFinished,
+    ChatTurnStarted,
+    ConversationEnded,
+    ConversationStarted,
+)
 from speckit_consensus.events import (
     ConsensusSynthesized,
     PipelineHalted,
@@ -155,6 +161,27 @@ EXAMPLES: dict[str, Event] = {
             cost_usd=0.031,
         ),
         BudgetAlert(**_E, threshold_pct=80, spent_usd=1.62, budget_usd=2.0),
+        ConversationStarted(**_E, conversation_id="9d17f539482c", agent="gpt"),
+        ChatTurnStarted(
+            **_E,
+            conversation_id="9d17f539482c",
+            branch_id="2c207672c55e",
+            turn=3,
+            agent="gpt",
+            model="gpt-4o-mini",
+            key="chat.turn:9d17f539482c:3:a1b2c3",
+        ),
+        ChatTurnFinished(
+            **_E,
+            conversation_id="9d17f539482c",
+            turn=3,
+            key="chat.turn:9d17f539482c:3:a1b2c3",
+            status="ok",
+            usage=TokenUsage(input_tokens=812, output_tokens=96, total_tokens=908),
+            response_model="gpt-4o-mini-2024-07-18",
+            cost_usd=0.00018,
+        ),
+        ConversationEnded(**_E, conversation_id="9d17f539482c", turns=3),
         AuthEvent(**_E, type="auth.login", provider="device_login", outcome="ok"),
         AuthEvent(**_E, type="auth.refresh", provider="device_login", outcome="ok"),
         AuthEvent(**_E, type="auth.logout", provider="device_login", outcome="ok"),

@@ -1,7 +1,8 @@
 """The ``agentshell`` command.
 
-    agentshell [-p MODULE]...                  the interactive shell
+    agentshell [-p MODULE]... [--continue]     the interactive shell
     agentshell run "/cmd ..." ["/cmd2 ..."]    run commands, exit non-zero on failure
+    agentshell run [--json] "some text"        send a message to the chat agent (a plugin)
     agentshell run -f FILE                     run a script of commands ('-' for stdin)
     agentshell plugins [--json]                list plugins and their state
     agentshell install NAME... [-U] [-e PATH]  add plugin distributions to the environment
@@ -163,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     color_help = "colour: auto (a terminal, unless NO_COLOR is set), always or never"
     parser.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help)
+    continue_help = "continue the last conversation (with a chat plugin installed)"
+    parser.add_argument(
+        "-c", "--continue", action="store_true", dest="continue_last", help=continue_help
+    )
     sub = parser.add_subparsers(dest="cmd")
     run = sub.add_parser(
         "run",
@@ -190,6 +195,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also load the plugin in MODULE (an importable module name); repeatable",
     )
     run.add_argument("--color", choices=COLOR_MODES, default=None, help=color_help, dest="color2")
+    run.add_argument(
+        "-c", "--continue", action="store_true", dest="continue_last2", help=continue_help
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print results as JSON where they have that form (a chat answer with its usage)",
+    )
     plugins = sub.add_parser("plugins", help="list plugins and their state")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.add_argument(
@@ -259,6 +272,10 @@ def _make_shell(ns: argparse.Namespace, mode: Literal["repl", "run"]) -> Shell:
 
     color: ColorMode = getattr(ns, "color2", None) or getattr(ns, "color", None) or "auto"
     shell = Shell(mode=mode, output=Output(color=color))
+    shell.continue_last = bool(
+        getattr(ns, "continue_last", False) or getattr(ns, "continue_last2", False)
+    )
+    shell.json_output = bool(getattr(ns, "json", False)) and getattr(ns, "cmd", None) == "run"
     _shells.append(shell)
     # a module named twice is loaded once (not reported as clashing with itself)
     for module_name in dict.fromkeys([*getattr(ns, "plugin", []), *getattr(ns, "plugin2", [])]):

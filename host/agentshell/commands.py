@@ -275,13 +275,26 @@ _BARE_WORDS = {
 }
 
 
-def _not_a_command(text: str) -> str:
-    meant = _BARE_WORDS.get(text.lower().rstrip("!"))
+def bare_word_hint(text: str) -> str | None:
+    """What a bare ``exit``/``quit``/``help`` typed without the slash meant: a hint at
+    the command, given instead of treating the word as text (a chat message)."""
+    meant = _BARE_WORDS.get(text.strip().lower().rstrip("!"))
     if meant == "/quit":
         return "to leave, type /quit (or press Ctrl-D on an empty line)"
     if meant == "/help":
         return "type /help for the list of commands (commands start with '/')"
-    return "commands start with '/'; type /help for the list"
+    return None
+
+
+#: plain text when no plugin takes it (the handle_text hook): how to get one
+NO_CHAT = (
+    "plain text goes to a chat agent, and none is installed: "
+    "agentshell install agentshell-chat (commands start with '/'; type /help for the list)"
+)
+
+
+def _not_a_command(text: str) -> str:
+    return bare_word_hint(text) or NO_CHAT
 
 
 class CommandRegistry:
@@ -367,6 +380,7 @@ class CommandRegistry:
 
 
 __all__ = [
+    "NO_CHAT",
     "Arg",
     "Command",
     "CommandContext",
@@ -376,6 +390,7 @@ __all__ = [
     "Handler",
     "Option",
     "ParsedArgs",
+    "bare_word_hint",
     "completing",
     "completion_context",
     "split_line",

@@ -172,6 +172,28 @@ def agent_call_failed(call: AgentCall, error: BaseException) -> None:
     """
 
 
+# -- input that is not a command ---------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def handle_text(shell: Shell, text: str) -> int | None:
+    """Handle a line that is not a slash command (plain text: a chat message).
+
+    Called by :meth:`agentshell.Shell.execute` for every line that does not start
+    with ``/`` — typed at the prompt, a multi-line paste taken as one message, piped
+    stdin, ``agentshell run "some text"`` — except the bare words that mean a command
+    (``exit``, ``quit``, ``help``: the shell points at ``/quit`` and ``/help``
+    instead). ``text`` is stripped and may span several lines.
+
+    Return the exit status (``0`` for success) when the plugin handled the text, or
+    ``None`` to leave it to the next implementation; the first status returned wins.
+    Raise an :class:`agentshell.AgentshellError` (a ``CommandError``, an
+    ``AgentError``) for a one-line error the shell prints. With no implementation
+    handling it, the shell says how to get a chat plugin. May be ``async``; Ctrl-C
+    cancels it like a command.
+    """
+
+
 # -- presentation -----------------------------------------------------------------
 
 

@@ -358,9 +358,12 @@ class PluginHost:
             raise deferred
         return results
 
-    async def first(self, hook_name: str, **kwargs: Any) -> Any:
+    async def first(
+        self, hook_name: str, *, propagate: tuple[type[Exception], ...] = (), **kwargs: Any
+    ) -> Any:
         """Call implementations until one returns non-None. :class:`AgentError` raised by
-        an implementation propagates (that is how faults are injected); other errors
+        an implementation propagates (that is how faults are injected), and so do errors
+        of the ``propagate`` types (a user's mistake the caller reports); other errors
         are reported and the next implementation is tried."""
         for impl in self._impls(hook_name):
             self._trace(hook_name, impl.plugin_name)
@@ -371,7 +374,7 @@ class PluginHost:
             except AgentError:
                 raise
             except BaseException as exc:
-                if not is_plugin_failure(exc):
+                if isinstance(exc, propagate) or not is_plugin_failure(exc):
                     raise
                 self._report(impl.plugin_name, hook_name, exc)
                 continue

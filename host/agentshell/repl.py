@@ -19,6 +19,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.lexers import Lexer
 
 from .commands import completing, split_line
@@ -128,12 +129,13 @@ class CommandCompleter(Completer):
 
 
 class _OneEntryPerLine(History):
-    """A multi-line paste runs line by line (see :func:`pasted_lines`), so each line is
-    its own history entry, as if it had been typed. Secrets are masked before an entry
-    is kept: in the file, and in this session's Up-arrow recall, which is on screen."""
+    """A multi-line paste of commands runs line by line (see :func:`input_lines`), so
+    each line is its own history entry, as if it had been typed; a multi-line message
+    is one entry. Secrets are masked before an entry is kept: in the file, and in this
+    session's Up-arrow recall, which is on screen."""
 
     def append_string(self, string: str) -> None:
-        for line in pasted_lines(string):
+        for line in input_lines(string):
             super().append_string(redact_history_line(line))
 
 
@@ -149,6 +151,28 @@ class LineHistory(_OneEntryPerLine, InMemoryHistory):
 def pasted_lines(text: str) -> list[str]:
     """The commands in what the prompt returned: a paste can hold several lines."""
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def input_lines(text: str) -> list[str]:
+    """What to run for what the prompt returned. Several lines that do not start with
+    ``/`` (a pasted paragraph, or lines joined with Esc-Enter) are ONE message, sent
+    whole; a paste that starts with a command runs line by line, like a shell."""
+    stripped = text.strip()
+    if "\n" in stripped and not stripped.startswith("/"):
+        return ["\n".join(line.rstrip() for line in stripped.splitlines())]
+    return pasted_lines(text)
+
+
+def newline_bindings() -> KeyBindings:
+    """Esc-Enter (what Alt-Enter sends) inserts a newline: a message of several lines."""
+
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return bindings
 
 
 def redact_history_line(line: str) -> str:
@@ -236,7 +260,11 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
         bottom_toolbar=toolbar if use_toolbar else None,
         enable_history_search=True,
     )
-    session.key_bindings = tab_bindings(completer, ready, KeyHold(session.app.key_processor))
+    from prompt_toolkit.key_binding import merge_key_bindings
+
+    session.key_bindings = merge_key_bindings(
+        [tab_bindings(completer, ready, KeyHold(session.app.key_processor)), newline_bindings()]
+    )
     session.default_buffer.accept_handler = one_echo(session.default_buffer.accept_handler)
 
     failed: list[int] = []  # the exit status, once start-up has failed
@@ -290,7 +318,7 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
                 continue  # Ctrl-C clears the line; it never leaves the shell
             except EOFError:
                 break
-            lines = pasted_lines(line)
+            lines = input_lines(line)
             if not lines:
                 continue
             # keys typed meanwhile are not echoed into the output; they wait in the
@@ -381,18 +409,19 @@ def one_echo(accept: BufferAcceptHandler | None) -> BufferAcceptHandler:
     """Wraps the prompt's accept handler so that each accepted line shows once.
 
     prompt_toolkit leaves the accepted text drawn as it was typed. A paste of several
-    lines then stays on screen as a block above the ``» line`` echo each of its lines
+    commands then stays on screen as a block above the ``» line`` echo each of its lines
     gets when it runs (:func:`run_lines`): that prompt is left empty instead. A single
-    command with stray newlines around it is left as that one line, no blank rows.
+    command with stray newlines around it is left as that one line, no blank rows. A
+    message of several lines is one entry: it stays drawn as typed.
     The history still gets every line (one entry each, see ``_OneEntryPerLine``).
     """
 
     def handler(buffer: Buffer) -> bool:
-        lines = pasted_lines(buffer.text)
+        lines = input_lines(buffer.text)
         keep = accept(buffer) if accept is not None else False
         if len(lines) > 1:
             return False  # the buffer is reset before the final render: prompt only
-        if keep and lines and "\n" in buffer.text:
+        if keep and lines and "\n" in buffer.text and "\n" not in lines[0]:
             # set after the result was taken: only the final render sees it
             buffer.set_document(Document(lines[0], len(lines[0])), bypass_readonly=True)
         return keep
@@ -428,6 +457,8 @@ __all__ = [
     "LineHistory",
     "RedactingHistory",
     "early_settings",
+    "input_lines",
+    "newline_bindings",
     "one_echo",
     "pasted_lines",
     "redact_history_line",

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import configfiles
 from ._version import __version__
-from .commands import CommandContext
+from .commands import NO_CHAT, CommandContext, bare_word_hint
 from .errors import AgentshellError, CommandError
 from .plugins import summarize_exception
 from .redact import register_secret
@@ -157,6 +157,8 @@ class Shell(ShellConfig, ShellSinks):
             return 0
         try:
             try:
+                if not line.startswith("/"):
+                    return await self._text(line)
                 command, args = self.commands.resolve(line)
                 result = command.handler(CommandContext(self, args, line, command))
                 if inspect.isawaitable(result):
@@ -169,32 +171,47 @@ class Shell(ShellConfig, ShellSinks):
         except AgentshellError as exc:
             self.output.error(str(exc))
             return 1
-        except OSError as exc:
+        except Exception as exc:
+            return self._failed(line, exc)
+
+    def _failed(self, line: str, exc: Exception) -> int:
+        """One error line for an exception no handler turned into a message."""
+        # a message is no command name: its errors are the message's
+        what = line.split()[0] if line.startswith("/") else "message"
+        if isinstance(exc, OSError):
             # a file or network problem is the user's to fix: say what, not where in Python
-            what = exc.strerror or str(exc) or type(exc).__name__
+            why = exc.strerror or str(exc) or type(exc).__name__
             if exc.filename:
                 self.output.error(
-                    f"{line.split()[0]}: cannot write {exc.filename}: {what}"
+                    f"{what}: cannot write {exc.filename}: {why}"
                     if exc.errno in _WRITE_ERRNOS
-                    else f"{line.split()[0]}: {what}: {exc.filename}"
+                    else f"{what}: {why}: {exc.filename}"
                 )
             else:
-                self.output.error(f"{line.split()[0]}: {what}")
-            if self.environ.get("AGENTSHELL_DEBUG"):
-                import traceback
-
-                traceback.print_exc()
-            return 1
-        except Exception as exc:
+                self.output.error(f"{what}: {why}")
+        else:
             self.output.error(
-                f"{line.split()[0]} failed: {summarize_exception(exc)} "
+                f"{what} failed: {summarize_exception(exc)} "
                 "(a bug: run with AGENTSHELL_DEBUG=1 for the traceback)"
             )
-            if self.environ.get("AGENTSHELL_DEBUG"):
-                import traceback
+        if self.environ.get("AGENTSHELL_DEBUG"):
+            import traceback
 
-                traceback.print_exc()
-            return 1
+            traceback.print_exception(exc)
+        return 1
+
+    async def _text(self, text: str) -> int:
+        """A line that is not a command: the ``handle_text`` hook's (a chat plugin's),
+        except the bare words that mean a command (``exit``, ``help``)."""
+        hint = bare_word_hint(text)
+        if hint is not None:
+            raise CommandError(hint)
+        status = await self.plugins.first(
+            "handle_text", propagate=(AgentshellError,), shell=self, text=text
+        )
+        if status is None:
+            raise CommandError(NO_CHAT)
+        return int(status)
 
     def _unknown_command_hint(self, name: str) -> str | None:
         """``/faults`` when the faults plugin is disabled or failed: say so instead of

@@ -90,6 +90,11 @@ class ShellState:
         self.current_task: asyncio.Task[Any] | None = None
         self.exit_requested = False
         self.started = False
+        # what the command line asked of the session, for plugins to honour:
+        # ``--continue`` (pick up the last conversation: a chat plugin does) and
+        # ``agentshell run --json`` (print results as JSON where a result has that form)
+        self.continue_last = False
+        self.json_output = False
 
     @property
     def config(self) -> Any:

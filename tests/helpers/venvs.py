@@ -32,6 +32,7 @@ PROJECTS: dict[str, Path] = {
     "agentshell-speckit-resume": REPO / "plugins" / "resume",
     "agentshell-speckit-device-login": REPO / "plugins" / "device_login",
     "agentshell-speckit": REPO / "plugins" / "speckit",
+    "agentshell-chat": REPO / "plugins" / "chat",
 }
 
 

@@ -173,7 +173,7 @@ async def test_repl_reports_a_bad_backend_next_to_a_bad_value(
     assert "./agentshell.toml:2: retry.attempts" in output.errors
     assert (
         "./agentshell.toml:4: agents.gpt_pro.backend: unknown backend 'nope' "
-        "(available: command, openai, replay)" in output.errors
+        "(available: chat-echo, command, openai, replay)" in output.errors
     )
     assert "gpt_pro" in shell.broken_agents
 
@@ -231,7 +231,7 @@ async def test_unknown_backend_is_a_config_error_in_run_mode(make_shell: Any) ->
         await make_shell(config=UNKNOWN_BACKEND, mode="run")
     message = str(caught.value)
     assert message.startswith("./agentshell.toml:3: agents.claude.backend: unknown backend 'nope'")
-    assert "(available: command, openai, replay)" in message
+    assert "(available: chat-echo, command, openai, replay)" in message
 
 
 async def test_unknown_backend_drops_the_agent_in_the_repl(

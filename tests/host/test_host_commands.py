@@ -156,7 +156,7 @@ async def test_completion_of_commands_args_and_option_values(make_shell: Any) ->
     assert complete(shell, "/deploy SPEC-1 --from im") == ["implement"]
     assert complete(shell, "/deploy SPEC-1 --d") == ["--dry-run"]
     assert sorted(complete(shell, "/deploy --dry-run --")) == ["--from", "--note"]
-    assert complete(shell, "/help con") == ["config"]
+    assert complete(shell, "/help conf") == ["config"]  # /conversations is installed too
     assert complete(shell, "/config re") == ["reload"]
     assert complete(shell, "not a command") == []
     assert complete(shell, '/deploy "unclosed') == []

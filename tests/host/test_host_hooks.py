@@ -34,6 +34,7 @@ def test_hook_list_matches_the_design() -> None:
         "after_agent_call",
         "agent_call_failed",
         "status_segments",
+        "handle_text",
     }
 
 
@@ -136,6 +137,11 @@ class AllHooks:
     def agent_call_failed(self, call: AgentCall, error: BaseException) -> None:
         self._seen("agent_call_failed", type(error).__name__)
 
+    @hookimpl(tryfirst=True)  # before an installed chat plugin, which takes any text
+    async def handle_text(self, shell: Any, text: str) -> int | None:
+        self._seen("handle_text", text)
+        return 0 if text.startswith("hello") else None
+
     @hookimpl
     def status_segments(self, shell: Any) -> list[str]:
         self._seen("status_segments")
@@ -163,6 +169,10 @@ async def test_every_hook_is_called(make_shell: Any) -> None:
     assert plugin.called["agent_call_failed"] == [("FatalAgentError",)]
 
     assert "all | hooks" in shell.status_text()
+
+    assert await shell.execute("hello there") == 0
+    assert await shell.execute("exit") == 1  # a bare word means /quit: never sent as text
+    assert plugin.called["handle_text"] == [("hello there",)]
 
     await shell.work_completed({"stage": "plan", "trace_parent": "t1"})
     assert plugin.called["work_completed"] == [(shell, {"stage": "plan", "trace_parent": "t1"})]

@@ -34,8 +34,11 @@ PACKAGES = {
     "agentshell-speckit-faults": "speckit_faults",
     "agentshell-speckit-resume": "speckit_resume",
     "agentshell-speckit-device-login": "speckit_device_login",
+    "agentshell-chat": "agentshell_chat",
 }
 PLUGINS = [name for name in PACKAGES if name != HOST]
+# what the meta package installs: spec-kit's five, not the chat plugin
+SPECKIT = [name for name in PLUGINS if name.startswith("agentshell-speckit-")]
 OWNER = {package: dist for dist, package in PACKAGES.items()}  # import package -> dist
 
 
@@ -145,13 +148,14 @@ def test_only_metrics_needs_genai_prices_and_resume_declares_consensus(dists: Pa
         "agentshell-speckit-metrics"
     ]
     assert "agentshell-speckit-consensus" in needs["agentshell-speckit-resume"]
+    assert "agentshell-speckit-resume" in needs["agentshell-chat"]  # its store
     # the host depends on no plugin
     assert not {name for name in needs[HOST] if name.startswith("agentshell")}
 
 
 def test_meta_distribution_installs_the_five_plugins_and_ships_no_code(dists: Path) -> None:
     wheel = wheel_of(dists, META)
-    assert set(requirements(wheel)) == {HOST, *PLUGINS}
+    assert set(requirements(wheel)) == {HOST, *SPECKIT}
     assert entry_points(wheel).get("agentshell", {}) == {}
     with zipfile.ZipFile(wheel) as zf:
         assert {n.split("/")[0] for n in zf.namelist()} == {"agentshell_speckit-0.2.0.dist-info"}
@@ -179,6 +183,7 @@ def test_entry_points_name_modules_inside_their_own_wheel(dists: Path) -> None:
         "faults": "agentshell-speckit-faults",
         "resume": "agentshell-speckit-resume",
         "device_login": "agentshell-speckit-device-login",
+        "chat": "agentshell-chat",
     }
     assert {p for p, d in plugins.items() if d == HOST} == {
         "builtins", "agents", "telemetry", "openai", "command", "replay",

@@ -47,10 +47,11 @@ def register_config(register: Register) -> None:
 @hookimpl
 def shell_started(shell: Shell) -> None:
     global _STATE
-    from .state import MetricsState
+    from .state import SESSION_KEY, MetricsState, SessionApi
 
     _STATE = MetricsState.build(shell)
     shell.state[SECTION] = _STATE
+    shell.state[SESSION_KEY] = SessionApi(_STATE)
 
 
 @hookimpl
@@ -64,6 +65,7 @@ def shell_stopping(shell: Shell) -> None:
         st.current_stage = None
     if _STATE is st:
         _STATE = None
+        shell.state.pop("metrics.session", None)
 
 
 @hookimpl(trylast=True)

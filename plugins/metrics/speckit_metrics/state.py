@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agentshell.agents import TokenUsage
+
 from .ledger import Ledger
 from .pricing import PriceBook
+from .session import SessionMetrics
 from .settings import MetricsSettings
 
 if TYPE_CHECKING:
@@ -47,9 +50,59 @@ class MetricsState:
         return self.settings
 
 
+#: where :class:`SessionApi` is published for other plugins (a chat plugin)
+SESSION_KEY = "metrics.session"
+
+
+class SessionApi:
+    """The session's :class:`~speckit_metrics.session.SessionMetrics`, for plugins that
+    hold a conversation: published at ``shell.state["metrics.session"]``, so they reach
+    it without importing this plugin. Every agent call is already charged (and its
+    turn recorded) by ``after_agent_call``; these are the conversation's own facts."""
+
+    def __init__(self, state: MetricsState) -> None:
+        self._state = state
+
+    @property
+    def session(self) -> SessionMetrics:
+        return self._state.ledger.session  # looked up each time: /metrics reset swaps it
+
+    def record_replay(self, key: str | None = None) -> None:
+        """An item already in the context was replayed into it (a resumed history)."""
+        self.session.record_replay(key)
+
+    def record_duplicate_items(self, count: int) -> None:
+        """``count`` items were sent that the context already held."""
+        self.session.record_duplicate_items(count)
+
+    def sync_absolute(self, total: TokenUsage, last: TokenUsage, turn_count: int) -> None:
+        """Adopt absolute totals from an authority (a resumed conversation's store)."""
+        self.session.sync_absolute(total, last, turn_count)
+
+    def estimated_next_prompt_tokens(self) -> int:
+        return self.session.estimated_next_prompt_tokens()
+
+    @property
+    def turn_count(self) -> int:
+        return self.session.turn_count
+
+    @property
+    def replay_updates(self) -> int:
+        return self.session.replay_updates
+
+    @property
+    def duplicate_items(self) -> int:
+        return self.session.duplicate_items
+
+    def context_window(self, model: str) -> int | None:
+        """The model's context window when known (configured table, genai-prices,
+        built-in defaults), else None."""
+        return self._state.prices.context_window(model)
+
+
 def state_of(shell: Shell) -> MetricsState | None:
     st = shell.state.get(SECTION)
     return st if isinstance(st, MetricsState) else None
 
 
-__all__ = ["SECTION", "MetricsState", "StageId", "state_of"]
+__all__ = ["SECTION", "SESSION_KEY", "MetricsState", "SessionApi", "StageId", "state_of"]

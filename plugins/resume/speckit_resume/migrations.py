@@ -129,6 +129,58 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE stage_results ADD COLUMN summary TEXT",
         ),
     ),
+    Migration(
+        6,
+        "conversations",
+        (
+            # a chat conversation: items (user, assistant, system) on branches; a branch
+            # inherits its parent's items up to fork_turn (conversations.py has the rule)
+            """CREATE TABLE IF NOT EXISTS conversations (
+                conversation_id  TEXT PRIMARY KEY,
+                title            TEXT NOT NULL DEFAULT '',
+                agent            TEXT,
+                current_branch_id TEXT,
+                created_at       REAL NOT NULL,
+                updated_at       REAL NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS conversation_branches (
+                branch_id        TEXT PRIMARY KEY,
+                conversation_id  TEXT NOT NULL
+                                 REFERENCES conversations(conversation_id) ON DELETE CASCADE,
+                parent_branch_id TEXT REFERENCES conversation_branches(branch_id)
+                                 ON DELETE CASCADE,
+                fork_turn        INTEGER,
+                reason           TEXT,
+                created_at       REAL NOT NULL,
+                CHECK ((parent_branch_id IS NULL) = (fork_turn IS NULL))
+            )""",
+            """CREATE TABLE IF NOT EXISTS conversation_items (
+                id               INTEGER PRIMARY KEY,
+                conversation_id  TEXT NOT NULL
+                                 REFERENCES conversations(conversation_id) ON DELETE CASCADE,
+                branch_id        TEXT NOT NULL
+                                 REFERENCES conversation_branches(branch_id) ON DELETE CASCADE,
+                turn             INTEGER NOT NULL,
+                role             TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+                agent            TEXT,
+                model            TEXT,
+                content          TEXT NOT NULL,
+                input_tokens     INTEGER NOT NULL DEFAULT 0,
+                cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens    INTEGER NOT NULL DEFAULT 0,
+                total_tokens     INTEGER NOT NULL DEFAULT 0,
+                cost_usd         REAL,
+                status           TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'cancelled')),
+                created_at       REAL NOT NULL
+            )""",
+            # a branch path is loaded branch by branch, in turn order, from the index
+            """CREATE INDEX IF NOT EXISTS conversation_items_branch
+                ON conversation_items(branch_id, turn, id)""",
+            """CREATE INDEX IF NOT EXISTS conversation_branches_conversation
+                ON conversation_branches(conversation_id)""",
+            "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -1,9 +1,10 @@
 """speckit_resume: branch-aware resume of spec-kit pipelines on SQLite.
 
 Publishes a :class:`~speckit_resume.service.ResumeService` at
-``shell.state["speckit.resume"]`` for the consensus plugin, answers agent calls from
-the store when the branch already has a valid output for the same prompt, and commits
-every fresh output the moment it arrives (docs/resume.md has the exact rule).
+``shell.state["speckit.resume"]`` for the consensus plugin (and the chat conversations'
+API at ``shell.state["speckit.resume.conversations"]``, see conversations.py), answers
+agent calls from the store when the branch already has a valid output for the same
+prompt, and commits every fresh output the moment it arrives (docs/resume.md has the exact rule).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from agentshell.agents import AgentCall, AgentResponse
 from agentshell.errors import NotStored
 from agentshell.plugins import hookimpl
 
+from .conversations import CONVERSATIONS_KEY, Conversations
 from .service import STATE_KEY, ResumeService, service_for
 from .settings import ResumeSettings
 
@@ -43,12 +45,17 @@ def shell_started(shell: Shell) -> None:
     settings = shell.plugin_config(SECTION)
     if not isinstance(settings, ResumeSettings) or not settings.enabled:
         shell.state.pop(STATE_KEY, None)
+        shell.state.pop(CONVERSATIONS_KEY, None)
         return
-    shell.state[STATE_KEY] = ResumeService(settings, data_dir=shell.data_dir, cwd=shell.cwd)
+    service = ResumeService(settings, data_dir=shell.data_dir, cwd=shell.cwd)
+    shell.state[STATE_KEY] = service
+    # chat conversations live in the same file (the chat plugin's history)
+    shell.state[CONVERSATIONS_KEY] = Conversations(lambda: service.store, path=str(service.path))
 
 
 @hookimpl
 def shell_stopping(shell: Shell) -> None:
+    shell.state.pop(CONVERSATIONS_KEY, None)
     service = shell.state.pop(STATE_KEY, None)
     if isinstance(service, ResumeService):
         service.close()
