@@ -59,10 +59,18 @@ _EXPORTS: dict[str, str] = {
     "EndSpan": "telemetry",
     "SetAttributes": "telemetry",
     "AddSpanEvent": "telemetry",
+    # the host's own events, for sinks and hooks that watch agent calls
+    "AgentCallStarted": "telemetry",
+    "AgentCallRetry": "telemetry",
+    "AgentCallFinished": "telemetry",
+    "AgentCallFailed": "telemetry",
     # auth
     "AuthProvider": "auth",
     "Credentials": "auth",
     "TokenStore": "auth",
+    "keyring_usable": "auth",
+    # the REPL's completer: a plugin's tests drive Tab completion through it
+    "CommandCompleter": "repl",
     # config
     "Secret": "config",
     # helpers
@@ -108,6 +116,7 @@ if TYPE_CHECKING:
         AuthProvider as AuthProvider,
         Credentials as Credentials,
         TokenStore as TokenStore,
+        keyring_usable as keyring_usable,
     )
     from .commands import (
         Arg as Arg,
@@ -137,9 +146,14 @@ if TYPE_CHECKING:
     from .output import Output as Output
     from .plugins import PluginHost as PluginHost, PluginInfo as PluginInfo, hookimpl as hookimpl
     from .redact import redact as redact, register_secret as register_secret
+    from .repl import CommandCompleter as CommandCompleter
     from .shell import Shell as Shell
     from .telemetry import (
         AddSpanEvent as AddSpanEvent,
+        AgentCallFailed as AgentCallFailed,
+        AgentCallFinished as AgentCallFinished,
+        AgentCallRetry as AgentCallRetry,
+        AgentCallStarted as AgentCallStarted,
         EndSpan as EndSpan,
         Event as Event,
         SetAttributes as SetAttributes,

@@ -10,9 +10,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from agentshell.commands import NO_CHAT
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 SECRET = "sk-proj-chatsecretvalue0123456789abcdef"
@@ -257,16 +254,6 @@ async def test_bare_words_still_point_at_commands(make_shell: Any, output: Any) 
     assert await shell.execute("help") == 1
     assert "type /help" in output.errors
     assert "You said" not in output.text
-
-
-async def test_plain_text_without_a_chat_plugin_says_how_to_get_one(
-    make_shell: Any, output: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "builtins,openai")
-    shell = await make_shell(config="[telemetry]\nsinks = []\n")
-    assert await shell.execute("hello") == 1
-    assert NO_CHAT in output.errors
-    assert "agentshell install agentshell-chat" in output.errors
 
 
 async def test_resume_chat_completes_conversation_ids(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.errors import ConfigError
+from agentshell import ConfigError
 
 
 async def _problem(make_shell: Any, config: str) -> str:

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.errors import ConfigError
-from agentshell.plugins import hookimpl
-from agentshell.telemetry import AgentCallFinished
+from agentshell import AgentCallFinished, ConfigError, hookimpl
 from speckit_consensus.events import (
     ConsensusSynthesized,
     PipelineHalted,

@@ -4,7 +4,7 @@ quorum failed. (The collector round trip is in tests/host/test_telemetry_otlp.py
 
 from __future__ import annotations
 
-from agentshell.telemetry import AddSpanEvent, EndSpan, StartSpan
+from agentshell import AddSpanEvent, EndSpan, StartSpan
 from speckit_consensus.events import (
     ConsensusSynthesized,
     PipelineHalted,

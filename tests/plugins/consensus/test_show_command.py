@@ -17,7 +17,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from agentshell.repl import CommandCompleter
+from agentshell import CommandCompleter
 from speckit_consensus.stages import STAGES
 from tests.helpers.cli import child_env
 from tests.helpers.speckit import clear, copy_spec

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from agentshell.auth import keyring_usable
+from agentshell import keyring_usable
 from tests.servers._http import LoopbackHTTPServer, LoopbackServerBase, QuietHandler
 
 _REQUIRE_KEYRING = os.environ.get("AGENTSHELL_TESTS_REQUIRE_KEYRING") == "1"

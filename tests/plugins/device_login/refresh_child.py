@@ -13,8 +13,7 @@ import asyncio
 import hashlib
 import sys
 
-from agentshell.errors import AgentshellError
-from agentshell.shell import Shell
+from agentshell import AgentshellError, Shell
 
 
 def fingerprint(token: str) -> str:

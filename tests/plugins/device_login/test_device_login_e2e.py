@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agentshell.agents import AgentRequest
-from agentshell.errors import AuthRequired
+from agentshell import AgentRequest, AuthRequired
 from speckit_device_login.events import AuthEvent
 from speckit_device_login.flow import DeviceAuthorization
 from speckit_device_login.provider import DeviceLoginProvider

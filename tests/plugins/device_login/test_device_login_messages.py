@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.errors import AuthRequired
+from agentshell import AuthRequired
 from speckit_device_login.events import AuthEvent
 from speckit_device_login.flow import login_command
 from speckit_device_login.provider import DeviceLoginProvider

@@ -21,8 +21,7 @@ from typing import IO, Any
 
 import pytest
 
-from agentshell.auth import TokenStore
-from agentshell.errors import AgentDisconnected
+from agentshell import AgentDisconnected, TokenStore
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput
 from tests.helpers.cli import child_env
@@ -240,9 +239,7 @@ async def test_an_agentshell_error_from_a_backend_shows_its_message_not_its_clas
     """What `/spec-plan` showed as `fatal: CommandError: corp: ...`: the runner wraps a
     non-agent error from a backend; for agentshell's own errors (user sentences) it
     must keep the sentence and drop the class name."""
-    from agentshell import hookimpl
-    from agentshell.agents import AgentRequest
-    from agentshell.errors import CommandError, FatalAgentError
+    from agentshell import AgentRequest, CommandError, FatalAgentError, hookimpl
 
     class Backend:
         async def complete(self, call: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.errors import AgentDisconnected
+from agentshell import AgentDisconnected
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput
 from tests.plugins.device_login.oauth_support import (  # noqa: F401 - fixtures

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.errors import AuthRequired, ConfigError
+from agentshell import AuthRequired, ConfigError
 from speckit_device_login.events import AuthEvent
 from speckit_device_login.provider import DeviceLoginProvider
 from tests.conftest import CapturedOutput

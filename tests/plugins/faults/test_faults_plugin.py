@@ -2,7 +2,7 @@
 the taxonomy errors it raises, targeting, warnings, and /faults.
 
 The backend here is an in-process one registered through the ordinary hook (it answers
-at once), so 64 concurrent calls stay fast; tests/plugins/faults/test_faults_e2e.py runs the same
+at once), so 64 concurrent calls stay fast; tests/plugins/speckit/test_faults_e2e.py runs the same
 faults against the loopback OpenAI-protocol server."""
 
 from __future__ import annotations
@@ -14,10 +14,19 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentCall, AgentRequest, AgentResponse, AgentSpec, TokenUsage
-from agentshell.errors import AgentDisconnected, AgentTimeout, RateLimited
-from agentshell.plugins import hookimpl
-from agentshell.telemetry import AgentCallRetry, Event
+from agentshell import (
+    AgentCall,
+    AgentCallRetry,
+    AgentDisconnected,
+    AgentRequest,
+    AgentResponse,
+    AgentSpec,
+    AgentTimeout,
+    Event,
+    RateLimited,
+    TokenUsage,
+    hookimpl,
+)
 from speckit_faults import plugin as faults_plugin
 from speckit_faults.events import FaultInjected
 from speckit_faults.injector import FaultInjector

@@ -14,7 +14,7 @@ async def test_metrics_tab_offers_reset_and_json(
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
 
-    from agentshell.repl import CommandCompleter
+    from agentshell import CommandCompleter
 
     monkeypatch.setenv("AGENTSHELL_LOAD_PLUGINS", "metrics")
     shell = await make_shell(config="[telemetry]\nsinks = []\n")

@@ -11,10 +11,16 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price
 
-from agentshell.agents import AgentCall, AgentRequest, AgentResponse, TokenUsage
-from agentshell.errors import FatalAgentError
-from agentshell.plugins import hookimpl
-from agentshell.telemetry import AgentCallFinished, AgentCallRetry
+from agentshell import (
+    AgentCall,
+    AgentCallFinished,
+    AgentCallRetry,
+    AgentRequest,
+    AgentResponse,
+    FatalAgentError,
+    TokenUsage,
+    hookimpl,
+)
 from speckit_metrics.events import BudgetAlert, MetricsTokens
 from tests.helpers.events import ListSinkPlugin
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage

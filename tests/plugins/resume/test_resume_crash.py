@@ -28,8 +28,7 @@ STAGES = ["plan", "tasks", "implement", "validate", "audit", "unlock"]
 
 SCRIPT = r"""
 import asyncio, hashlib, json, sys
-from agentshell.agents import AgentRequest
-from agentshell.shell import Shell
+from agentshell import AgentRequest, Shell
 
 STAGES = ["plan", "tasks", "implement", "validate", "audit", "unlock"]
 

@@ -141,7 +141,7 @@ async def test_a_halted_run_reads_well_in_its_lines_status_history_and_branches(
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
 
-    from agentshell.repl import CommandCompleter
+    from agentshell import CommandCompleter
 
     completer = CommandCompleter(shell)
     typed = "/branches SPEC-KIT-CONFLICT "

@@ -17,7 +17,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from agentshell.repl import CommandCompleter
+from agentshell import CommandCompleter
 from tests.helpers.paths import REPO
 from tests.helpers.speckit import clear
 

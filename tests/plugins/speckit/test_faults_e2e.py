@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from agentshell.agents import AgentRequest
-from agentshell.telemetry import AgentCallFinished, AgentCallRetry
+from agentshell import AgentCallFinished, AgentCallRetry, AgentRequest
 from speckit_consensus.agents import RECORDINGS_DIR
 from speckit_consensus.events import ConsensusSynthesized
 from speckit_faults.events import FaultInjected

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agentshell.telemetry import AgentCallStarted
+from agentshell import AgentCallStarted
 from speckit_consensus.events import ConsensusSynthesized, PipelineStageCompleted
 from speckit_consensus.stages import STAGES
 from speckit_metrics.events import MetricsTokens
