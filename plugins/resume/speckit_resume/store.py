@@ -197,25 +197,6 @@ class Store(Reports):
             self.lineage(branch_id)
         return self._spec_of.get(branch_id)
 
-    def current_branch(self, spec_id: str) -> str | None:
-        """The branch of the spec's most recent run (else its newest branch)."""
-        rows = self.query(
-            "SELECT branch_id FROM runs WHERE spec_id = ? ORDER BY seq DESC LIMIT 1", (spec_id,)
-        )
-        if rows:
-            return str(rows[0][0])
-        rows = self.query(
-            "SELECT branch_id FROM branches WHERE spec_id = ? ORDER BY created_at DESC, rowid DESC"
-            " LIMIT 1",
-            (spec_id,),
-        )
-        return str(rows[0][0]) if rows else None
-
-    def branch_goal(self, branch_id: str) -> str | None:
-        """The goal the branch was created with (what a resume of it runs with)."""
-        rows = self.query("SELECT goal FROM branches WHERE branch_id = ?", (branch_id,))
-        return str(rows[0][0]) if rows and rows[0][0] is not None else None
-
     def begin_run(
         self,
         *,
