@@ -232,7 +232,8 @@ class AnswerStream:
 
         output = self._output
         try:
-            output.console.print(Markdown(text, code_theme=_CODE_THEME))
+            # wrapped at words by rich: the Live region's console soft-wraps by default
+            output.console.print(Markdown(text, code_theme=_CODE_THEME), soft_wrap=False)
         except BrokenPipeError:
             output._pipe_closed(output.stream)
 

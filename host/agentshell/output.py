@@ -249,7 +249,9 @@ class Output:
         return _columns() or 10_000
 
     def _print_table(self, table: Any, width: int) -> None:
-        if _isatty(self.stream):
+        # a table wider than the terminal is rendered at its own width below (rich would
+        # crush it to the console's width, splitting ids): the terminal wraps its lines
+        if _isatty(self.stream) and width <= self._width():
             with self._lock:
                 if self.closed:
                     return
@@ -293,7 +295,8 @@ class Output:
                 return
             try:
                 with self._aside():
-                    self.console.print(renderable)
+                    # wrapped at words by rich (a Live region's console soft-wraps)
+                    self.console.print(renderable, soft_wrap=False)
             except BrokenPipeError:
                 self._pipe_closed(self.stream)
 

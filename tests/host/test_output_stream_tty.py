@@ -196,3 +196,25 @@ def test_piped_the_answer_is_written_as_it_arrives_and_not_rendered(
     assert done.returncode == 0, done.stderr
     assert done.stdout == "".join(ANSWER)
     assert openai_server.calls[0].stream
+
+
+def test_the_rendered_answer_wraps_at_words_on_a_narrow_terminal(
+    project: tuple[Path, Path], openai_server: OpenAIServer
+) -> None:
+    """The Markdown rendering goes through the live region's console, which soft-wraps
+    (the terminal would cut words at its edge): the answer is wrapped by rich instead."""
+    home, cwd = project
+    words = "configure an agent and make it the chat agent in your project file " * 3
+    openai_server.script("claude", [ScriptedReply(pieces=[words.strip() + ".\n"])])
+    term = Terminal(home, "tests.helpers.ask", columns=60, cwd=cwd)
+    try:
+        term.wait_for()
+        term.type("/ask claude hello")
+        term.wait_for("project file.")
+        rows = term.rows()
+        start = next(i for i, r in enumerate(rows) if r.startswith(f"{PROMPT} /ask")) + 1
+        end = next(i for i, r in enumerate(rows) if "project file." in r) + 1
+        printed = [w for r in rows[start:end] for w in r.split()]
+        assert printed == (words.strip() + ".").split(), "\n".join(rows[start:end])
+    finally:
+        term.close()

@@ -73,6 +73,30 @@ def test_a_table_that_cannot_fit_is_printed_wider_not_cut() -> None:
     assert max(len(line) for line in text.splitlines()) > 40
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal of ``columns`` columns (rich asks the
+    console's width, the shell asks isatty)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_table_too_wide_for_the_terminal_is_printed_wider_not_crushed() -> None:
+    # on a terminal rich would squeeze the columns to the console's width and split the
+    # values: the table is rendered at its own width and the terminal wraps its lines
+    columns = [f"column{i}" for i in range(8)]
+    row = [f"value-{i:06d}" for i in range(8)]
+    stream = Terminal()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "40")
+        mp.setenv("NO_COLOR", "1")
+        Output(stream).table(columns, [row])
+    text = stream.getvalue()
+    for value in row + columns:
+        assert value in text, text
+    assert max(len(line) for line in text.splitlines()) > 40
+
+
 def test_wrap_lets_a_short_column_wrap_and_keep_holds_a_long_one() -> None:
     long_id = "x" * 30  # longer than SHORT, yet an id: marked keep
     text = render(

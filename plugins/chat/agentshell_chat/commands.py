@@ -139,7 +139,15 @@ async def conversations_command(ctx: CommandContext) -> int:
         ]
         for i in infos
     ]
-    ctx.out.table(["id", "updated", "agent", "items", "branches", "title"], rows)
+    ctx.out.table(
+        ["id", "updated", "agent", "items", "branches", "title"],
+        rows,
+        title="Conversations",
+        keep=["id"],
+        wrap=["title"],
+        # left out when narrow, last first: the id and the title are what a user picks by
+        optional=["agent", "updated", "items", "branches"],
+    )
     ctx.out.info("continue one with /resume-chat <id>", style="dim")
     return 0
 
