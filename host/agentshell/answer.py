@@ -141,6 +141,7 @@ class AnswerStream:
             self.finish()
         elif issubclass(kind, KeyboardInterrupt | _cancelled()):
             self.finish(note="(cancelled)", stopped=True)
+            self._output.cancel_shown = True  # the command's own "^C cancelled" would repeat it
         else:
             self.finish(note="(incomplete)", stopped=True)
 

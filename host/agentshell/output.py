@@ -46,6 +46,9 @@ class Output:
         #: status words: ``shell.output.words["conflict"] = "conflict"``)
         self.words: dict[str, str] = {}
         self._live: Any = None  # the console of a rich Live region shown meanwhile
+        # something already told the user the running command was cancelled (an answer
+        # marked "(cancelled)"): the REPL does not say it a second time
+        self.cancel_shown = False
         self._live_pause: LivePause | None = None
         self._answer: AnswerStream | None = None  # an answer streaming to the terminal
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 async def run_command(shell: Shell, line: str) -> int:
     """Run one line as a task that Ctrl-C (SIGINT) cancels without leaving the shell."""
     loop = asyncio.get_running_loop()
+    shell.output.cancel_shown = False
     task = asyncio.ensure_future(shell.execute(line))
     shell.current_task = task
 
@@ -38,7 +39,10 @@ async def run_command(shell: Shell, line: str) -> int:
     except asyncio.CancelledError:
         if task.cancelled():
             # exit_requested: SIGTERM (see cli._terminable), not Ctrl-C
-            shell.output.print("terminated: cancelled" if shell.exit_requested else "^C cancelled")
+            if shell.exit_requested:
+                shell.output.print("terminated: cancelled")
+            elif not shell.output.cancel_shown:
+                shell.output.print("^C cancelled")
             return EXIT_INTERRUPTED
         raise
     finally:

@@ -171,6 +171,8 @@ def test_ctrl_c_mid_stream_keeps_the_partial_answer_marked_cancelled(
         term.wait_for("(cancelled)")
         rows = term.rows()
         assert shown(rows, "Streamed title") and shown(rows, "words")
+        # said once: the answer's mark, not also the command's "^C cancelled"
+        assert not shown(rows, "^C cancelled"), term.text()
         # the shell is still there and takes the next command
         term.type("/help")
         term.wait_for("/quit")
