@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_USAGE
     parser = _parser()
+    unknown = _unknown_leading_option(parser, args)
+    if unknown:
+        print(f"error: {unknown}; see agentshell --help", file=sys.stderr)
+        return EXIT_USAGE
     ns = parser.parse_args(args)
     try:
         if ns.cmd in ("install", "uninstall"):
@@ -143,6 +147,22 @@ async def _stop(shell: Shell) -> None:
     await shell.stop()
 
 
+def _unknown_leading_option(parser: argparse.ArgumentParser, args: list[str]) -> str | None:
+    """An unknown option before the subcommand (``--colour never``): argparse would
+    take its value for a subcommand and say "invalid choice: 'never'"."""
+    import difflib
+
+    known = [o for action in parser._actions for o in action.option_strings]
+    for arg in args:
+        if not arg.startswith("-"):
+            return None
+        name = arg.partition("=")[0]
+        if name.startswith("--") and name not in known:
+            guess = difflib.get_close_matches(name, known, n=1)
+            return f"unknown option {name}" + (f" (did you mean {guess[0]}?)" if guess else "")
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -168,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-c", "--continue", action="store_true", dest="continue_last", help=continue_help
     )
-    sub = parser.add_subparsers(dest="cmd")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     run = sub.add_parser(
         "run",
         help="run commands non-interactively",

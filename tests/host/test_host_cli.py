@@ -328,3 +328,14 @@ def test_run_help_describes_every_option_and_the_exit_statuses(cli_env: dict[str
     assert "-p MODULE, --plugin MODULE also load the plugin in MODULE" in text
     assert f"{EXIT_USAGE} bad usage or configuration" in text
     assert f"{EXIT_TELEMETRY_LOST} the commands succeeded but a telemetry sink lost events" in text
+
+
+def test_a_misspelt_option_before_the_subcommand_is_named(cli_env: dict[str, str]) -> None:
+    # argparse alone takes "never" for a subcommand: "argument cmd: invalid choice"
+    done = agentshell(cli_env, "--colour", "never")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: unknown option --colour (did you mean --color?); see agentshell --help"
+    )
+    bogus = agentshell(cli_env, "bogus")
+    assert bogus.returncode == 2 and "argument COMMAND: invalid choice: 'bogus'" in bogus.stderr
