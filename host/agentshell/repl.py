@@ -346,7 +346,9 @@ async def repl(shell: Shell, *, start: bool = False) -> int:
     return failed[0] if failed else 0
 
 
-FIRST_RUN_HINT: StyleAndTextTuples = [("class:placeholder", "/help · Tab completes · Ctrl-D quits")]
+FIRST_RUN_HINT: StyleAndTextTuples = [
+    ("class:placeholder", "/help · Tab completes · Ctrl-D quits · type text to talk to an agent")
+]
 
 
 def _first_run(data_dir: Path) -> bool:

@@ -343,7 +343,7 @@ def test_first_run_hint_and_exit_summary(tmp_path: Path) -> None:
             lambda rs: any(r.startswith(PROMPT) and "Tab completes" in r for r in rs),
             "the first-run hint",
         )
-        assert any("/help" in r and "Ctrl-D quits" in r for r in rows)
+        assert any("/help" in r and "Ctrl-D quits" in r and "talk to an agent" in r for r in rows)
         term.send_line("/HELP quit")  # any case
         term.wait_for("usage: /quit")
         term.send_line("exit")  # a bare word points at the command
