@@ -17,6 +17,11 @@ from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
 QUIET = "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"  # no sinks, no retries
 FAST = QUIET + "[plugins.consensus]\ndemo_latency_scale = 0\n"  # and no demo latency
+# with a resume store in the working directory; {scale}: the demo agents' latency scale
+STORE_AT_SCALE = (
+    QUIET + '[plugins.resume]\npath = "resume.sqlite3"\n\n'
+    "[plugins.consensus]\ndemo_latency_scale = {scale}\n"
+)
 BRANCH = re.compile(rf"branch ({re.escape(DEMO)}-\d{{14}}-[0-9a-f]{{8}})")
 
 

@@ -7,29 +7,22 @@ recorded demo answers and the loopback OpenAI server."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
-from tests.helpers.speckit import QUIET, answer_recorded, openai_agents
+from tests.helpers.speckit import QUIET, STORE_AT_SCALE, answer_recorded, copy_spec, openai_agents
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
-FAST = (
-    QUIET + '[plugins.resume]\npath = "resume.sqlite3"\n\n'
-    "[plugins.consensus]\ndemo_latency_scale = 0\n"
-)
+FAST = STORE_AT_SCALE.format(scale=0)
 
 
 @pytest.fixture
 def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for spec in (DEMO, "SPEC-KIT-CONFLICT"):
-        shutil.copytree(
-            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
-        )
+        copy_spec(isolated_env, spec)
     return isolated_env
 
 

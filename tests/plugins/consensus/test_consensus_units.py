@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,9 @@ from speckit_consensus.markdown import StageMeta, read_meta, render_stage, strip
 from speckit_consensus.schemas import SCHEMAS, required_fields, validate_output
 from speckit_consensus.stages import STAGES, parse_stage, resume_hint, validate_spec_id
 from speckit_consensus.synthesis import AgentResult, synthesize
-from tests.helpers.paths import REPO, without_demo_outputs
+from tests.helpers.paths import REPO
 from tests.helpers.recordings import DEMO
-from tests.helpers.speckit import FinishedCalls
+from tests.helpers.speckit import STORE_AT_SCALE, FinishedCalls, copy_spec
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -277,16 +276,12 @@ def test_previous_outputs_leave_out_the_volatile_status_comment(tmp_path: Path) 
     assert "speckit-consensus" not in texts[0] and "# Plan — S" in texts[0]
 
 
-CONFIG = (
-    "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-    '[plugins.resume]\npath = "resume.sqlite3"\n\n'
-    "[plugins.consensus]\ndemo_latency_scale = {scale}\n"
-)
+CONFIG = STORE_AT_SCALE
 
 
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO, ignore=without_demo_outputs)
+    copy_spec(isolated_env)
     return isolated_env
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,19 @@ import pytest
 from agentshell import AgentCall, AgentResponse, hookimpl
 from speckit_consensus.markdown import strip_meta
 from speckit_consensus.stages import STAGES
-from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
-from tests.helpers.speckit import QUIET, answer_recorded, clear, json_out, openai_agents
+from tests.helpers.speckit import (
+    QUIET,
+    STORE_AT_SCALE,
+    answer_recorded,
+    clear,
+    copy_spec,
+    json_out,
+    openai_agents,
+)
 from tests.servers.openai_server import OpenAIServer, ScriptedReply
 
-FAST = (
-    QUIET + '[plugins.resume]\npath = "resume.sqlite3"\n\n'
-    "[plugins.consensus]\ndemo_latency_scale = 0\n"
-)
+FAST = STORE_AT_SCALE.format(scale=0)
 
 
 class Counter:
@@ -47,9 +50,7 @@ class Counter:
 @pytest.fixture
 def demo(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for spec in (DEMO, "SPEC-KIT-CONFLICT"):
-        shutil.copytree(
-            REPO / "docs" / spec, isolated_env / "docs" / spec, ignore=without_demo_outputs
-        )
+        copy_spec(isolated_env, spec)
     return isolated_env
 
 

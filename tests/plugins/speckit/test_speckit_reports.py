@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.paths import REPO, without_demo_outputs
 from tests.helpers.recordings import DEMO, recorded, stage_of
-from tests.helpers.speckit import QUIET, FinishedCalls, clear, copy_spec
+from tests.helpers.speckit import QUIET, STORE_AT_SCALE, FinishedCalls, clear, copy_spec
 from tests.servers.openai_server import OpenAIServer, ScriptedReply, make_usage
 
 
@@ -113,16 +111,12 @@ async def test_a_cancelled_call_is_labelled_and_counted_as_cancelled(
     assert report["agents"]["gemini"]["cancelled"] == 1
 
 
-CONFIG = (
-    "[telemetry]\nsinks = []\n\n[retry]\nattempts = 1\n\n"
-    '[plugins.resume]\npath = "resume.sqlite3"\n\n'
-    "[plugins.consensus]\ndemo_latency_scale = {scale}\n"
-)
+CONFIG = STORE_AT_SCALE
 
 
 @pytest.fixture
 def demo(isolated_env: Path) -> Path:
-    shutil.copytree(REPO / "docs" / DEMO, isolated_env / "docs" / DEMO, ignore=without_demo_outputs)
+    copy_spec(isolated_env)
     return isolated_env
 
 
