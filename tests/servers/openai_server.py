@@ -88,8 +88,9 @@ class ScriptedReply:
       split into words). ``content`` is ignored when it is set.
     - ``hold_after`` / ``release``: streaming only: after ``hold_after`` content deltas
       the server waits until the test sets ``release`` (a ``threading.Event``), so a
-      test can look at a partial answer before the rest is sent. ``held`` is set when
-      the server starts waiting.
+      test can look at a partial answer before the rest is sent. ``held`` is set
+      before the last delta ahead of the hold is sent, so a client that has that delta
+      knows the server is holding.
     """
 
     content: str = "ok"
@@ -390,15 +391,18 @@ class _Handler(QuietHandler):
             ):
                 self.drop_connection()
                 return
-            # event 0 is the role; content delta N is event N
-            if reply.hold_after is not None and index == reply.hold_after + 1:
+            # event 0 is the role; content delta N is event N. ``held`` is set before
+            # the last delta before the hold is written: a client that has seen that
+            # delta can rely on it (setting it afterwards raced the client's read)
+            holding = reply.hold_after is not None and index == reply.hold_after
+            if holding:
                 reply.held.set()
-                if not self._wait_for(reply.release):
-                    self.drop_connection()
-                    return
             data = f"data: {payload}\n\n".encode()
             self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
+            if holding and not self._wait_for(reply.release):
+                self.drop_connection()
+                return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
